@@ -1,0 +1,15 @@
+"""The `wecom-app` command: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import click
+
+from wecom_app.cli import db as db_commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """wecom-app: group governance and acknowledged notices for WeCom (企业微信)."""
+
+
+main.add_command(db_commands.db)

@@ -1,0 +1,1 @@
+"""WeCom protocol: callback crypto and the API client."""
