@@ -1,0 +1,236 @@
+"""The HTTP side of the WeCom client: tokens, retries, errcodes, secrets kept out of sight.
+
+`ApiSession.call` takes an API path and returns WeCom's JSON answer with errcode 0, or raises:
+
+    WeComError(errcode, errmsg, api)   any non-zero errcode, at once; -1/45009/45033 after the
+                                       bounded retries; a token errcode after one refresh
+    WeComNetworkError(reason, api)     no answer, HTTP 5xx or a body that is not JSON, after the
+                                       bounded retries
+    ConfigError(key)                   the secret a call needs is not configured (no HTTP sent)
+
+Tokens are cached per secret and refreshed once when WeCom rejects them (40014, 41001, 42001),
+never in a loop. Access tokens and secrets are masked in every log line and error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from wecom_app.clock import Clock, SystemClock
+from wecom_app.errors import ConfigError, WeComError, WeComNetworkError
+from wecom_app.wecom.ratelimit import Backoff, is_retryable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
+GETTOKEN = "/cgi-bin/gettoken"
+# 40014 invalid token, 41001 missing token, 42001 expired token.
+TOKEN_ERRCODES = frozenset({40014, 41001, 42001})
+# Refresh a little before WeCom says the token dies, so a call never races the expiry.
+TOKEN_SAFETY_MARGIN = 300.0
+_SECRET_PARAM = re.compile(r"(access_token|corpsecret)=[^&\s\"']*")
+
+
+class Credential(StrEnum):
+    """Which secret a call is made with: the app's, or the contacts-sync one."""
+
+    APP = "app"
+    CONTACTS = "contacts"
+
+
+_SETTING_FOR = {Credential.APP: "WECOM_APP_SECRET", Credential.CONTACTS: "WECOM_CONTACTS_SECRET"}
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    expires_at: datetime
+
+
+class _Transient(Exception):
+    """A failure worth retrying: no connection, HTTP 5xx, or a body that is not WeCom's JSON."""
+
+
+class ApiSession:
+    """One `httpx.Client` plus the token cache and retry policy every WeCom call goes through."""
+
+    def __init__(
+        self,
+        corp_id: str,
+        secrets: Mapping[Credential, str | None],
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        proxy: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        self.corp_id = corp_id
+        self._secrets = dict(secrets)
+        self._tokens: dict[Credential, _Token] = {}
+        self._token_locks = {cred: threading.Lock() for cred in Credential}
+        self._clock: Clock = clock or SystemClock()
+        self._sleep = sleep
+        self._backoff = Backoff(max_retries=max_retries, base=backoff)
+        self._calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        # An explicit transport is the whole network (tests, embedding); a proxy would bypass it.
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            proxy=proxy if transport is None else None,
+        )
+
+    def close(self) -> None:
+        """Close the underlying HTTP connections."""
+        self._http.close()
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Return a snapshot of how many HTTP requests went to each API path."""
+        with self._calls_lock:
+            return Counter(self._calls)
+
+    def call(
+        self,
+        cred: Credential,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Call an API with cred's token, fetching a new token once if WeCom rejects it."""
+        token = self._token(cred)
+        data = self._request(method, path, {**(params or {}), "access_token": token}, body)
+        if _errcode(data) in TOKEN_ERRCODES:
+            log.info(
+                "WeCom %s: token rejected (errcode %s), fetching a new one", path, _errcode(data)
+            )
+            self._invalidate(cred, token)
+            token = self._token(cred)
+            data = self._request(method, path, {**(params or {}), "access_token": token}, body)
+        self._raise_for_errcode(data, path)
+        return data
+
+    def _token(self, cred: Credential) -> str:
+        """Return a live token for cred, fetching it under cred's lock so threads fetch once."""
+        secret = self._secrets[cred]
+        if not secret:
+            raise ConfigError(_SETTING_FOR[cred], f"not configured; the {cred} secret is needed")
+        with self._token_locks[cred]:
+            cached = self._tokens.get(cred)
+            if cached is not None and self._clock.now() < cached.expires_at:
+                return cached.value
+            params = {"corpid": self.corp_id, "corpsecret": secret}
+            data = self._request("GET", GETTOKEN, params, None)
+            self._raise_for_errcode(data, GETTOKEN)
+            expires_in = float(data.get("expires_in", 7200))
+            lifetime = expires_in - min(TOKEN_SAFETY_MARGIN, expires_in / 10)
+            token = _Token(
+                str(data["access_token"]), self._clock.now() + timedelta(seconds=lifetime)
+            )
+            self._tokens[cred] = token
+            return token.value
+
+    def _invalidate(self, cred: Credential, token: str) -> None:
+        """Forget cred's token, unless another thread has already replaced it."""
+        with self._token_locks[cred]:
+            cached = self._tokens.get(cred)
+            if cached is not None and cached.value == token:
+                del self._tokens[cred]
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        body: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Send one API request, retrying with backoff while WeCom is busy or unreachable."""
+        attempt = 0
+        while True:
+            try:
+                data = self._send_once(method, path, params, body)
+            except _Transient as exc:
+                failure: WeComError = WeComNetworkError(self._redact(str(exc)), api=path)
+            else:
+                if not is_retryable(_errcode(data)):
+                    return data
+                failure = WeComError(_errcode(data), self._redact(_errmsg(data)), api=path)
+            if not self._backoff.should_retry(attempt):
+                raise failure
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            log.warning(
+                "%s; retry %d/%d in %.2fs", failure, attempt, self._backoff.max_retries, delay
+            )
+            self._sleep(delay)
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        body: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Send one HTTP request and return WeCom's JSON object, or raise _Transient."""
+        with self._calls_lock:
+            self._calls[path] += 1
+        try:
+            response = self._http.request(method, path, params=dict(params), json=body)
+        except httpx.RequestError as exc:
+            # The exception's own text and traceback may carry the URL and its token.
+            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Transient(f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise WeComNetworkError(f"HTTP {response.status_code}", api=path)
+        try:
+            data = response.json()
+        except ValueError:
+            raise _Transient(f"invalid JSON (HTTP {response.status_code})") from None
+        if not isinstance(data, dict):
+            raise _Transient("JSON answer is not an object")
+        return data
+
+    def _raise_for_errcode(self, data: Mapping[str, Any], path: str) -> None:
+        """Raise WeComError for a non-zero errcode, deciding by errcode only."""
+        if (errcode := _errcode(data)) != 0:
+            raise WeComError(errcode, self._redact(_errmsg(data)), api=path)
+
+    def _redact(self, text: str) -> str:
+        """Mask secrets and tokens in text meant for logs and error messages."""
+        text = _SECRET_PARAM.sub(r"\1=***", text)
+        known = [s for s in self._secrets.values() if s]
+        known += [t.value for t in list(self._tokens.values())]
+        for value in known:
+            text = text.replace(value, "***")
+        return text
+
+
+def _errcode(data: Mapping[str, Any]) -> int:
+    """Return the errcode of a WeCom answer; gettoken-style answers may leave it out on success."""
+    try:
+        return int(data.get("errcode", 0))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _errmsg(data: Mapping[str, Any]) -> str:
+    return str(data.get("errmsg", ""))
