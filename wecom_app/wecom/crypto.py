@@ -73,7 +73,9 @@ class CallbackCrypto:
     def verify(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
         """Raise CallbackRejected(403) unless the signature matches, compared in constant time."""
         expected = signature(self.token, timestamp, nonce, encrypt)
-        if not hmac.compare_digest(expected.encode(), msg_signature.lower().encode("ascii", "replace")):
+        if not hmac.compare_digest(
+            expected.encode(), msg_signature.lower().encode("ascii", "replace")
+        ):
             raise CallbackRejected("bad signature", 403)
 
     def decrypt(self, encrypt: str) -> str:
@@ -103,7 +105,11 @@ class CallbackCrypto:
             raise CallbackRejected("message is not UTF-8") from exc
 
     def encrypt(
-        self, text: str, *, timestamp: str | None = None, nonce: str | None = None,
+        self,
+        text: str,
+        *,
+        timestamp: str | None = None,
+        nonce: str | None = None,
         random_prefix: bytes | None = None,
     ) -> Encrypted:
         """Encrypt a message the way WeCom does and sign it."""

@@ -1,0 +1,1 @@
+"""The two WeCom callback channels: verification, decryption, inbox, dispatch and handlers."""

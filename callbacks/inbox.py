@@ -1,0 +1,53 @@
+"""Store decrypted callbacks durably, once per dedupe key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from callbacks.events import Event, TextMessage
+from wecom_app.models import InboxEvent, InboxStatus
+
+
+def inbox_row(event: Event, raw_xml: str, now: datetime) -> dict[str, Any]:
+    """The column values for one event."""
+    return {
+        "channel": event.channel,
+        "dedupe_key": event.dedupe_key[:255],
+        "msg_type": event.msg_type[:64],
+        "event": (event.event or None) and event.event[:64],
+        "change_type": event.change_type and event.change_type[:64],
+        "from_user": event.from_user[:128],
+        "subject": event.subject and event.subject[:255],
+        "agent_id": event.agent_id and event.agent_id[:32],
+        "create_time": event.create_time,
+        "msg_id": event.msg_id[:32] if isinstance(event, TextMessage) else None,
+        "raw_xml": raw_xml,
+        "received_at": now,
+        "status": InboxStatus.PENDING,
+        "attempts": 0,
+    }
+
+
+def store(session: Session, event: Event, raw_xml: str, now: datetime) -> bool:
+    """Insert the event unless its dedupe key is already there; return whether it was new."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(InboxEvent)
+        .values(**inbox_row(event, raw_xml, now))
+        .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+    )
+    result = session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def find(session: Session, channel: str, dedupe_key: str) -> InboxEvent | None:
+    """Look an inbox event up by its key."""
+    return session.scalars(
+        select(InboxEvent).where(InboxEvent.channel == channel, InboxEvent.dedupe_key == dedupe_key)
+    ).one_or_none()

@@ -1,0 +1,114 @@
+"""Flask adapter for both callback channels: request → verify/decrypt → inbox → 200.
+
+Slow work never runs here: handlers run from the inbox in the worker, so WeCom gets its empty
+200 within milliseconds, and only after the event is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from callbacks.events import APP, CONTACTS, parse_event
+from callbacks.inbox import store
+from callbacks.verify import CallbackRequest, open_message, verify_url
+from wecom_app.errors import CallbackRejected
+from wecom_app.settings import Settings
+from wecom_app.wecom.crypto import CallbackCrypto
+
+log = logging.getLogger(__name__)
+
+PATHS = {APP: "/wecom/callback", CONTACTS: "/wecom/contacts/callback"}
+
+
+def channel_cryptos(settings: Settings) -> dict[str, CallbackCrypto]:
+    """One CallbackCrypto per configured channel, each with its own token and key."""
+    cryptos = {
+        APP: CallbackCrypto(
+            settings.secret("callback_token"), settings.secret("callback_aes_key"), settings.corp_id
+        )
+    }
+    if settings.contacts_channel_configured:
+        cryptos[CONTACTS] = CallbackCrypto(
+            settings.secret("contacts_token"), settings.secret("contacts_aes_key"), settings.corp_id
+        )
+    return cryptos
+
+
+def callbacks_blueprint(settings: Settings) -> Blueprint:
+    """Build the blueprint serving both channels' GET verification and POST events."""
+    bp = Blueprint("callbacks", __name__)
+    cryptos = channel_cryptos(settings)
+
+    def make_view(channel: str):
+        def view() -> Response:
+            crypto = cryptos.get(channel)
+            if crypto is None:
+                return _reject(channel, CallbackRejected("channel not configured", 404))
+            try:
+                return _serve(channel, crypto)
+            except CallbackRejected as exc:
+                return _reject(channel, exc)
+
+        view.__name__ = f"{channel}_callback"
+        return view
+
+    for channel, path in PATHS.items():
+        bp.add_url_rule(path, view_func=make_view(channel), methods=["GET", "POST"])
+    return bp
+
+
+def _serve(channel: str, crypto: CallbackCrypto) -> Response:
+    """Answer one verified request on a channel."""
+    from wecom_app.app import services
+
+    svc = services(current_app)
+    now = svc.clock.now()
+    max_age = svc.settings.callback_max_age
+    req = CallbackRequest(request.method, request.args.to_dict(), _read_body())
+    if req.method == "GET":
+        echo = verify_url(crypto, req, now.timestamp(), max_age)
+        log.info("callback url verified channel=%s", channel)
+        return Response(echo, 200, content_type="text/plain; charset=utf-8")
+    plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
+    event = parse_event(channel, fields)
+    try:
+        with svc.db.begin() as session:
+            new = store(session, event, plaintext, now)
+    except SQLAlchemyError:
+        log.exception("inbox write failed channel=%s; WeCom will retry", channel)
+        return Response("inbox unavailable", 503, content_type="text/plain")
+    log.info(
+        "callback %s channel=%s route=%s key=%s",
+        "stored" if new else "duplicate",
+        channel,
+        event.route,
+        event.dedupe_key,
+    )
+    return Response("", 200)
+
+
+def _read_body() -> bytes:
+    """Read the body within the size limit, before any parsing."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise CallbackRejected("body too large", 413)
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge as exc:
+        raise CallbackRejected("body too large", 413) from exc
+
+
+def _reject(channel: str, exc: CallbackRejected) -> Response:
+    """Log and answer a refused request with its short reason."""
+    log.warning(
+        "callback rejected channel=%s status=%s reason=%s remote=%s",
+        channel,
+        exc.status,
+        exc.reason,
+        request.remote_addr,
+    )
+    return Response(exc.reason, exc.status, content_type="text/plain; charset=utf-8")

@@ -1,0 +1,6 @@
+"""SQLAlchemy 2.x typed models; import this package to register every table on Base.metadata."""
+
+from wecom_app.models.base import Base, UTCDateTime
+from wecom_app.models.inbox import InboxEvent, InboxStatus
+
+__all__ = ["Base", "InboxEvent", "InboxStatus", "UTCDateTime"]

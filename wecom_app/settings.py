@@ -1,0 +1,143 @@
+"""Settings from the environment, a `.env` file, or a TOML file named by WECOM_APP_CONFIG.
+
+Every key is spelled as PRODUCT.md gives it (WECOM_CORP_ID, ...). A missing or malformed key
+raises ConfigError naming it; secrets are SecretStr so they never print in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from wecom_app.errors import ConfigError
+from wecom_app.wecom.crypto import decode_aes_key
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/wecom-app.db"
+
+
+def _key(name: str) -> Any:
+    """Bind a field to exactly one environment/TOML key name."""
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Validated configuration of one deployment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    corp_id: str = Field(validation_alias=_key("WECOM_CORP_ID"), min_length=1)
+    agent_id: int = Field(validation_alias=_key("WECOM_AGENT_ID"), gt=0)
+    app_secret: SecretStr = Field(validation_alias=_key("WECOM_APP_SECRET"))
+    callback_token: SecretStr = Field(validation_alias=_key("WECOM_CALLBACK_TOKEN"))
+    callback_aes_key: SecretStr = Field(validation_alias=_key("WECOM_CALLBACK_AES_KEY"))
+    contacts_secret: SecretStr | None = Field(None, validation_alias=_key("WECOM_CONTACTS_SECRET"))
+    contacts_token: SecretStr | None = Field(None, validation_alias=_key("WECOM_CONTACTS_TOKEN"))
+    contacts_aes_key: SecretStr | None = Field(
+        None, validation_alias=_key("WECOM_CONTACTS_AES_KEY")
+    )
+    api_base: str = Field("https://qyapi.weixin.qq.com", validation_alias=_key("WECOM_API_BASE"))
+    http_proxy: str | None = Field(None, validation_alias=_key("WECOM_HTTP_PROXY"))
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_key("DATABASE_URL"))
+    api_token: SecretStr = Field(validation_alias=_key("WECOM_APP_API_TOKEN"))
+    callback_max_age: int = Field(300, ge=0, validation_alias=_key("WECOM_CALLBACK_MAX_AGE"))
+    callback_max_bytes: int = Field(
+        256 * 1024, ge=1024, validation_alias=_key("WECOM_CALLBACK_MAX_BYTES")
+    )
+    public_url: str | None = Field(None, validation_alias=_key("WECOM_APP_PUBLIC_URL"))
+    log_level: str = Field("INFO", validation_alias=_key("WECOM_APP_LOG_LEVEL"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read init arguments, then the environment, then `.env`, then the TOML file."""
+        sources = [init_settings, env_settings, dotenv_settings]
+        toml_path = os.environ.get("WECOM_APP_CONFIG")
+        if toml_path:
+            if not Path(toml_path).is_file():
+                raise ConfigError("WECOM_APP_CONFIG", f"file not found: {toml_path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @field_validator("callback_aes_key", "contacts_aes_key")
+    @classmethod
+    def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_aes_key(value.get_secret_value())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_shape(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @property
+    def contacts_channel_configured(self) -> bool:
+        """Whether the contacts-sync callback channel has its token and key."""
+        return self.contacts_token is not None and self.contacts_aes_key is not None
+
+    def secret(self, name: str) -> str:
+        """Return the plain value of a secret field (never log the result)."""
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else ""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning validation failures into a ConfigError naming the key."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    if (settings.contacts_token is None) != (settings.contacts_aes_key is None):
+        missing = (
+            "WECOM_CONTACTS_TOKEN" if settings.contacts_token is None else "WECOM_CONTACTS_AES_KEY"
+        )
+        raise ConfigError(missing, "required when the other contacts callback key is set")
+    return settings
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """Name every bad key, with pydantic's reason but never the offending value."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        key = _alias_of(field)
+        reason = (
+            "is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+        )
+        problems.append((key, reason))
+    key, reason = problems[0]
+    more = "; ".join(f"{k} {r}" for k, r in problems[1:])
+    return ConfigError(key, reason + (f" (also: {more})" if more else ""))
+
+
+def _alias_of(field: str) -> str:
+    """Map a field name back to its environment key."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field
+
+
+def database_url_from_env() -> str:
+    """Return DATABASE_URL alone, for commands that need only the database."""
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL

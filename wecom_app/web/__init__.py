@@ -1,0 +1,1 @@
+"""Web surfaces other than the callbacks: health, JSON API, pages."""
