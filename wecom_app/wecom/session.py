@@ -58,6 +58,24 @@ class _Token:
     expires_at: datetime
 
 
+class _MaskSecretParams(logging.Filter):
+    """Mask access_token and corpsecret in httpx's "HTTP Request: GET <url>" log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message with the secret query parameters masked."""
+        message = record.getMessage()
+        if _SECRET_PARAM.search(message):
+            record.msg, record.args = _SECRET_PARAM.sub(r"\1=***", message), None
+        return True
+
+
+def _mask_httpx_logs() -> None:
+    """Install the masking filter on httpx's logger once per process."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _MaskSecretParams) for f in httpx_log.filters):
+        httpx_log.addFilter(_MaskSecretParams())
+
+
 class _Transient(Exception):
     """A failure worth retrying: no connection, HTTP 5xx, or a body that is not WeCom's JSON."""
 
@@ -88,6 +106,8 @@ class ApiSession:
         self._backoff = Backoff(max_retries=max_retries, base=backoff)
         self._calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
+        # WeCom wants the token (and gettoken the secret) in the URL, which httpx logs at INFO.
+        _mask_httpx_logs()
         # An explicit transport is the whole network (tests, embedding); a proxy would bypass it.
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
