@@ -584,3 +584,38 @@ def test_auth_getuserinfo_returns_the_userid(client: WeComClient, fake: FakeWeCo
     fake.routes["/cgi-bin/auth/getuserinfo"] = lambda r: {"openid": "o-123"}
     with pytest.raises(WeComError):
         client.auth_getuserinfo("CODE2")
+
+
+def test_simple_lists_and_single_department(client: WeComClient, fake: FakeWeCom) -> None:
+    fake.routes["/cgi-bin/department/simplelist"] = lambda r: {
+        "department_id": [{"id": 2, "parentid": 1, "order": 10}]
+    }
+    fake.routes["/cgi-bin/department/get"] = lambda r: {
+        "department": {"id": 2, "name": "研发部", "parentid": 1, "order": 10}
+    }
+    fake.routes["/cgi-bin/user/simplelist"] = lambda r: {
+        "userlist": [{"userid": "a", "name": "张三", "department": [2]}]
+    }
+    refs = client.department_simplelist(1)
+    assert (refs[0].id, refs[0].parentid, refs[0].order) == (2, 1, 10)
+    assert fake.requests[-1].url.params["id"] == "1"
+    assert client.department_get(2).name == "研发部"
+    users = client.user_simplelist(2)
+    assert (users[0].userid, users[0].name, users[0].department) == ("a", "张三", (2,))
+
+
+def test_malformed_answers_raise_network_errors(client: WeComClient, fake: FakeWeCom) -> None:
+    fake.routes["/cgi-bin/appchat/get"] = lambda r: {}
+    with pytest.raises(WeComNetworkError, match="chat_info"):
+        client.appchat_get("grp1")
+    fake.script("/cgi-bin/gettoken", {"errcode": 0, "expires_in": 7200})
+    wecom = WeComClient(CORP_ID, 1, APP_SECRET, transport=httpx.MockTransport(fake))
+    with wecom, pytest.raises(WeComNetworkError, match="access_token"):
+        wecom.user_get("a")
+
+
+def test_missing_app_secret_names_its_setting(fake: FakeWeCom) -> None:
+    wecom = WeComClient(CORP_ID, 1, "", transport=httpx.MockTransport(fake))
+    with wecom, pytest.raises(ConfigError, match="WECOM_APP_SECRET"):
+        wecom.message_send({"msgtype": "text", "text": {"content": "x"}}, touser=["a"])
+    assert fake.requests == []

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from wecom_app.clock import Clock
-from wecom_app.errors import WeComError
+from wecom_app.errors import WeComError, WeComNetworkError
 from wecom_app.wecom.session import DEFAULT_BASE_URL, ApiSession, Credential
 from wecom_app.wecom.types import (
     AppChat,
@@ -104,8 +104,10 @@ class WeComClient:
 
     def department_get(self, id: int) -> Department:
         """Fetch one department."""
-        data = self._get(Credential.APP, "/cgi-bin/department/get", {"id": id})
-        return Department.from_api(data["department"])
+        path = "/cgi-bin/department/get"
+        return Department.from_api(
+            _field(self._get(Credential.APP, path, {"id": id}), "department", path)
+        )
 
     def user_list(self, department_id: int) -> list[User]:
         """List the members directly in one department (not recursive), with details."""
@@ -210,7 +212,8 @@ class WeComClient:
         body: dict[str, Any] = {"name": name, "owner": owner, "userlist": list(userlist)}
         if chatid:
             body["chatid"] = chatid
-        return str(self._post(Credential.APP, "/cgi-bin/appchat/create", body)["chatid"])
+        path = "/cgi-bin/appchat/create"
+        return str(_field(self._post(Credential.APP, path, body), "chatid", path))
 
     def appchat_update(
         self,
@@ -231,8 +234,9 @@ class WeComClient:
 
     def appchat_get(self, chatid: str) -> AppChat:
         """Fetch a group chat this app created."""
-        data = self._get(Credential.APP, "/cgi-bin/appchat/get", {"chatid": chatid})
-        return AppChat.from_api(data["chat_info"])
+        path = "/cgi-bin/appchat/get"
+        data = self._get(Credential.APP, path, {"chatid": chatid})
+        return AppChat.from_api(_field(data, "chat_info", path))
 
     def appchat_send(self, chatid: str, msg: Mapping[str, Any]) -> None:
         """Post a message (text, markdown, textcard, news, file...) into a group chat."""
@@ -271,6 +275,13 @@ class WeComClient:
 
     def _post(self, cred: Credential, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._session.call(cred, "POST", path, body=body)
+
+
+def _field(data: Mapping[str, Any], key: str, path: str) -> Any:
+    """Return data[key], or raise WeComNetworkError when WeCom's answer lacks it."""
+    if key not in data:
+        raise WeComNetworkError(f"answer has no {key!r}", api=path)
+    return data[key]
 
 
 def _opt(**values: Any) -> dict[str, Any]:

@@ -152,7 +152,8 @@ class ApiSession:
         """Return a live token for cred, fetching it under cred's lock so threads fetch once."""
         secret = self._secrets[cred]
         if not secret:
-            raise ConfigError(_SETTING_FOR[cred], f"not configured; the {cred} secret is needed")
+            need = "the contacts-sync secret" if cred is Credential.CONTACTS else "the app secret"
+            raise ConfigError(_SETTING_FOR[cred], f"not configured; this call needs {need}")
         with self._token_locks[cred]:
             cached = self._tokens.get(cred)
             if cached is not None and self._clock.now() < cached.expires_at:
@@ -162,9 +163,10 @@ class ApiSession:
             self._raise_for_errcode(data, GETTOKEN)
             expires_in = float(data.get("expires_in", 7200))
             lifetime = expires_in - min(TOKEN_SAFETY_MARGIN, expires_in / 10)
-            token = _Token(
-                str(data["access_token"]), self._clock.now() + timedelta(seconds=lifetime)
-            )
+            if not data.get("access_token"):
+                raise WeComNetworkError("gettoken answer has no access_token", api=GETTOKEN)
+            expires_at = self._clock.now() + timedelta(seconds=lifetime)
+            token = _Token(str(data["access_token"]), expires_at)
             self._tokens[cred] = token
             return token.value
 
