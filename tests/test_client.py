@@ -56,7 +56,8 @@ class FakeWeCom:
         return dict(json.loads(self.requests[index].content))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
+        # Serve under any base path, as the simulator may be mounted below one.
+        path = request.url.path[request.url.path.find("/cgi-bin/") :]
         self.requests.append(request)
         self.calls[path] += 1
         if self.scripts.get(path):
@@ -345,11 +346,14 @@ def test_tokens_and_secrets_never_appear_in_errors_or_logs(
 
 def test_base_url_is_used_for_every_request(fake: FakeWeCom) -> None:
     transport = httpx.MockTransport(fake)
-    base = "http://simulator.local:8080/"
+    base = "http://simulator.local:8080/wecom/"
     with WeComClient(CORP_ID, 1, APP_SECRET, base_url=base, transport=transport) as wecom:
         wecom.user_get("zhangsan")
-    urls = [str(r.url) for r in fake.requests]
-    assert all(url.startswith("http://simulator.local:8080/cgi-bin/") for url in urls)
+    urls = [str(r.url).split("?")[0] for r in fake.requests]
+    assert urls == [
+        "http://simulator.local:8080/wecom/cgi-bin/gettoken",
+        "http://simulator.local:8080/wecom/cgi-bin/user/get",
+    ]
 
 
 class _RecordingProxy(BaseHTTPRequestHandler):

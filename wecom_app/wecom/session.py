@@ -4,8 +4,9 @@
 
     WeComError(errcode, errmsg, api)   any non-zero errcode, at once; -1/45009/45033 after the
                                        bounded retries; a token errcode after one refresh
-    WeComNetworkError(reason, api)     no answer, HTTP 5xx or a body that is not JSON, after the
-                                       bounded retries
+    WeComNetworkError(reason, api)     no answer, HTTP 5xx/429 or a body that is not JSON, after
+                                       the bounded retries; HTTP 4xx or an answer missing
+                                       its payload, at once
     ConfigError(key)                   the secret a call needs is not configured (no HTTP sent)
 
 Tokens are cached per secret and refreshed once when WeCom rejects them (40014, 41001, 42001),
