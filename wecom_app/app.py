@@ -10,6 +10,7 @@ from flask import Flask
 from wecom_app.clock import Clock, SystemClock
 from wecom_app.db import Database
 from wecom_app.settings import Settings, load_settings
+from wecom_app.wecom.client import WeComClient
 
 
 def create_app(
@@ -26,22 +27,48 @@ def create_app(
     app.extensions["wecom_app"] = services
 
     from callbacks.views import callbacks_blueprint
+    from wecom_app.web import routes  # noqa: F401  (feature modules add their API routes)
+    from wecom_app.web.api import api_blueprint
     from wecom_app.web.errors import register_error_handlers
     from wecom_app.web.health import health_blueprint
 
     app.register_blueprint(health_blueprint)
     app.register_blueprint(callbacks_blueprint(settings))
+    app.register_blueprint(api_blueprint)
     register_error_handlers(app)
     return app
 
 
 class Services:
-    """What the web layer needs at hand: settings, clock, database."""
+    """What the web layer, CLI and worker need at hand: settings, clock, database, WeCom client."""
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, db: Database | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.db = Database(settings.database_url)
+        self.db = db or Database(settings.database_url)
+        self._client: WeComClient | None = None
+
+    @property
+    def client(self) -> WeComClient:
+        """The WeCom client, built on first use (API base and proxy from settings)."""
+        if self._client is None:
+            s = self.settings
+            self._client = WeComClient(
+                s.corp_id,
+                s.agent_id,
+                s.secret("app_secret"),
+                s.secret("contacts_secret") or None,
+                base_url=s.api_base,
+                proxy=s.http_proxy,
+                clock=self.clock,
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Release the database pool and the HTTP client."""
+        if self._client is not None:
+            self._client.close()
+        self.db.dispose()
 
 
 def services(app: Flask) -> Services:

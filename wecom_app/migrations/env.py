@@ -9,7 +9,7 @@ from wecom_app.db import make_engine
 from wecom_app.models import Base
 
 config = context.config
-url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+url: str = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or ""
 
 
 def run() -> None:

@@ -2,5 +2,15 @@
 
 from wecom_app.models.base import Base, UTCDateTime
 from wecom_app.models.inbox import InboxEvent, InboxStatus
+from wecom_app.models.jobs import JobRun
+from wecom_app.models.outbox import OutboxMessage, OutboxStatus
 
-__all__ = ["Base", "InboxEvent", "InboxStatus", "UTCDateTime"]
+__all__ = [
+    "Base",
+    "InboxEvent",
+    "InboxStatus",
+    "JobRun",
+    "OutboxMessage",
+    "OutboxStatus",
+    "UTCDateTime",
+]

@@ -1,0 +1,1 @@
+"""Imports every feature module that adds routes to the API blueprint."""
