@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from wecom_app.cli import db as db_commands
+from wecom_app.cli import worker as worker_commands
+from wecom_app.cli import simulator as simulator_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,3 +15,6 @@ def main() -> None:
 
 
 main.add_command(db_commands.db)
+main.add_command(worker_commands.worker)
+main.add_command(worker_commands.inbox)
+main.add_command(simulator_command.simulator)

@@ -1,0 +1,203 @@
+"""The simulator's HTTP face: WeCom's `/cgi-bin/` API, the `/_sim/` inspection API, a runner."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from wecom_app.clock import Clock
+from wecom_app.simulator import appchat, directory, messages
+from wecom_app.simulator.events import CallbackDriver
+from wecom_app.simulator.inspection import inspect_blueprint
+from wecom_app.simulator.org import Org
+from wecom_app.simulator.state import APP, CONTACTS, SimConfig, SimError, SimState
+
+Handler = Callable[[SimState, str, dict[str, Any], Any], dict]
+BOTH = frozenset({APP, CONTACTS})
+ROUTES: dict[str, tuple[str, Handler, frozenset[str]]] = {
+    "department/list": ("GET", directory.department_list, BOTH),
+    "department/simplelist": ("GET", directory.department_simplelist, BOTH),
+    "department/get": ("GET", directory.department_get, BOTH),
+    "user/list": ("GET", directory.user_list, BOTH),
+    "user/simplelist": ("GET", directory.user_simplelist, BOTH),
+    "user/get": ("GET", directory.user_get, BOTH),
+    "user/list_id": ("POST", directory.user_list_id, frozenset({CONTACTS})),
+    "user/update": ("POST", directory.user_update, frozenset({CONTACTS})),
+    "message/send": ("POST", messages.message_send, frozenset({APP})),
+    "message/update_template_card": ("POST", messages.update_template_card, frozenset({APP})),
+    "appchat/create": ("POST", appchat.appchat_create, frozenset({APP})),
+    "appchat/update": ("POST", appchat.appchat_update, frozenset({APP})),
+    "appchat/get": ("GET", appchat.appchat_get, frozenset({APP})),
+    "appchat/send": ("POST", appchat.appchat_send, frozenset({APP})),
+}
+
+api = Blueprint("wecom_api", __name__, url_prefix="/cgi-bin")
+
+
+def _state() -> SimState:
+    return current_app.extensions["wecom_simulator"]
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _apply_fault(state: SimState, path: str) -> Response | None:
+    fault = state.take_fault(path)
+    if fault is None:
+        return None
+    if fault.kind == "delay":
+        time.sleep(fault.delay)
+        return None
+    if fault.kind == "http500":
+        return Response("Internal Server Error", status=500)
+    if fault.kind == "drop":
+        request.environ["wecom_simulator.drop"] = True
+        return Response("", status=200)
+    return _answer(SimError(fault.errcode, "injected fault").body())
+
+
+def gettoken(state: SimState) -> dict[str, Any]:
+    """Answer `gettoken`: a token per secret kind, 40013 for a wrong corpid, 40001 for a secret."""
+    config = state.config
+    if request.args.get("corpid") != config.corp_id:
+        raise SimError(40013, "invalid corpid")
+    secret = request.args.get("corpsecret")
+    kinds = {config.app_secret: APP, config.contacts_secret: CONTACTS}
+    if secret not in kinds:
+        raise SimError(40001, "invalid credential")
+    token, expires_in = state.issue_token(kinds[secret])
+    return {"access_token": token, "expires_in": expires_in}
+
+
+def _json_body() -> Any:
+    if request.method != "POST":
+        return None
+    try:
+        return json.loads(request.get_data() or b"{}")
+    except ValueError as exc:
+        raise SimError(47001, "data format error") from exc
+
+
+def _call(state: SimState, path: str) -> dict[str, Any]:
+    if path == "gettoken":
+        return gettoken(state)
+    route = ROUTES.get(path)
+    if route is None:
+        raise SimError(40066, "invalid url")
+    method, handler, kinds = route
+    kind = state.token_kind(request.args.get("access_token"))
+    if kind not in kinds:
+        raise SimError(48002, "api forbidden for this secret")
+    if request.method != method:
+        raise SimError(40066, f"{path} expects {method}")
+    body = _json_body()
+    with state.lock:
+        return handler(state, kind, dict(request.args), body)
+
+
+@api.route("/<path:path>", methods=["GET", "POST"])
+def cgi(path: str) -> Response:
+    """Serve one WeCom API call, counting it and applying any injected fault first."""
+    state = _state()
+    with state.lock:
+        state.calls[f"/cgi-bin/{path}"] += 1
+    faulted = _apply_fault(state, f"/cgi-bin/{path}")
+    if faulted is not None:
+        return faulted
+    try:
+        result = _call(state, path)
+    except SimError as error:
+        return _answer(error.body())
+    return _answer({"errcode": 0, "errmsg": "ok", **result})
+
+
+def _drop_middleware(app: Any) -> Callable[..., Iterable[bytes]]:
+    """Wrap a WSGI app so a response flagged for dropping closes the socket instead."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        result = app(environ, start_response)
+        if environ.get("wecom_simulator.drop"):
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+            raise ConnectionResetError("connection dropped by injected fault")
+        return result
+
+    return wsgi
+
+
+def create_simulator_app(state: SimState, driver: CallbackDriver | None = None) -> Flask:
+    """Build the simulator's Flask app over a state (and a callback driver for `/_sim/deliver`)."""
+    app = Flask("wecom_app.simulator")
+    app.extensions["wecom_simulator"] = state
+    app.extensions["wecom_simulator_driver"] = driver or CallbackDriver(state)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.register_blueprint(api)
+    app.register_blueprint(inspect_blueprint)
+    app.wsgi_app = _drop_middleware(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """A request handler that does not log every request (query strings carry tokens)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Skip the access log line."""
+
+
+class SimulatorServer:
+    """Run the simulator on a real port in a background thread; a context manager for tests."""
+
+    def __init__(
+        self,
+        org: Org,
+        config: SimConfig | None = None,
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_log: bool = False,
+    ) -> None:
+        self.state = SimState(org, config, clock)
+        self.events = CallbackDriver(self.state)
+        self.app = create_simulator_app(self.state, self.events)
+        self._server: BaseWSGIServer = make_server(
+            host,
+            port,
+            self.app,
+            threaded=True,
+            request_handler=None if access_log else _QuietHandler,
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://{host}:{self._server.server_port}"
+
+    def start(self) -> SimulatorServer:
+        """Start serving in the background and return self."""
+        self._thread.start()
+        return self
+
+    def wait(self) -> None:
+        """Block until the server thread ends (Ctrl-C interrupts)."""
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
