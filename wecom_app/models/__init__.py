@@ -1,12 +1,28 @@
 """SQLAlchemy 2.x typed models; import this package to register every table on Base.metadata."""
 
 from wecom_app.models.base import Base, UTCDateTime
+from wecom_app.models.directory import (
+    Department,
+    DepartmentMember,
+    Employee,
+    EmployeeHistory,
+    EmployeeStatus,
+    Tag,
+    TagMember,
+)
 from wecom_app.models.inbox import InboxEvent, InboxStatus
 from wecom_app.models.jobs import JobRun
 from wecom_app.models.outbox import OutboxMessage, OutboxStatus
 
 __all__ = [
     "Base",
+    "Department",
+    "DepartmentMember",
+    "Employee",
+    "EmployeeHistory",
+    "EmployeeStatus",
+    "Tag",
+    "TagMember",
     "InboxEvent",
     "InboxStatus",
     "JobRun",
