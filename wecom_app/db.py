@@ -93,7 +93,7 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def upgrade_database(url: str, revision: str = "head") -> None:
+def upgrade_database(url: str, revision: str = "heads") -> None:
     """Apply migrations to the database at URL."""
     from alembic import command
 

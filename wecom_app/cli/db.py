@@ -14,9 +14,9 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.option("--revision", default="heads", show_default=True, help="Target revision.")
 def upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (head by default).
+    """Apply migrations up to REVISION (all heads by default).
 
     Example: DATABASE_URL=postgresql://localhost/test wecom-app db upgrade
     """
