@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.simulator_fixtures import CORP_ID, Api, start_simulator
 
+from tests.simulator_fixtures import CORP_ID, Api, start_simulator
 from wecom_app.simulator import SimulatorServer
 
 
@@ -41,8 +41,12 @@ def test_gettoken_rejects_wrong_corpid_and_secret(api: Api) -> None:
 
 
 def test_missing_token_is_41001_and_unknown_is_40014(api: Api) -> None:
-    assert api.http.get("/cgi-bin/user/get", params={"userid": "zhaoming"}).json()["errcode"] == 41001
-    answer = api.http.get("/cgi-bin/user/get", params={"access_token": "nope", "userid": "zhaoming"})
+    assert (
+        api.http.get("/cgi-bin/user/get", params={"userid": "zhaoming"}).json()["errcode"] == 41001
+    )
+    answer = api.http.get(
+        "/cgi-bin/user/get", params={"access_token": "nope", "userid": "zhaoming"}
+    )
     assert answer.json()["errcode"] == 40014
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +55,18 @@ class Member:
 
     def to_api(self) -> dict[str, Any]:
         """Render the member the way `user/get` and `user/list` do."""
-        data = asdict(self)
-        data["open_userid"] = "wo" + self.userid
-        return data
+        return {
+            "userid": self.userid,
+            "name": self.name,
+            "department": list(self.department),
+            "main_department": self.main_department,
+            "is_leader_in_dept": list(self.is_leader_in_dept),
+            "direct_leader": list(self.direct_leader),
+            "position": self.position,
+            "alias": self.alias,
+            "status": self.status,
+            "open_userid": "wo" + self.userid,
+        }
 
     def is_reachable(self) -> bool:
         """Tell whether messages to this member are accepted (active or not yet activated)."""
@@ -73,6 +81,15 @@ class Tag:
     tagname: str
     userlist: list[str] = field(default_factory=list)
     partylist: list[int] = field(default_factory=list)
+
+
+def _copy_member(member: Member) -> Member:
+    return replace(
+        member,
+        department=list(member.department),
+        is_leader_in_dept=list(member.is_leader_in_dept),
+        direct_leader=list(member.direct_leader),
+    )
 
 
 class Org:
@@ -95,8 +112,19 @@ class Org:
         self._dirty = True
 
     def copy(self) -> Org:
-        """Return a deep copy, used to reset the simulator to its starting directory."""
-        return copy.deepcopy(self)
+        """Return an independent copy, used to reset the simulator to its starting directory."""
+        return Org(
+            [
+                replace(d, department_leader=list(d.department_leader))
+                for d in self.departments.values()
+            ],
+            [_copy_member(m) for m in self.members.values()],
+            [
+                replace(t, userlist=list(t.userlist), partylist=list(t.partylist))
+                for t in self.tags.values()
+            ],
+            corp_name=self.corp_name,
+        )
 
     def touch(self) -> None:
         """Mark the indexes stale after a mutation."""
