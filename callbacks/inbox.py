@@ -42,8 +42,7 @@ def store(session: Session, event: Event, raw_xml: str, now: datetime) -> bool:
         .values(**inbox_row(event, raw_xml, now))
         .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
     )
-    result = session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return session.execute(stmt.returning(InboxEvent.id)).first() is not None
 
 
 def find(session: Session, channel: str, dedupe_key: str) -> InboxEvent | None:

@@ -64,6 +64,12 @@ class Services:
             )
         return self._client
 
+    def use_client(self, client: WeComClient) -> None:
+        """Replace the WeCom client (tests and benchmarks tune retries and pacing)."""
+        if self._client is not None:
+            self._client.close()
+        self._client = client
+
     def close(self) -> None:
         """Release the database pool and the HTTP client."""
         if self._client is not None:

@@ -9,7 +9,6 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wecom_app.clock import Clock
@@ -67,12 +66,9 @@ def claim_slot(db: Database, name: str, slot: str, now: datetime) -> int | None:
             insert(JobRun)
             .values(name=name, slot=slot, started_at=now, status="running")
             .on_conflict_do_nothing(index_elements=["name", "slot"])
-        ).rowcount  # type: ignore[attr-defined]
-        if not won:
-            return None
-        return session.scalars(
-            select(JobRun.id).where(JobRun.name == name, JobRun.slot == slot)
-        ).one()
+            .returning(JobRun.id)
+        ).first()
+        return won[0] if won else None
 
 
 def run_due(db: Database, clock: Clock, services: Any, only: set[str] | None = None) -> list[str]:

@@ -112,7 +112,7 @@ def enqueue(
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
     )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    return session.execute(stmt.returning(OutboxMessage.id)).first() is not None
 
 
 def claim(db: Database, clock: Clock, batch: int = 50) -> list[OutboxMessage]:

@@ -1,0 +1,149 @@
+"""The outbox against the real simulator: exactly-once sends, retries, leases, lane pacing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.stack import running_stack
+from wecom_app import outbox
+from wecom_app.app import Services
+from wecom_app.models import OutboxMessage
+from wecom_app.outbox import Lane, claim, drain, enqueue
+from wecom_app.simulator.state import Fault
+
+TEXT = {"msgtype": "text", "text": {"content": "测试消息"}}
+
+
+@pytest.fixture
+def stack(database_url, clock):
+    with running_stack(database_url, clock) as s:
+        yield s
+
+
+def _send(stack, key: str, users: list[str], **kw) -> bool:
+    with stack.services.db.begin() as s:
+        return enqueue(
+            s,
+            "message_send",
+            {"msg": TEXT, "touser": users, "duplicate_check_interval": 1800},
+            key,
+            now=stack.clock.now(),
+            **kw,
+        )
+
+
+def _rows(stack) -> list[OutboxMessage]:
+    with stack.services.db.begin() as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def _delivered(stack, userid: str) -> int:
+    return sum(userid in m["delivered"] for m in stack.sim.state.messages)
+
+
+def test_enqueue_is_idempotent_and_drain_sends_once(stack) -> None:
+    assert _send(stack, "k1", ["zhaoming"]) is True
+    assert _send(stack, "k1", ["zhaoming"]) is False
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 1
+    (row,) = _rows(stack)
+    assert row.status == "done" and row.result["msgid"]
+    assert _delivered(stack, "zhaoming") == 1
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 0
+
+
+def test_retryable_error_backs_off_then_succeeds(stack) -> None:
+    stack.sim.state.faults.append(Fault("/cgi-bin/message/send", "errcode", 10, errcode=-1))
+    _send(stack, "k2", ["zhaoming"])
+    drain(stack.services.db, stack.services.client, stack.clock)
+    (row,) = _rows(stack)
+    assert row.status == "pending" and row.errcode == -1 and row.next_attempt_at > stack.clock.now()
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 0  # not due yet
+    stack.sim.state.faults.clear()
+    stack.clock.advance(timedelta(minutes=1))
+    drain(stack.services.db, stack.services.client, stack.clock)
+    (row,) = _rows(stack)
+    assert row.status == "done" and row.attempts == 2
+    assert _delivered(stack, "zhaoming") == 1
+
+
+def test_final_error_recorded_with_errcode(stack) -> None:
+    _send(stack, "k3", ["nobody-here"])
+    drain(stack.services.db, stack.services.client, stack.clock)
+    (row,) = _rows(stack)
+    assert row.status == "failed" and row.errcode == 81013
+
+
+def test_crashed_worker_lease_expires_and_duplicate_check_prevents_double(stack) -> None:
+    _send(stack, "k4", ["zhaoming"])
+    (msg,) = claim(stack.services.db, stack.clock)
+    # The worker performs the call, then dies before recording the outcome.
+    outbox.perform(stack.services.client, msg)
+    assert claim(stack.services.db, stack.clock) == []  # leased
+    stack.clock.advance(outbox.LEASE + timedelta(seconds=1))
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 1
+    (row,) = _rows(stack)
+    assert row.status == "done" and row.attempts == 2
+    assert _delivered(stack, "zhaoming") == 1  # WeCom's duplicate check swallowed the repeat
+
+
+def test_lane_paces_instead_of_dropping(stack, monkeypatch) -> None:
+    monkeypatch.setitem(outbox.LANES, "appchat", Lane(3, timedelta(hours=1)))
+    chatid = stack.services.client.appchat_create("测试群", "zhaoming", ["zhaoming", "zhangyao"])
+    with stack.services.db.begin() as s:
+        for i in range(7):
+            enqueue(
+                s,
+                "appchat_send",
+                {"chatid": chatid, "msg": {"msgtype": "text", "text": {"content": f"第{i}条"}}},
+                f"chat-{i}",
+                now=stack.clock.now(),
+                lane="appchat",
+            )
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 3
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 0
+    stack.clock.advance(timedelta(hours=1, seconds=1))
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 3
+    stack.clock.advance(timedelta(hours=1, seconds=1))
+    assert drain(stack.services.db, stack.services.client, stack.clock) == 1
+    assert all(r.status == "done" for r in _rows(stack))
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgres_send_each_message_once(stack, database_url) -> None:
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL only: SQLite serialises writers anyway")
+    users = ["zhaoming", "zhangyao", "luoxinlei", "huangyao"]
+    for i in range(40):
+        _send(stack, f"burst-{i}", [users[i % 4]], ref=("test", str(i)))
+    # Distinct payloads so WeCom's duplicate check cannot hide a double send.
+    with stack.services.db.begin() as s:
+        for row in s.scalars(select(OutboxMessage)):
+            row.payload = {
+                **row.payload,
+                "msg": {"msgtype": "text", "text": {"content": row.idempotency_key}},
+            }
+    second = Services(stack.services.settings, stack.clock)
+    second.use_client(stack.services.client)
+    errors: list[BaseException] = []
+
+    def run(svc: Services) -> None:
+        try:
+            while drain(svc.db, svc.client, stack.clock, batch=3):
+                pass
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(svc,)) for svc in (stack.services, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    second.db.dispose()
+    assert not errors
+    assert len(stack.sim.state.messages) == 40
+    with stack.services.db.begin() as s:
+        assert s.scalar(select(func.count()).where(OutboxMessage.status == "done")) == 40
