@@ -73,8 +73,9 @@ class Receiver:
                 xml = crypto.decrypt(encrypt)
             except CallbackRejected as exc:
                 return exc.reason, exc.status
-            self.received.append({"channel": channel, "xml": xml,
-                                  "agent_id": envelope.findtext("AgentID") or ""})  # fmt: skip
+            self.received.append(
+                {"channel": channel, "xml": xml, "agent_id": envelope.findtext("AgentID") or ""}
+            )
             return "", 200
 
         return view
@@ -135,6 +136,11 @@ class Api:
 
     def send_text(self, touser: str, content: str = "通知", **extra: Any) -> dict[str, Any]:
         """Send a text app message."""
-        body = {"touser": touser, "agentid": AGENT_ID, "msgtype": "text",
-                "text": {"content": content}, **extra}  # fmt: skip
+        body = {
+            "touser": touser,
+            "agentid": AGENT_ID,
+            "msgtype": "text",
+            "text": {"content": content},
+            **extra,
+        }
         return self.post("message/send", body)

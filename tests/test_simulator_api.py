@@ -27,8 +27,9 @@ def api(server: SimulatorServer) -> Iterator[Api]:
 
 
 def test_gettoken_issues_distinct_tokens_per_secret(api: Api) -> None:
-    answer = api.http.get("/cgi-bin/gettoken", params={"corpid": CORP_ID,
-                                                       "corpsecret": "sim-app-secret"}).json()  # fmt: skip
+    answer = api.http.get(
+        "/cgi-bin/gettoken", params={"corpid": CORP_ID, "corpsecret": "sim-app-secret"}
+    ).json()
     assert answer["errcode"] == 0 and answer["expires_in"] == 7200
     assert api.token("app") != api.token("contacts")
 
@@ -78,7 +79,9 @@ def test_department_simplelist_and_get(api: Api) -> None:
 
 def test_user_list_is_not_recursive_and_has_details(api: Api) -> None:
     assert [u["userid"] for u in api.get("user/list", department_id=3)["userlist"]] == [
-        "zhaoming", "liuxuanmin"]  # fmt: skip
+        "zhaoming",
+        "liuxuanmin",
+    ]
     platform = api.get("user/list", department_id=4)["userlist"]
     assert len(platform) == 28
     assert {"name", "alias", "position", "direct_leader", "is_leader_in_dept", "status"} <= set(
@@ -124,8 +127,10 @@ def test_user_update_changes_alias_with_contacts_secret_only(api: Api) -> None:
     assert api.get("user/get", userid="zhaoming")["alias"] == "研发中心-赵明"
     too_long = {"userid": "zhaoming", "alias": "长" * 65}
     assert api.post("user/update", too_long, kind="contacts")["errcode"] != 0
-    assert api.post("user/update", {"userid": "ghost", "alias": "x"}, kind="contacts")[
-        "errcode"] == 60111  # fmt: skip
+    assert (
+        api.post("user/update", {"userid": "ghost", "alias": "x"}, kind="contacts")["errcode"]
+        == 60111
+    )
 
 
 def test_calls_are_counted_per_path(api: Api) -> None:

@@ -36,10 +36,15 @@ def test_create_get_and_send(api: Api) -> None:
     chatid = create(api, chatid="rd2026")["chatid"]
     assert chatid == "rd2026"
     info = api.get("appchat/get", chatid=chatid)["chat_info"]
-    assert info == {"chatid": "rd2026", "name": "研发中心工作群", "owner": "zhaoming",
-                    "userlist": MEMBERS}  # fmt: skip
-    sent = api.post("appchat/send", {"chatid": chatid, "msgtype": "text",
-                                     "text": {"content": "欢迎"}})  # fmt: skip
+    assert info == {
+        "chatid": "rd2026",
+        "name": "研发中心工作群",
+        "owner": "zhaoming",
+        "userlist": MEMBERS,
+    }
+    sent = api.post(
+        "appchat/send", {"chatid": chatid, "msgtype": "text", "text": {"content": "欢迎"}}
+    )
     assert sent["errcode"] == 0
     history = api.sim_get(f"appchats/{chatid}")["messages"]
     assert history[0]["content"] == {"content": "欢迎"}
@@ -63,14 +68,20 @@ def test_create_validation_errors(api: Api) -> None:
 
 def test_update_adds_removes_renames(api: Api) -> None:
     chatid = create(api)["chatid"]
-    body = {"chatid": chatid, "name": "研发中心-核心群", "add_user_list": ["majing"],
-            "del_user_list": ["liuxuanmin"]}  # fmt: skip
+    body = {
+        "chatid": chatid,
+        "name": "研发中心-核心群",
+        "add_user_list": ["majing"],
+        "del_user_list": ["liuxuanmin"],
+    }
     assert api.post("appchat/update", body)["errcode"] == 0
     info = api.get("appchat/get", chatid=chatid)["chat_info"]
     assert info["name"] == "研发中心-核心群"
     assert info["userlist"] == ["zhaoming", "zhangyao", "majing"]
-    assert api.post("appchat/update", {"chatid": chatid, "add_user_list": ["ghost"]})[
-        "errcode"] == 60111  # fmt: skip
+    assert (
+        api.post("appchat/update", {"chatid": chatid, "add_user_list": ["ghost"]})["errcode"]
+        == 60111
+    )
 
 
 def test_departed_member_can_still_be_removed(api: Api, server: SimulatorServer) -> None:
@@ -117,3 +128,21 @@ def test_hourly_change_limit_is_45009(api: Api) -> None:
         assert api.post("appchat/update", rename)["errcode"] == 0
     finally:
         api.sim_post("config", {"limits": {"appchat_changes_per_hour": 1000}})
+
+
+def test_chats_created_by_people_are_out_of_reach(api: Api) -> None:
+    api.sim_post("appchats/foreign", {"chatid": "humans1", "name": "吃饭群", "userlist": MEMBERS})
+    assert api.get("appchat/get", chatid="humans1")["errcode"] == 86003
+    assert api.post("appchat/update", {"chatid": "humans1", "name": "x"})["errcode"] == 86003
+
+
+def test_group_messages_beyond_member_limit_are_dropped(api: Api) -> None:
+    api.sim_post("config", {"limits": {"appchat_member_per_minute": 2}})
+    try:
+        chatid = create(api)["chatid"]
+        send = {"chatid": chatid, "msgtype": "markdown", "markdown": {"content": "**通知**"}}
+        assert [api.post("appchat/send", send)["errcode"] for _ in range(3)] == [0, 0, 0]
+        history = api.sim_get(f"appchats/{chatid}")["messages"]
+        assert history[2]["recipients"] == [] and history[2]["dropped"] == MEMBERS
+    finally:
+        api.sim_post("config", {"limits": {"appchat_member_per_minute": 200}})

@@ -42,8 +42,9 @@ def last_xml(receiver: Receiver) -> Element:
     return ElementTree.fromstring(receiver.received[-1]["xml"])
 
 
-def test_text_message_arrives_encrypted_and_signed(api: Api, server: SimulatorServer,
-                                                   receiver: Receiver) -> None:  # fmt: skip
+def test_text_message_arrives_encrypted_and_signed(
+    api: Api, server: SimulatorServer, receiver: Receiver
+) -> None:
     result = server.events.deliver_text("zhaoming", "收到", msg_id=7166937284947423616)
     assert result.ok and result.attempts == 1
     xml = last_xml(receiver)
@@ -57,13 +58,18 @@ def test_text_message_arrives_encrypted_and_signed(api: Api, server: SimulatorSe
     assert receiver.received[-1]["agent_id"] == str(AGENT_ID)
 
 
-def test_card_click_with_selected_items_in_both_spellings(server: SimulatorServer, api: Api,
-                                                          receiver: Receiver) -> None:  # fmt: skip
+def test_card_click_with_selected_items_in_both_spellings(
+    server: SimulatorServer, api: Api, receiver: Receiver
+) -> None:
     for spelling in ("OptionIds", "OpitonIds"):
-        server.events.deliver_card_click("zhaoming", "vote-1", "submit",
-                                         card_type="vote_interaction",
-                                         selected=[("q1", ["a", "b"])],
-                                         option_spelling=spelling)  # fmt: skip
+        server.events.deliver_card_click(
+            "zhaoming",
+            "vote-1",
+            "submit",
+            card_type="vote_interaction",
+            selected=[("q1", ["a", "b"])],
+            option_spelling=spelling,
+        )
         xml = last_xml(receiver)
         assert xml.findtext("Event") == "template_card_event"
         assert xml.findtext("TaskId") == "vote-1" and xml.findtext("EventKey") == "submit"
@@ -80,8 +86,9 @@ def test_app_events(server: SimulatorServer, api: Api, receiver: Receiver) -> No
         assert last_xml(receiver).findtext("Event") == event
 
 
-def test_delete_user_removes_member_and_sends_event(api: Api, server: SimulatorServer,
-                                                    receiver: Receiver) -> None:  # fmt: skip
+def test_delete_user_removes_member_and_sends_event(
+    api: Api, server: SimulatorServer, receiver: Receiver
+) -> None:
     assert server.events.delete_user("liuxuanmin").ok
     xml = last_xml(receiver)
     assert receiver.received[-1]["channel"] == "contacts"
@@ -92,8 +99,9 @@ def test_delete_user_removes_member_and_sends_event(api: Api, server: SimulatorS
     assert api.get("user/get", userid="zhangyao")["status"] == 5
 
 
-def test_update_user_new_style_and_legacy(api: Api, server: SimulatorServer,
-                                          receiver: Receiver) -> None:  # fmt: skip
+def test_update_user_new_style_and_legacy(
+    api: Api, server: SimulatorServer, receiver: Receiver
+) -> None:
     server.events.update_user("zhaoming", position="首席技术官")
     xml = last_xml(receiver)
     assert xml.findtext("UserID") == "zhaoming" and xml.findtext("Department") == "3"
@@ -120,16 +128,18 @@ def test_party_and_tag_events(api: Api, server: SimulatorServer, receiver: Recei
     assert api.get("department/get", id=20)["errcode"] == 60123
 
 
-def test_retries_until_receiver_recovers(api: Api, server: SimulatorServer,
-                                         receiver: Receiver) -> None:  # fmt: skip
+def test_retries_until_receiver_recovers(
+    api: Api, server: SimulatorServer, receiver: Receiver
+) -> None:
     receiver.fail_next = 2
     result = server.events.deliver_text("zhaoming", "重试")
     assert result.ok and result.attempts == 3
     assert len(receiver.received) == 1
 
 
-def test_gives_up_after_three_retries(api: Api, server: SimulatorServer,
-                                      receiver: Receiver) -> None:  # fmt: skip
+def test_gives_up_after_three_retries(
+    api: Api, server: SimulatorServer, receiver: Receiver
+) -> None:
     receiver.fail_next = 10
     result = server.events.deliver_text("zhaoming", "放弃")
     assert not result.ok and result.attempts == 4 and result.status == 503

@@ -114,8 +114,12 @@ def test_template_card_task_id_rules(api: Api) -> None:
 
 def test_update_template_card_code_is_single_use(api: Api) -> None:
     code = api.post("message/send", card("notice-9"))["response_code"]
-    update = {"userids": ["zhaoming"], "agentid": AGENT_ID, "response_code": code,
-              "button": {"replace_name": "已收到"}}  # fmt: skip
+    update = {
+        "userids": ["zhaoming"],
+        "agentid": AGENT_ID,
+        "response_code": code,
+        "button": {"replace_name": "已收到"},
+    }
     assert api.post("message/update_template_card", update)["errcode"] == 0
     assert api.post("message/update_template_card", update)["errcode"] != 0
     [change] = api.sim_get("messages")["card_updates"]
@@ -127,8 +131,9 @@ def test_update_template_card_code_expires_after_72_hours(api: Api) -> None:
     api.sim_post("clock", {"advance": 72 * 3600})
     update = {"agentid": AGENT_ID, "response_code": code, "button": {"replace_name": "已收到"}}
     assert api.post("message/update_template_card", update)["errcode"] != 0
-    assert api.post("message/update_template_card", {**update, "response_code": "x"})[
-        "errcode"] != 0  # fmt: skip
+    assert (
+        api.post("message/update_template_card", {**update, "response_code": "x"})["errcode"] != 0
+    )
 
 
 def test_each_card_click_brings_a_fresh_response_code(api: Api, server: SimulatorServer) -> None:
@@ -137,6 +142,19 @@ def test_each_card_click_brings_a_fresh_response_code(api: Api, server: Simulato
     server.events.deliver_card_click("zhaoming", "notice-11", "ack")
     codes = [c for c, e in server.state.response_codes.items() if e["userids"] == ["zhaoming"]]
     assert len(set(codes)) == 2
-    update = {"agentid": AGENT_ID, "response_code": codes[0], "userids": ["zhaoming"],
-              "button": {"replace_name": "已收到"}}  # fmt: skip
+    update = {
+        "agentid": AGENT_ID,
+        "response_code": codes[0],
+        "userids": ["zhaoming"],
+        "button": {"replace_name": "已收到"},
+    }
     assert api.post("message/update_template_card", update)["errcode"] == 0
+
+
+def test_recall_within_24_hours(api: Api) -> None:
+    first = api.send_text("zhaoming", "撤回我")["msgid"]
+    assert api.post("message/recall", {"msgid": first})["errcode"] == 0
+    second = api.send_text("zhaoming", "太晚了")["msgid"]
+    api.sim_post("clock", {"advance": 24 * 3600})
+    assert api.post("message/recall", {"msgid": second})["errcode"] != 0
+    assert api.sim_get("messages")["messages"][0]["recalled"] is True

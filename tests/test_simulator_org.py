@@ -22,8 +22,13 @@ def test_sample_org_is_a_believable_company() -> None:
     for dept in org.departments.values():
         assert dept.department_leader, dept.name
     aliases = [m.alias for m in org.members.values()]
-    assert sum(m.alias == f"{org.departments[m.main_department].name}-{m.name}"
-               for m in org.members.values()) > 50  # fmt: skip
+    assert (
+        sum(
+            m.alias == f"{org.departments[m.main_department].name}-{m.name}"
+            for m in org.members.values()
+        )
+        > 50
+    )
     assert "" in aliases
     assert all(m.direct_leader for m in org.members.values() if m.userid != "liangyangmin")
     assert {t.tagname for t in org.tags.values()} >= {"管理层"}
@@ -44,13 +49,16 @@ def test_user_list_over_a_large_org_is_fast() -> None:
     org = generate_org(100_000, 5_000)
     with SimulatorServer(org) as sim, httpx.Client(base_url=sim.url, trust_env=False) as http:
         config = sim.state.config
-        token = http.get("/cgi-bin/gettoken", params={"corpid": config.corp_id,
-                                                      "corpsecret": config.app_secret}).json()  # fmt: skip
+        token = http.get(
+            "/cgi-bin/gettoken", params={"corpid": config.corp_id, "corpsecret": config.app_secret}
+        ).json()
         started = time.monotonic()
         total = 0
         for dept_id in range(1, 1001):
-            answer = http.get("/cgi-bin/user/list", params={
-                "access_token": token["access_token"], "department_id": dept_id}).json()  # fmt: skip
+            answer = http.get(
+                "/cgi-bin/user/list",
+                params={"access_token": token["access_token"], "department_id": dept_id},
+            ).json()
             total += len(answer["userlist"])
         elapsed = time.monotonic() - started
     assert total > 1000

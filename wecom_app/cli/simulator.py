@@ -66,6 +66,7 @@ def simulator(
 
     Example:
 
+    \b
         wecom-app simulator --org config/sample-org.yaml --port 8900 \\
             --app-callback-url http://127.0.0.1:5000/wecom/callback
     """

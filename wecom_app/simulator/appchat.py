@@ -6,7 +6,7 @@ import re
 import secrets
 from typing import Any
 
-from wecom_app.simulator.limits import DAY, HOUR
+from wecom_app.simulator.limits import DAY, HOUR, MINUTE
 from wecom_app.simulator.state import SimError, SimState
 
 CHATID = re.compile(r"^[0-9a-zA-Z]{1,32}$")
@@ -142,6 +142,7 @@ def appchat_send(state: SimState, kind: str, args: dict[str, Any], body: Any) ->
     content = body.get(msgtype)
     if msgtype in ("text", "markdown") and not (content or {}).get("content"):
         raise SimError(44004, "empty content")
+    delivered, dropped = _group_recipients(state, chat["userlist"])
     msgid = state.new_msgid()
     chat["messages"].append(
         {
@@ -149,7 +150,32 @@ def appchat_send(state: SimState, kind: str, args: dict[str, Any], body: Any) ->
             "msgtype": msgtype,
             "content": content,
             "sent_at": state.now().isoformat(),
-            "recipients": list(chat["userlist"]),
+            "recipients": delivered,
+            "dropped": dropped,
         }
     )
     return {"msgid": msgid}
+
+
+def _group_recipients(state: SimState, userlist: list[str]) -> tuple[list[str], list[str]]:
+    # One member gets at most 200 app group messages a minute; WeCom drops the rest silently.
+    rule = [(MINUTE, state.config.limits.appchat_member_per_minute)]
+    delivered: list[str] = []
+    dropped: list[str] = []
+    for userid in userlist:
+        allowed = state.windows.allow(f"appchat-member:{userid}", state.now(), rule)
+        (delivered if allowed else dropped).append(userid)
+    return delivered, dropped
+
+
+def add_foreign_chat(state: SimState, chatid: str, name: str, userlist: list[str]) -> None:
+    """Add a group chat a person created in the client; this app can neither read nor change it."""
+    state.chats[chatid] = {
+        "chatid": chatid,
+        "name": name,
+        "owner": userlist[0] if userlist else "",
+        "userlist": list(userlist),
+        "messages": [],
+        "changes": [],
+        "foreign": True,
+    }

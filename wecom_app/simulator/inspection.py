@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from wecom_app.clock import FakeClock
+from wecom_app.simulator.appchat import add_foreign_chat
 from wecom_app.simulator.events import CallbackDriver, CallbackNotConfigured
 from wecom_app.simulator.state import Fault, SimState
 
@@ -61,6 +62,17 @@ def get_chat(chatid: str) -> Response:
     with _state().lock:
         chat = _state().chats.get(chatid)
         return jsonify(chat) if chat else _bad("no such chat", 404)
+
+
+@inspect_blueprint.post("/appchats/foreign")
+def add_foreign() -> Response:
+    """Add a chat created by a person in the client, which the app must not reach (86003)."""
+    body = _body()
+    with _state().lock:
+        add_foreign_chat(
+            _state(), str(body["chatid"]), str(body.get("name", "")), list(body.get("userlist", []))
+        )
+    return jsonify({"ok": True})
 
 
 @inspect_blueprint.get("/calls")

@@ -19,6 +19,8 @@ class Limits:
     member_per_hour: int = 1000
     appchat_changes_per_hour: int = 1000
     appchat_creates_per_day: int = 1000
+    appchat_member_per_minute: int = 200
+    recall_hours: int = 24
     response_code_hours: int = 72
     max_touser: int = 1000
     max_toparty: int = 100

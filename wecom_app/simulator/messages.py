@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from wecom_app.simulator.state import SimError, SimState
@@ -225,3 +225,16 @@ def update_template_card(state: SimState, kind: str, args: dict[str, Any], body:
         }
     )
     return {"invaliduser": invalid}
+
+
+def message_recall(state: SimState, kind: str, args: dict[str, Any], body: Any) -> dict:
+    """Answer `message/recall`: withdraw an app message sent within the last 24 hours."""
+    msgid = str((body or {}).get("msgid") or "")
+    record = next((m for m in state.messages if m["msgid"] == msgid), None)
+    if record is None:
+        raise SimError(40058, "invalid msgid")
+    sent_at = datetime.fromisoformat(record["sent_at"])
+    if state.now() - sent_at >= timedelta(hours=state.config.limits.recall_hours):
+        raise SimError(40058, "msgid can only be recalled within 24 hours")
+    record["recalled"] = True
+    return {}

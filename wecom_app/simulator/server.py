@@ -32,6 +32,7 @@ ROUTES: dict[str, tuple[str, Handler, frozenset[str]]] = {
     "user/update": ("POST", directory.user_update, frozenset({CONTACTS})),
     "message/send": ("POST", messages.message_send, frozenset({APP})),
     "message/update_template_card": ("POST", messages.update_template_card, frozenset({APP})),
+    "message/recall": ("POST", messages.message_recall, frozenset({APP})),
     "appchat/create": ("POST", appchat.appchat_create, frozenset({APP})),
     "appchat/update": ("POST", appchat.appchat_update, frozenset({APP})),
     "appchat/get": ("GET", appchat.appchat_get, frozenset({APP})),
