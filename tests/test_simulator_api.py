@@ -61,6 +61,10 @@ def test_revoked_token_is_refused(api: Api) -> None:
     assert api.get("user/get", userid="zhaoming")["errcode"] == 0
     assert api.sim_post("tokens/revoke", {"kind": "app"})["revoked"] == 1
     assert api.get("user/get", userid="zhaoming")["errcode"] == 40014
+    api.tokens.clear()
+    assert api.get("user/get", userid="zhaoming")["errcode"] == 0
+    api.sim_post("tokens/revoke", {"token": api.token("app"), "expire": True})
+    assert api.get("user/get", userid="zhaoming")["errcode"] == 42001
 
 
 def test_department_list_returns_subtree_with_names(api: Api) -> None:

@@ -82,28 +82,32 @@ class Deliverer:
         """Deliver one callback, retrying on timeout, network failure or a non-200 answer."""
         body, query = self.envelope(token, aes_key, plaintext, agent_id, timestamp)
         started = time.monotonic()
-        status, error, text, attempts = None, "", "", 0
         with httpx.Client(timeout=self.timeout, trust_env=False) as client:
-            for attempts in range(1, self.retries + 2):  # noqa: B007
-                try:
-                    response = client.post(
-                        url,
-                        params=query,
-                        content=body.encode(),
-                        headers={"Content-Type": "text/xml"},
-                    )
-                    status, text, error = response.status_code, response.text, ""
-                    if status == 200:
-                        break
-                    error = f"HTTP {status}"
-                except httpx.HTTPError as exc:
-                    status, error = None, f"{type(exc).__name__}: {exc}"
+            attempts = 0
+            while True:
+                attempts += 1
+                status, text, error = self._attempt(client, url, query, body)
+                if status == 200 or attempts > self.retries:
+                    break
                 if self.retry_delay:
                     time.sleep(self.retry_delay)
-        latency = (time.monotonic() - started) * 1000
+        latency = round((time.monotonic() - started) * 1000, 1)
         return DeliveryResult(
-            channel, url, status == 200, status, attempts, round(latency, 1), error, text, plaintext
+            channel, url, status == 200, status, attempts, latency, error, text, plaintext
         )
+
+    @staticmethod
+    def _attempt(
+        client: httpx.Client, url: str, query: dict[str, str], body: str
+    ) -> tuple[int | None, str, str]:
+        try:
+            response = client.post(
+                url, params=query, content=body.encode(), headers={"Content-Type": "text/xml"}
+            )
+        except httpx.HTTPError as exc:
+            return None, "", f"{type(exc).__name__}: {exc}"
+        error = "" if response.status_code == 200 else f"HTTP {response.status_code}"
+        return response.status_code, response.text, error
 
     def verify_url(
         self, channel: str, url: str, token: str, aes_key: str, timestamp: int

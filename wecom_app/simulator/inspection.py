@@ -85,9 +85,13 @@ def calls() -> Response:
 
 @inspect_blueprint.post("/tokens/revoke")
 def revoke() -> Response:
-    """Revoke one `token`, all tokens of a `kind` ("app"/"contacts"), or all tokens."""
+    """Revoke one `token`, all tokens of a `kind` ("app"/"contacts"), or all tokens.
+
+    With {"expire": true} the tokens answer 42001 (expired) instead of 40014 (invalid).
+    """
     body = _body()
-    return jsonify({"revoked": _state().revoke_tokens(body.get("token"), body.get("kind"))})
+    count = _state().revoke_tokens(body.get("token"), body.get("kind"), bool(body.get("expire")))
+    return jsonify({"revoked": count})
 
 
 @inspect_blueprint.post("/faults")

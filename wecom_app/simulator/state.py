@@ -139,14 +139,22 @@ class SimState:
             raise SimError(42001, "access_token expired")
         return found.kind
 
-    def revoke_tokens(self, token: str | None = None, kind: str | None = None) -> int:
-        """Revoke one token, every token of a kind, or all tokens; returns how many."""
+    def revoke_tokens(
+        self, token: str | None = None, kind: str | None = None, expire: bool = False
+    ) -> int:
+        """Kill one token, every token of a kind, or all tokens; returns how many.
+
+        Revoked tokens answer 40014 (invalid); with `expire` they answer 42001 (expired early).
+        """
         count = 0
         with self.lock:
             for value, entry in self.tokens.items():
                 if (token and value != token) or (kind and entry.kind != kind):
                     continue
-                entry.revoked = True
+                if expire:
+                    entry.expires_at = min(entry.expires_at, self.now())
+                else:
+                    entry.revoked = True
                 count += 1
         return count
 
