@@ -1,0 +1,1 @@
+"""Benchmarks run against a real gunicorn with config/gunicorn.conf.py (see scripts/bench_*)."""

@@ -1,0 +1,297 @@
+"""Benchmark the app callback against the bare endpoint, on SQLite and/or PostgreSQL.
+
+For each database: migrate a fresh one, start gunicorn with config/gunicorn.conf.py, then
+alternate timed phases of (a) POST /wecom/callback with valid, distinct, encrypted text messages
+and (b) POST /livez with byte-for-byte the same requests (same query string, headers and body;
+/livez ignores them), so the two differ only in what the app does with the request. Each phase
+runs --rounds times and medians are quoted. Afterwards the inbox must hold exactly one row per
+200 answer: nothing lost, nothing extra, nothing twice.
+
+Usage: scripts/bench_callbacks [--db sqlite|postgres|both] [--seconds N] [--concurrency C]
+                               [--workers W] [--threads T] [--rounds R] [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, text
+
+from wecom_app.bench import loadgen
+from wecom_app.bench.common import (
+    DEFAULT_POSTGRES_URL,
+    PhaseStats,
+    default_workers,
+    format_table,
+    fresh_postgres,
+    fresh_sqlite,
+    gunicorn,
+    median,
+    phase_stats,
+    verdict,
+)
+from wecom_app.db import normalise_url
+from wecom_app.wecom.crypto import CallbackCrypto
+
+CORP_ID = "ww0000000000bench"
+AGENT_ID = "1000002"
+TOKEN = "BenchCallbackToken"
+AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+CALLBACK_PATH = "/wecom/callback"
+BARE_PATH = "/livez"
+
+RATIO_TARGET = 0.35
+P99_TARGET_MS = 50.0
+WARMUP_SECONDS = 1.0
+# Upper bound on callback requests per second of a phase; each is encrypted up front.
+MAX_RATE = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One database's results."""
+
+    db: str
+    callback: PhaseStats
+    bare: PhaseStats
+    accepted: int
+    rows: int
+    lost: int
+    extra: int
+    duplicated: int
+
+    @property
+    def ratio(self) -> float:
+        """Callback throughput as a fraction of the bare endpoint's."""
+        return self.callback.throughput / self.bare.throughput if self.bare.throughput else 0.0
+
+    @property
+    def rows_ok(self) -> bool:
+        """Whether the inbox holds exactly the accepted messages, once each."""
+        return self.rows == self.accepted and not (self.lost or self.extra or self.duplicated)
+
+    @property
+    def targets(self) -> list[tuple[str, bool]]:
+        """Each target from the issue with whether this run met it."""
+        return [
+            (f"ratio callback/bare >= {RATIO_TARGET}", self.ratio >= RATIO_TARGET),
+            (f"callback p99 <= {P99_TARGET_MS:.0f} ms", self.callback.p99_ms <= P99_TARGET_MS),
+            ("zero lost / duplicated inbox rows", self.rows_ok),
+        ]
+
+
+class Messages:
+    """Encrypted, signed text messages with MsgIds never used before in this run."""
+
+    def __init__(self, port: int) -> None:
+        self.crypto = CallbackCrypto(TOKEN, AES_KEY, CORP_ID)
+        self.port = port
+        self.next_msg_id = 7_000_000_000_000_000_000
+
+    def batch(self, n: int) -> tuple[list[int], list[bytes], list[bytes]]:
+        """n fresh messages as (MsgIds, callback requests, identical requests to /livez)."""
+        now = str(int(time.time()))
+        ids, callbacks, bares = [], [], []
+        for _ in range(n):
+            msg_id = self.next_msg_id
+            self.next_msg_id += 1
+            enc = self.crypto.encrypt(self._xml(msg_id, now), timestamp=now)
+            query = f"?msg_signature={enc.signature}&timestamp={enc.timestamp}&nonce={enc.nonce}"
+            body = (
+                f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+                f"<AgentID><![CDATA[{AGENT_ID}]]></AgentID>"
+                f"<Encrypt><![CDATA[{enc.encrypt}]]></Encrypt></xml>"
+            ).encode()
+            ids.append(msg_id)
+            callbacks.append(loadgen.build_request("POST", CALLBACK_PATH + query, body, self.port))
+            bares.append(loadgen.build_request("POST", BARE_PATH + query, body, self.port))
+        return ids, callbacks, bares
+
+    @staticmethod
+    def _xml(msg_id: int, now: str) -> str:
+        """A text message to the app from one of a few hundred employees."""
+        return (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+            f"<FromUserName><![CDATA[user{msg_id % 300:03d}]]></FromUserName>"
+            f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[收到 #{msg_id}]]></Content><MsgId>{msg_id}</MsgId>"
+            f"<AgentID>{AGENT_ID}</AgentID></xml>"
+        )
+
+
+def server_env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
+    """The environment gunicorn and the app run with: same worker settings on every database."""
+    return {
+        "WECOM_CORP_ID": CORP_ID,
+        "WECOM_AGENT_ID": AGENT_ID,
+        "WECOM_APP_SECRET": "bench-app-secret",
+        "WECOM_CALLBACK_TOKEN": TOKEN,
+        "WECOM_CALLBACK_AES_KEY": AES_KEY,
+        "WECOM_APP_API_TOKEN": "bench-api-token",
+        "WECOM_API_BASE": "http://127.0.0.1:9",  # nothing here may call WeCom
+        "DATABASE_URL": database_url,
+        "WECOM_APP_LOG_LEVEL": "WARNING",
+        "WEB_CONCURRENCY": str(args.workers),
+        "GUNICORN_THREADS": str(args.threads),
+        "GUNICORN_ACCESS_LOG": "-" if args.access_log else "off",
+        "GUNICORN_LOG_LEVEL": "warning",
+    }
+
+
+def bench_database(db: str, database_url: str, args: argparse.Namespace) -> Report:
+    """Run the alternating phases on one database and check its inbox afterwards."""
+    env = server_env(database_url, args)
+    os.environ.pop("WECOM_APP_CONFIG", None)  # the bench's settings, not a local config file
+    cap = int(args.seconds * MAX_RATE)
+    rows: dict[str, list[PhaseStats]] = {"callback": [], "bare": []}
+    accepted: list[int] = []
+    with gunicorn(env, name=f"callbacks-{db}") as server:
+        messages = Messages(server.port)
+
+        def phase(kind: str, seconds: float, n: int) -> loadgen.Outcome:
+            ids, callback_reqs, bare_reqs = messages.batch(n)
+            reqs = callback_reqs if kind == "callback" else bare_reqs
+            outcome = loadgen.run(
+                server.port,
+                reqs,
+                seconds=seconds,
+                concurrency=args.concurrency,
+                processes=args.loaders,
+                repeat=kind == "bare",
+            )
+            if kind == "callback":
+                accepted.extend(ids[i] for i in outcome.accepted())
+                if len(outcome.indices) >= n:
+                    print(f"  note: {db} callback phase used all {n} prepared messages early")
+            return outcome
+
+        phase("bare", WARMUP_SECONDS, 2000)
+        phase("callback", WARMUP_SECONDS, int(WARMUP_SECONDS * MAX_RATE))
+        for round_no in range(1, args.rounds + 1):
+            for kind in ("bare", "callback"):
+                out = phase(kind, args.seconds, cap if kind == "callback" else 2000)
+                stats = phase_stats(out.latencies, out.errors, out.seconds)
+                rows[kind].append(stats)
+                print(
+                    f"  {db:8} round {round_no} {kind:8} {stats.requests:7d} req "
+                    f"{stats.throughput:8.1f} req/s  p50 {stats.p50_ms:6.2f} ms  "
+                    f"p99 {stats.p99_ms:6.2f} ms  errors {stats.errors}",
+                    flush=True,
+                )
+    lost, extra, duplicated, row_count = check_inbox(database_url, accepted)
+    return Report(
+        db,
+        _median_stats(rows["callback"]),
+        _median_stats(rows["bare"]),
+        len(accepted),
+        row_count,
+        lost,
+        extra,
+        duplicated,
+    )
+
+
+def check_inbox(database_url: str, accepted: Sequence[int]) -> tuple[int, int, int, int]:
+    """Compare stored MsgIds with accepted ones: (lost, extra, duplicated, rows)."""
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.connect() as conn:
+            stored = [
+                int(v)
+                for v in conn.execute(
+                    text("SELECT msg_id FROM inbox_events WHERE channel = 'app'")
+                ).scalars()
+            ]
+    finally:
+        engine.dispose()
+    stored_set, accepted_set = set(stored), set(accepted)
+    lost = len(accepted_set - stored_set)
+    extra = len(stored_set - accepted_set)
+    duplicated = (len(stored) - len(stored_set)) + (len(accepted) - len(accepted_set))
+    return lost, extra, duplicated, len(stored)
+
+
+def _median_stats(runs: Sequence[PhaseStats]) -> PhaseStats:
+    """Median of each figure over the rounds (requests and errors summed)."""
+    return PhaseStats(
+        requests=sum(r.requests for r in runs),
+        errors=sum(r.errors for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        p50_ms=median([r.p50_ms for r in runs]),
+        p99_ms=median([r.p99_ms for r in runs]),
+    )
+
+
+def print_report(reports: Sequence[Report], args: argparse.Namespace) -> None:
+    """Print the results table, the row checks and a PASS/FAIL per target."""
+    print()
+    print(
+        f"workers={args.workers} threads={args.threads} concurrency={args.concurrency} "
+        f"seconds/phase={args.seconds:g} rounds={args.rounds}; bare = POST {BARE_PATH} "
+        "with the same bytes as the callback; medians over rounds"
+    )
+    rows: list[list[object]] = []
+    for r in reports:
+        for name, s in (("callback", r.callback), ("bare", r.bare)):
+            rows.append([f"{r.db} {name}", s.requests, s.throughput, s.p50_ms, s.p99_ms, s.errors])
+        rows.append([f"{r.db} ratio callback/bare", "", r.ratio, "", "", ""])
+    headers = ["phase", "requests", "req/s", "p50 ms", "p99 ms", "errors"]
+    print(format_table(headers, rows))
+    print()
+    for r in reports:
+        print(
+            f"{r.db}: inbox rows {r.rows}, accepted (200) {r.accepted}, lost {r.lost}, "
+            f"extra {r.extra}, duplicated {r.duplicated}"
+        )
+    print()
+    for r in reports:
+        for name, ok in r.targets:
+            print(f"{verdict(ok)}  {r.db}: {name}")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench_callbacks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per phase [10]")
+    parser.add_argument("--concurrency", type=int, default=16, help="open connections [16]")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker [4]")
+    parser.add_argument("--rounds", type=int, default=2, help="phases per kind [2]")
+    parser.add_argument("--loaders", type=int, default=1, help="load generator processes [1]")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("WECOM_APP_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="reset and used for the run (WECOM_APP_BENCH_POSTGRES_URL)",
+    )
+    parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log")
+    parser.add_argument(
+        "--strict", action="store_true", help="also exit non-zero when a speed target fails"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; exit 1 when inbox rows mismatch (or, with --strict, a target fails)."""
+    args = parse_args(argv)
+    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    reports = []
+    for db in dbs:
+        url = fresh_sqlite("callbacks") if db == "sqlite" else fresh_postgres(args.postgres_url)
+        reports.append(bench_database(db, url, args))
+    print_report(reports, args)
+    failed = [r for r in reports if not r.rows_ok]
+    if args.strict:
+        failed = [r for r in reports if not all(ok for _, ok in r.targets)]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
