@@ -93,7 +93,9 @@ def running_stack(
     )
     app = create_app(settings, clock=clock)
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     app_url = f"http://127.0.0.1:{server.server_port}"
     config.app_callback = Channel(f"{app_url}/wecom/callback", APP_TOKEN, APP_AES_KEY)
