@@ -41,6 +41,20 @@ def test_gettoken_rejects_wrong_corpid_and_secret(api: Api) -> None:
     assert wrong_secret.json()["errcode"] == 40001
 
 
+def test_many_wrong_secrets_ban_the_caller_for_an_hour(api: Api) -> None:
+    api.sim_post("config", {"limits": {"wrong_secrets_per_hour": 3}})
+    try:
+        bad = {"corpid": CORP_ID, "corpsecret": "guess"}
+        codes = [api.http.get("/cgi-bin/gettoken", params=bad).json()["errcode"] for _ in range(4)]
+        assert codes == [40001, 40001, 40001, 45009]
+        good = {"corpid": CORP_ID, "corpsecret": "sim-app-secret"}
+        assert api.http.get("/cgi-bin/gettoken", params=good).json()["errcode"] == 45009
+        api.sim_post("clock", {"advance": 3601})
+        assert api.http.get("/cgi-bin/gettoken", params=good).json()["errcode"] == 0
+    finally:
+        api.sim_post("config", {"limits": {"wrong_secrets_per_hour": 100}})
+
+
 def test_missing_token_is_41001_and_unknown_is_40014(api: Api) -> None:
     assert (
         api.http.get("/cgi-bin/user/get", params={"userid": "zhaoming"}).json()["errcode"] == 41001

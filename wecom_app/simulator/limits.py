@@ -21,6 +21,8 @@ class Limits:
     appchat_creates_per_day: int = 1000
     appchat_member_per_minute: int = 200
     recall_hours: int = 24
+    # WeCom bans an IP for an hour after many wrong secrets; the exact count is not published.
+    wrong_secrets_per_hour: int = 100
     response_code_hours: int = 72
     max_touser: int = 1000
     max_toparty: int = 100

@@ -16,6 +16,7 @@ from wecom_app.clock import Clock
 from wecom_app.simulator import appchat, directory, messages
 from wecom_app.simulator.events import CallbackDriver
 from wecom_app.simulator.inspection import inspect_blueprint
+from wecom_app.simulator.limits import HOUR
 from wecom_app.simulator.org import Org
 from wecom_app.simulator.state import APP, CONTACTS, SimConfig, SimError, SimState
 
@@ -69,12 +70,15 @@ def _apply_fault(state: SimState, path: str) -> Response | None:
 
 def gettoken(state: SimState) -> dict[str, Any]:
     """Answer `gettoken`: a token per secret kind, 40013 for a wrong corpid, 40001 for a secret."""
-    config = state.config
+    config, now = state.config, state.now()
+    if state.windows.count("wrong-secret", now, HOUR) >= config.limits.wrong_secrets_per_hour:
+        raise SimError(45009, "api freq out of limit: too many wrong secrets from this ip")
     if request.args.get("corpid") != config.corp_id:
         raise SimError(40013, "invalid corpid")
     secret = request.args.get("corpsecret")
     kinds = {config.app_secret: APP, config.contacts_secret: CONTACTS}
     if secret not in kinds:
+        state.windows.allow("wrong-secret", now, [(HOUR, config.limits.wrong_secrets_per_hour)])
         raise SimError(40001, "invalid credential")
     token, expires_in = state.issue_token(kinds[secret])
     return {"access_token": token, "expires_in": expires_in}
@@ -91,7 +95,8 @@ def _json_body() -> Any:
 
 def _call(state: SimState, path: str) -> dict[str, Any]:
     if path == "gettoken":
-        return gettoken(state)
+        with state.lock:
+            return gettoken(state)
     route = ROUTES.get(path)
     if route is None:
         raise SimError(40066, "invalid url")
