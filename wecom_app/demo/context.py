@@ -31,7 +31,8 @@ class Demo:
     def api(self) -> httpx.Client:
         """An HTTP client for the app's JSON API, with the bearer token."""
         return httpx.Client(
-            base_url=self.app_url, timeout=30,
+            base_url=self.app_url,
+            timeout=30,
             headers={"Authorization": f"Bearer {self.api_token}"},
         )
 
@@ -59,6 +60,8 @@ class Demo:
         from wecom_app.cli import main
 
         click.echo(click.style(f"   $ wecom-app {command}", fg="cyan"))
-        result = CliRunner().invoke(main, shlex.split(command), env=self.env, catch_exceptions=False)
+        result = CliRunner().invoke(
+            main, shlex.split(command), env=self.env, catch_exceptions=False
+        )
         click.echo("\n".join("   " + line for line in result.output.rstrip().splitlines()))
         return result.output

@@ -1,0 +1,25 @@
+"""The demo runs end to end: real simulator and gunicorn processes, real callbacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_runs_and_reports(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "wecom_app.demo.run", "--workdir", str(workdir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert out.count("通过 ok") == 2  # both callback URLs verified like the admin console
+    assert "stored once" in out and "demo finished" in out
+    assert (workdir / "wecom-app.db").exists()
