@@ -48,6 +48,8 @@ def verify_url(crypto: CallbackCrypto, req: CallbackRequest, now: float, max_age
         req.query, "msg_signature", "timestamp", "nonce", "echostr"
     )
     check_timestamp(timestamp, now, max_age)
+    # Base64 has no spaces: a space here is a '+' that a proxy failed to keep URL-encoded.
+    echostr = echostr.replace(" ", "+")
     crypto.verify(signature, timestamp, nonce, echostr)
     return crypto.decrypt(echostr)
 
