@@ -1,0 +1,272 @@
+"""The working calendar: when the SLA clock runs and when the app may ping people.
+
+The rule, in one place: **working time** is every instant whose local date is a working day and
+whose local time lies outside the quiet hours and, when working hours are configured, inside
+them. The SLA clock counts only working time, so a notice sent at 21:50 with a 30-minute SLA
+spends 10 minutes before 22:00 and the other 20 after 07:30 on the next working day (07:50).
+Reminders and escalations are sent only in working time too: anything that falls outside is
+postponed to the start of the next working period (`next_allowed`).
+
+Working days are Monday to Friday (configurable), minus Chinese public holidays, plus the
+adjusted working days (调休) that the State Council announces, both from `chinese-calendar`; a
+company's override file adds its own holidays and working days, which win over everything.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from chinese_calendar import constants as cn_days
+
+from wecom_app.sla.yamlfile import YamlFile, check_keys
+
+log = logging.getLogger(__name__)
+
+MAX_DAYS = 3660  # how far add_working_time / next_allowed look before giving up
+WEEKDAYS = {
+    name: i
+    for i, names in enumerate(
+        [
+            ("mon", "monday", "周一"),
+            ("tue", "tuesday", "周二"),
+            ("wed", "wednesday", "周三"),
+            ("thu", "thursday", "周四"),
+            ("fri", "friday", "周五"),
+            ("sat", "saturday", "周六"),
+            ("sun", "sunday", "周日"),
+        ]
+    )
+    for name in names
+}
+HOLIDAY_YEARS = frozenset(d.year for d in cn_days.holidays)
+
+Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    """Quiet hours, optional working hours, weekends, public holidays, 调休 and overrides."""
+
+    timezone: str = "Asia/Shanghai"
+    quiet_start: time | None = time(22, 0)
+    quiet_end: time | None = time(7, 30)
+    work_start: time | None = None
+    work_end: time | None = None
+    weekends: frozenset[int] = frozenset({5, 6})
+    public_holidays: bool = True
+    extra_holidays: frozenset[date] = frozenset()
+    extra_working_days: frozenset[date] = frozenset()
+    tz: ZoneInfo = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tz", ZoneInfo(self.timezone))
+
+    def is_working_day(self, day: date) -> bool:
+        """Whether a local date is a working day: overrides, then 调休/holidays, then weekends."""
+        if day in self.extra_working_days:
+            return True
+        if day in self.extra_holidays:
+            return False
+        if self.public_holidays and day.year in HOLIDAY_YEARS:
+            if day in cn_days.holidays:
+                return False
+            if day in cn_days.workdays:
+                return True
+        return day.weekday() not in self.weekends
+
+    def intervals(self, day: date) -> tuple[Interval, ...]:
+        """The working-time intervals [start, end) of one local date, as UTC datetimes."""
+        return _intervals(self, day)
+
+    def is_working_time(self, at: datetime) -> bool:
+        """Whether an instant is working time (and so may carry a ping)."""
+        return any(a <= at < b for a, b in self.intervals(self._local_date(at)))
+
+    def add_working_time(self, start: datetime, duration: timedelta) -> datetime:
+        """The instant when `duration` of working time has passed since `start`."""
+        return _add_working_time(self, start.astimezone(UTC), duration)
+
+    def working_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """How much working time lies in [start, end) (zero when end is not after start)."""
+        total = timedelta(0)
+        if end <= start:
+            return total
+        day = self._local_date(start)
+        while day <= self._local_date(end):
+            for a, b in self.intervals(day):
+                lo, hi = max(a, start), min(b, end)
+                if hi > lo:
+                    total += hi - lo
+            day += timedelta(days=1)
+        return total
+
+    def next_allowed(self, at: datetime) -> datetime:
+        """`at` if it is working time, else the start of the next working period."""
+        at = at.astimezone(UTC)
+        day = self._local_date(at)
+        for _ in range(MAX_DAYS):
+            for a, b in self.intervals(day):
+                if b > at:
+                    return max(a, at)
+            day += timedelta(days=1)
+        raise ValueError(f"no working time within {MAX_DAYS} days after {at.isoformat()}")
+
+    def _local_date(self, at: datetime) -> date:
+        return at.astimezone(self.tz).date()
+
+    def _day_spans(self) -> list[tuple[time, time | None]]:
+        """Local [start, end) spans of a working day; None as an end means midnight."""
+        qs, qe = self.quiet_start, self.quiet_end
+        if qs is None or qe is None or qs == qe:
+            spans: list[tuple[time, time | None]] = [(time(0), None)]
+        elif qs > qe:  # quiet across midnight, e.g. 22:00-07:30
+            spans = [(qe, qs)]
+        else:  # quiet inside one day, e.g. 12:00-13:30
+            spans = [(time(0), qs), (qe, None)]
+        if self.work_start is None or self.work_end is None:
+            return spans
+        ws, we = self.work_start, self.work_end
+        clipped: list[tuple[time, time | None]] = []
+        for a, b in spans:
+            lo, hi = max(a, ws), we if b is None else min(b, we)
+            if lo < hi:
+                clipped.append((lo, hi))
+        return clipped
+
+
+@functools.lru_cache(maxsize=4096)
+def _intervals(cal: WorkingCalendar, day: date) -> tuple[Interval, ...]:
+    if not cal.is_working_day(day):
+        return ()
+    out = []
+    for a, b in cal._day_spans():
+        start = datetime.combine(day, a, tzinfo=cal.tz)
+        end = (
+            datetime.combine(day + timedelta(days=1), time(0), tzinfo=cal.tz)
+            if b is None
+            else datetime.combine(day, b, tzinfo=cal.tz)
+        )
+        if start < end:
+            out.append((start.astimezone(UTC), end.astimezone(UTC)))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=65536)
+def _add_working_time(cal: WorkingCalendar, start: datetime, duration: timedelta) -> datetime:
+    if duration <= timedelta(0):
+        return start
+    remaining = duration
+    day = cal._local_date(start)
+    for _ in range(MAX_DAYS):
+        for a, b in cal.intervals(day):
+            a = max(a, start)
+            if a >= b:
+                continue
+            if remaining <= b - a:
+                return a + remaining
+            remaining -= b - a
+        day += timedelta(days=1)
+    raise ValueError(f"no working time within {MAX_DAYS} days after {start.isoformat()}")
+
+
+def load_calendar(path: str | Path | None, text: str | None = None) -> WorkingCalendar:
+    """Read a calendar override file; None gives the default calendar. Errors name the line."""
+    if path is None and text is None:
+        return WorkingCalendar()
+    doc = YamlFile(path or "<calendar>", text)
+    data = doc.data
+    check_keys(
+        doc,
+        (),
+        data,
+        {
+            "timezone",
+            "quiet_hours",
+            "working_hours",
+            "weekends",
+            "public_holidays",
+            "extra_holidays",
+            "extra_working_days",
+        },
+    )
+    timezone = data.get("timezone", "Asia/Shanghai")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise doc.error(("timezone",), f"unknown time zone {timezone!r}") from None
+    quiet = _span(doc, "quiet_hours", data.get("quiet_hours", {"start": "22:00", "end": "07:30"}))
+    work = _span(doc, "working_hours", data.get("working_hours"))
+    if work is not None and work[0] >= work[1]:
+        raise doc.error(("working_hours",), "start must be before end")
+    public = data.get("public_holidays", True)
+    if not isinstance(public, bool):
+        raise doc.error(("public_holidays",), "expected true or false")
+    cal = WorkingCalendar(
+        timezone=str(timezone),
+        quiet_start=quiet[0] if quiet else None,
+        quiet_end=quiet[1] if quiet else None,
+        work_start=work[0] if work else None,
+        work_end=work[1] if work else None,
+        weekends=_weekends(doc, data.get("weekends", ["saturday", "sunday"])),
+        public_holidays=public,
+        extra_holidays=_dates(doc, "extra_holidays", data.get("extra_holidays") or []),
+        extra_working_days=_dates(doc, "extra_working_days", data.get("extra_working_days") or []),
+    )
+    both = cal.extra_holidays & cal.extra_working_days
+    if both:
+        raise doc.error(("extra_working_days",), f"{min(both)} is also listed as a holiday")
+    if cal.work_start is not None and not any(cal._day_spans()):
+        raise doc.error(("working_hours",), "lies entirely inside the quiet hours")
+    return cal
+
+
+def _span(doc: YamlFile, key: str, value: Any) -> tuple[time, time] | None:
+    if value is None:
+        return None
+    check_keys(doc, (key,), value, {"start", "end"})
+    return _time(doc, (key, "start"), value.get("start")), _time(
+        doc, (key, "end"), value.get("end")
+    )
+
+
+def _time(doc: YamlFile, path: tuple[str, ...], value: Any) -> time:
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 22:00 as the number 1320
+        raise doc.error(path, 'write times in quotes, e.g. "22:00"')
+    try:
+        hours, minutes = str(value).split(":")
+        return time(int(hours), int(minutes))
+    except (ValueError, TypeError):
+        raise doc.error(path, f'expected a time "HH:MM", got {value!r}') from None
+
+
+def _weekends(doc: YamlFile, value: Any) -> frozenset[int]:
+    if not isinstance(value, list):
+        raise doc.error(("weekends",), "expected a list of weekday names, e.g. [saturday, sunday]")
+    days = set()
+    for i, name in enumerate(value):
+        key = str(name).strip().lower()
+        if key not in WEEKDAYS:
+            raise doc.error(("weekends", i), f"unknown weekday {name!r}")
+        days.add(WEEKDAYS[key])
+    return frozenset(days)
+
+
+def _dates(doc: YamlFile, key: str, value: Any) -> frozenset[date]:
+    if not isinstance(value, list):
+        raise doc.error((key,), "expected a list of dates YYYY-MM-DD")
+    days = set()
+    for i, item in enumerate(value):
+        if isinstance(item, date) and not isinstance(item, datetime):
+            days.add(item)
+            continue
+        try:
+            days.add(date.fromisoformat(str(item)))
+        except ValueError:
+            raise doc.error((key, i), f"expected a date YYYY-MM-DD, got {item!r}") from None
+    return frozenset(days)

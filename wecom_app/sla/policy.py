@@ -1,0 +1,141 @@
+"""SLA policies per notice type: reminder points, the escalation chain and the penalty amount.
+
+A policy file has a `default` section and optional `types.<notice type>` sections; a type
+inherits every key it does not set from the default. See config/sla-policy.example.yaml.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from wecom_app.sla.yamlfile import YamlFile, check_keys
+
+TARGETS = ("direct_leaders", "department_leaders")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|hour|hours|minutes)?\s*$")
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    """Escalate once the receipt is overdue by `after` (working time), to `to`."""
+
+    after: timedelta
+    to: str  # one of TARGETS
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """How one kind of notice is chased: reminder fractions of the SLA, escalation, penalty."""
+
+    reminders: tuple[float, ...] = (0.5, 1.0)
+    escalation: tuple[EscalationLevel, ...] = (
+        EscalationLevel(timedelta(minutes=15), "direct_leaders"),
+        EscalationLevel(timedelta(minutes=60), "department_leaders"),
+    )
+    penalty: Decimal = Decimal(0)
+    currency: str = "CNY"
+
+
+@dataclass(frozen=True)
+class PolicyBook:
+    """The default policy and the per-type ones."""
+
+    default: SlaPolicy = SlaPolicy()
+    types: dict[str, SlaPolicy] = field(default_factory=dict)
+
+    def for_type(self, notice_type: str | None) -> SlaPolicy:
+        """The policy for a notice type, falling back to the default."""
+        return self.types.get(notice_type or "", self.default)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def load_policy(path: str | Path | None, text: str | None = None) -> PolicyBook:
+    """Read a policy file; None gives the built-in default. Errors name the line and key."""
+    if path is None and text is None:
+        return PolicyBook()
+    doc = YamlFile(path or "<policy>", text)
+    check_keys(doc, (), doc.data, {"default", "types"})
+    default = _policy(doc, ("default",), doc.data.get("default") or {}, SlaPolicy())
+    types_value = doc.data.get("types") or {}
+    check_keys(
+        doc, ("types",), types_value, set(types_value) if isinstance(types_value, dict) else set()
+    )
+    types = {
+        str(name): _policy(doc, ("types", str(name)), section or {}, default)
+        for name, section in types_value.items()
+    }
+    return PolicyBook(default, types)
+
+
+def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) -> SlaPolicy:
+    check_keys(doc, path, data, {"reminders", "escalation", "penalty"})
+    reminders = base.reminders
+    if "reminders" in data:
+        reminders = _reminders(doc, (*path, "reminders"), data["reminders"])
+    escalation = base.escalation
+    if "escalation" in data:
+        escalation = _escalation(doc, (*path, "escalation"), data["escalation"])
+    penalty, currency = base.penalty, base.currency
+    if "penalty" in data:
+        section = data["penalty"]
+        check_keys(doc, (*path, "penalty"), section, {"amount", "currency"})
+        penalty = _amount(doc, (*path, "penalty", "amount"), section.get("amount", 0))
+        currency = str(section.get("currency", currency))
+    return SlaPolicy(reminders, escalation, penalty, currency)
+
+
+def _reminders(doc: YamlFile, path: tuple[str, ...], value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise doc.error(path, 'expected a list of SLA fractions, e.g. ["50%", "100%"]')
+    out = []
+    for i, item in enumerate(value or []):
+        text = str(item).strip()
+        try:
+            frac = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise doc.error((*path, i), f'expected a percentage like "50%", got {item!r}') from None
+        if not 0 < frac <= 10:
+            raise doc.error((*path, i), "must be above 0% and at most 1000% of the SLA")
+        out.append(frac)
+    if out != sorted(set(out)):
+        raise doc.error(path, "reminder points must be increasing and distinct")
+    return tuple(out)
+
+
+def _escalation(doc: YamlFile, path: tuple[str, ...], value: Any) -> tuple[EscalationLevel, ...]:
+    if not isinstance(value, list):
+        raise doc.error(path, "expected a list of levels {after, to}")
+    levels = []
+    for i, item in enumerate(value or []):
+        check_keys(doc, (*path, i), item, {"after", "to"})
+        to = item.get("to")
+        if to not in TARGETS:
+            raise doc.error((*path, i, "to"), f"expected one of {', '.join(TARGETS)}, got {to!r}")
+        levels.append(EscalationLevel(_duration(doc, (*path, i, "after"), item.get("after")), to))
+    if [lv.after for lv in levels] != sorted(lv.after for lv in levels):
+        raise doc.error(path, "levels must be in increasing order of delay")
+    return tuple(levels)
+
+
+def _duration(doc: YamlFile, path: tuple[Any, ...], value: Any) -> timedelta:
+    match = _DURATION.match(str(value)) if value is not None else None
+    if match is None or isinstance(value, bool):
+        raise doc.error(path, f'expected a delay like 15 (minutes), "15m" or "2h", got {value!r}')
+    number, unit = float(match.group(1)), match.group(2) or "m"
+    return timedelta(hours=number) if unit.startswith("h") else timedelta(minutes=number)
+
+
+def _amount(doc: YamlFile, path: tuple[str, ...], value: Any) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise doc.error(path, f"expected an amount, got {value!r}") from None
+    if amount < 0 or not amount.is_finite():
+        raise doc.error(path, "must be zero or more")
+    return amount
