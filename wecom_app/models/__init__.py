@@ -12,21 +12,35 @@ from wecom_app.models.directory import (
 )
 from wecom_app.models.inbox import InboxEvent, InboxStatus
 from wecom_app.models.jobs import JobRun
+from wecom_app.models.notices import (
+    AckChannel,
+    MemberSend,
+    Notice,
+    NoticeStatus,
+    Receipt,
+    ReceiptState,
+)
 from wecom_app.models.outbox import OutboxMessage, OutboxStatus
 
 __all__ = [
+    "AckChannel",
     "Base",
     "Department",
     "DepartmentMember",
     "Employee",
     "EmployeeHistory",
     "EmployeeStatus",
-    "Tag",
-    "TagMember",
     "InboxEvent",
     "InboxStatus",
     "JobRun",
+    "MemberSend",
+    "Notice",
+    "NoticeStatus",
     "OutboxMessage",
     "OutboxStatus",
+    "Receipt",
+    "ReceiptState",
+    "Tag",
+    "TagMember",
     "UTCDateTime",
 ]

@@ -1,0 +1,116 @@
+"""Notices that must be acknowledged, one receipt per recipient, and the per-member send ledger.
+
+A receipt carries the SLA state the sweeper needs (`due_at`, `next_action_at`, reminders,
+escalation level); `next_action_at` is indexed so the sweeper never scans open receipts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from wecom_app.models.base import Base, BigId, UTCDateTime
+
+
+class NoticeStatus(StrEnum):
+    """Whether a notice still collects acknowledgements."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class ReceiptState(StrEnum):
+    """Where one recipient's copy of a notice is."""
+
+    QUEUED = "queued"  # card waiting in the outbox
+    SENT = "sent"  # WeCom accepted the card for this member
+    INVALID = "invalid"  # WeCom named the member in invaliduser
+    UNLICENSED = "unlicensed"  # WeCom named the member in unlicenseduser
+    FAILED = "failed"  # the send failed for good (see errcode)
+    ACKNOWLEDGED = "acknowledged"
+
+
+class AckChannel(StrEnum):
+    """How a recipient acknowledged."""
+
+    BUTTON = "button"
+    TEXT = "text"
+    LINK = "link"
+
+
+class Notice(Base):
+    """A notice to an audience, with the rules for acknowledging it."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    code: Mapped[str | None] = mapped_column(String(16), unique=True)  # "收到 #12"
+    title: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(64), default="")
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    require_ack: Mapped[bool] = mapped_column(Boolean, default=True)
+    sla_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    second_button: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=NoticeStatus.ACTIVE)
+    task_prefix: Mapped[str] = mapped_column(String(64), unique=True)
+    batches: Mapped[int] = mapped_column(Integer, default=0)  # card batches sent so far
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Receipt(Base):
+    """One recipient of a notice: delivery, acknowledgement and SLA state."""
+
+    __tablename__ = "notice_receipts"
+    __table_args__ = (
+        UniqueConstraint("notice_id", "employee_id", name="uq_notice_receipts_notice_employee"),
+        Index("ix_notice_receipts_notice_batch", "notice_id", "batch"),
+        Index("ix_notice_receipts_employee_state", "employee_id", "state"),
+        Index("ix_notice_receipts_next_action_at", "next_action_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"))
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    department_id: Mapped[int | None] = mapped_column(Integer)  # main department when sent
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    batch: Mapped[int] = mapped_column(Integer, default=0)  # latest card batch sent to them
+    state: Mapped[str] = mapped_column(String(16), default=ReceiptState.QUEUED)
+    errcode: Mapped[int | None] = mapped_column(Integer)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ack_channel: Mapped[str | None] = mapped_column(String(16))
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)  # departed before acking
+    feedback: Mapped[str | None] = mapped_column(String(64))  # the second button, if clicked
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_count: Mapped[int] = mapped_column(Integer, default=0)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MemberSend(Base):
+    """One app message planned for one member, to stay under WeCom's 30/min and 1000/h."""
+
+    __tablename__ = "member_sends"
+    __table_args__ = (Index("ix_member_sends_userid_at", "userid", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(32), default="")

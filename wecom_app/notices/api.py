@@ -1,0 +1,95 @@
+"""JSON API for notices: create (or preview with ?dry_run=1), list, status, resend, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from sqlalchemy import select
+
+from wecom_app.models import Notice
+from wecom_app.notices import service, status
+from wecom_app.notices.link import link_blueprint
+from wecom_app.web.api import ApiError, api_blueprint, transaction
+
+
+def _now() -> Any:
+    from wecom_app.app import services
+
+    return services(current_app).clock.now()
+
+
+def _register_link_page(state: BlueprintSetupState) -> None:
+    # The link page lives outside /api/v1 (no bearer token: WeCom OAuth identifies the member),
+    # so it rides along with the API blueprint's registration.
+    state.app.register_blueprint(link_blueprint)
+
+
+api_blueprint.record_once(_register_link_page)
+
+
+def _flag(name: str) -> bool:
+    return request.args.get(name, "").lower() in ("1", "true", "yes")
+
+
+@api_blueprint.post("/notices")
+def create_notice() -> Any:
+    """Create and send a notice; with ?dry_run=1 only preview its audience."""
+    try:
+        draft = service.draft_from(request.get_json(silent=True) or {})
+        with transaction() as session:
+            if _flag("dry_run"):
+                return jsonify(dry_run=True, **service.preview(session, draft).to_dict())
+            notice, plan = service.create(session, draft, _now())
+            body = {"notice": status.notice_dict(notice), **plan.to_dict()}
+    except service.NoticeError as exc:
+        raise ApiError(str(exc)) from None
+    return jsonify(body), 201
+
+
+@api_blueprint.get("/notices")
+def list_notices() -> Any:
+    """The latest notices, newest first (?limit=, default 50)."""
+    limit = min(max(int(request.args.get("limit", 50) or 50), 1), 500)
+    with transaction() as session:
+        notices = session.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all()
+        return jsonify(notices=[status.notice_dict(n) for n in notices])
+
+
+@api_blueprint.get("/notices/<ref>")
+def notice_status(ref: str) -> Any:
+    """A notice's counts by state and department, and its receipts (?receipts=0 to omit)."""
+    with transaction() as session:
+        notice = _get(session, ref)
+        with_receipts = request.args.get("receipts", "1") not in ("0", "false", "no")
+        return jsonify(status.summary(session, notice, _now(), with_receipts))
+
+
+@api_blueprint.post("/notices/<ref>/resend")
+def resend_notice(ref: str) -> Any:
+    """Send the card again to everyone who has not acknowledged."""
+    try:
+        with transaction() as session:
+            notice = _get(session, ref)
+            batches = service.resend(session, notice, _now())
+            recipients = sum(len(b.userids) for b in batches)
+            return jsonify(notice=notice.code, batches=len(batches), recipients=recipients)
+    except service.NoticeError as exc:
+        raise ApiError(str(exc), 409) from None
+
+
+@api_blueprint.post("/notices/<ref>/cancel")
+def cancel_notice(ref: str) -> Any:
+    """Stop collecting acknowledgements for a notice."""
+    with transaction() as session:
+        notice = _get(session, ref)
+        service.cancel(session, notice, _now())
+        return jsonify(notice=notice.code, status=notice.status)
+
+
+def _get(session: Any, ref: str) -> Notice:
+    try:
+        return service.get_notice(session, ref)
+    except service.NoticeError as exc:
+        raise ApiError(str(exc), 404) from None

@@ -1,0 +1,206 @@
+"""Creating, previewing, resending and cancelling notices; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from wecom_app.errors import AppError
+from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
+from wecom_app.notices import delivery
+from wecom_app.notices.audience import Audience, AudienceError, normalise_spec, resolve
+from wecom_app.notices.mirror import load_directory
+
+# WeCom's template card docs suggest main_title.title ≤ 36 characters (robot cards: 26).
+MAX_TITLE = 36
+MAX_BODY = 2000
+MAX_BUTTON = 10
+DEFAULT_SLA_MINUTES = 30
+MAX_SLA_MINUTES = 30 * 24 * 60
+DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*(?:m|min)?)?\s*$", re.IGNORECASE)
+
+
+class NoticeError(AppError):
+    """A notice request that cannot be carried out; the message is for the user (Chinese)."""
+
+
+@dataclass
+class Draft:
+    """A validated notice request, before anything is stored."""
+
+    title: str
+    body: str
+    author: str
+    audience: dict[str, Any]
+    sla_minutes: int = DEFAULT_SLA_MINUTES
+    require_ack: bool = True
+    second_button: str | None = None
+
+
+@dataclass
+class Preview:
+    """What sending a draft would do: recipients by department, and what was skipped."""
+
+    audience: Audience
+    by_department: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render the preview for the API and CLI."""
+        return {
+            "recipients": len(self.audience.recipients),
+            "by_department": self.by_department,
+            "inactive": self.audience.inactive,
+        }
+
+
+def parse_sla(value: Any) -> int:
+    """Minutes from 30, "30", "30m", "2h" or "1h30m"; anything not positive is refused."""
+    if value is None:
+        return DEFAULT_SLA_MINUTES
+    if isinstance(value, bool):
+        raise NoticeError('响应时限必须是正的时长，例如 30 或 "1h30m"')
+    if isinstance(value, int):
+        minutes = value
+    else:
+        match = DURATION.match(str(value))
+        if not match or not any(match.groups()):
+            raise NoticeError(f'响应时限无法识别：{value!r}；请写分钟数，或如 "1h30m"')
+        minutes = int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+    if minutes <= 0 or minutes > MAX_SLA_MINUTES:
+        raise NoticeError(f"响应时限必须在 1 分钟到 {MAX_SLA_MINUTES // 1440} 天之间")
+    return minutes
+
+
+def draft_from(data: Any) -> Draft:
+    """Validate a notice request (API JSON or CLI options) into a Draft."""
+    if not isinstance(data, dict):
+        raise NoticeError("请求必须是 JSON 对象")
+    title = str(data.get("title") or "").strip()
+    if not title:
+        raise NoticeError("通知标题不能为空")
+    if len(title) > MAX_TITLE:
+        raise NoticeError(f"通知标题过长：{len(title)} 字，卡片标题最多 {MAX_TITLE} 字")
+    body = str(data.get("body") or "").strip()
+    if len(body) > MAX_BODY:
+        raise NoticeError(f"通知正文过长：{len(body)} 字，最多 {MAX_BODY} 字")
+    second = (str(data.get("second_button") or "").strip()) or None
+    if second and len(second) > MAX_BUTTON:
+        raise NoticeError(f"第二个按钮文字最多 {MAX_BUTTON} 字")
+    try:
+        audience = normalise_spec(data.get("audience"))
+    except AudienceError as exc:
+        raise NoticeError(str(exc)) from None
+    return Draft(
+        title=title,
+        body=body,
+        author=str(data.get("author") or "").strip()[:64],
+        audience=audience,
+        sla_minutes=parse_sla(data.get("sla_minutes", data.get("sla"))),
+        require_ack=bool(data.get("require_ack", True)),
+        second_button=second,
+    )
+
+
+def preview(session: Session, draft: Draft) -> Preview:
+    """Resolve the audience without storing or sending anything; refuse an unusable one."""
+    directory = load_directory(session)
+    audience = resolve(draft.audience, directory)
+    if audience.unknown:
+        raise NoticeError(f"受众中有不存在的对象：{', '.join(audience.unknown)}")
+    if not audience.recipients:
+        raise NoticeError("受众为空：没有在职成员会收到这条通知")
+    return Preview(audience, audience.by_department(directory.names))
+
+
+def create(session: Session, draft: Draft, now: datetime) -> tuple[Notice, Preview]:
+    """Store a notice with one receipt per recipient and queue its cards."""
+    plan = preview(session, draft)
+    notice = Notice(
+        title=draft.title,
+        body=draft.body,
+        author=draft.author,
+        audience=draft.audience,
+        require_ack=draft.require_ack,
+        sla_minutes=draft.sla_minutes,
+        second_button=draft.second_button,
+        status=NoticeStatus.ACTIVE,
+        task_prefix=f"ntc{secrets.token_hex(6)}",
+        batches=0,
+        recipients=len(plan.audience.recipients),
+        created_at=now,
+    )
+    session.add(notice)
+    session.flush()
+    notice.code = str(notice.id)
+    recipients = plan.audience.recipients
+    userids = [r.userid for r in recipients]
+    batches = delivery.schedule(session, notice, userids, now)
+    batch_of = {u: b.number for b in batches for u in b.userids}
+    rows = [
+        {
+            "notice_id": notice.id,
+            "employee_id": r.employee_id,
+            "department_id": r.department_id,
+            "reason": r.reason[:255],
+            "batch": batch_of[r.userid],
+            "state": ReceiptState.QUEUED,
+        }
+        for r in recipients
+    ]
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(Receipt), rows[start : start + 5000])
+    return notice, plan
+
+
+def get_notice(session: Session, ref: str | int) -> Notice:
+    """Find a notice by id or short code ("12" or "#12")."""
+    text = str(ref).strip().lstrip("#＃")
+    notice = session.scalars(select(Notice).where(Notice.code == text)).one_or_none()
+    if notice is None and text.isdigit():
+        notice = session.get(Notice, int(text))
+    if notice is None:
+        raise NoticeError(
+            f"找不到通知 {ref}",
+        )
+    return notice
+
+
+def resend(session: Session, notice: Notice, now: datetime) -> list[delivery.Batch]:
+    """Send the card again to recipients who have not acknowledged, under the member limit."""
+    if notice.status != NoticeStatus.ACTIVE:
+        raise NoticeError(f"通知 #{notice.code} 已取消，不能再次发送")
+    rows = session.execute(
+        select(Receipt.id, Employee.userid)
+        .join(Employee, Employee.id == Receipt.employee_id)
+        .where(
+            Receipt.notice_id == notice.id,
+            Receipt.state.in_([ReceiptState.SENT, ReceiptState.FAILED]),
+            Receipt.excluded.is_(False),
+        )
+        .order_by(Receipt.id)
+    ).all()
+    batches = delivery.schedule(session, notice, [userid for _, userid in rows], now)
+    receipt_of = {userid: rid for rid, userid in rows}
+    for batch in batches:
+        ids = [receipt_of[u] for u in batch.userids]
+        session.execute(update(Receipt).where(Receipt.id.in_(ids)).values(batch=batch.number))
+        session.execute(
+            update(Receipt)
+            .where(Receipt.id.in_(ids), Receipt.state == ReceiptState.FAILED)
+            .values(state=ReceiptState.QUEUED, errcode=None)
+        )
+    return batches
+
+
+def cancel(session: Session, notice: Notice, now: datetime) -> None:
+    """Stop collecting acknowledgements; later clicks are recorded but change nothing."""
+    notice.status, notice.cancelled_at = NoticeStatus.CANCELLED, now
+    session.execute(
+        update(Receipt).where(Receipt.notice_id == notice.id).values(next_action_at=None)
+    )

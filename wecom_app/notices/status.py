@@ -1,0 +1,129 @@
+"""A notice's ledger: counts by state and department, and every receipt with canonical names."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from wecom_app.models import Department, Employee, Notice, Receipt, ReceiptState
+
+STATES = [s.value for s in ReceiptState]
+
+
+def notice_dict(notice: Notice) -> dict[str, Any]:
+    """The notice itself, as JSON."""
+    return {
+        "id": notice.id,
+        "code": notice.code,
+        "title": notice.title,
+        "body": notice.body,
+        "author": notice.author,
+        "audience": notice.audience,
+        "require_ack": notice.require_ack,
+        "sla_minutes": notice.sla_minutes,
+        "second_button": notice.second_button,
+        "status": notice.status,
+        "recipients": notice.recipients,
+        "batches": notice.batches,
+        "created_at": notice.created_at.isoformat(),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def receipts(session: Session, notice: Notice) -> list[dict[str, Any]]:
+    """Every receipt of a notice with the employee's canonical name and department."""
+    rows = session.execute(
+        select(Receipt, Employee.userid, Employee.display_name, Department.name)
+        .join(Employee, Employee.id == Receipt.employee_id)
+        .outerjoin(Department, Department.id == Receipt.department_id)
+        .where(Receipt.notice_id == notice.id)
+        .order_by(Receipt.department_id, Receipt.id)
+    ).all()
+    return [
+        {
+            "userid": userid,
+            "name": display_name,
+            "department_id": r.department_id,
+            "department": dept_name or "",
+            "reason": r.reason,
+            "state": r.state,
+            "errcode": r.errcode,
+            "sent_at": _iso(r.sent_at),
+            "acknowledged_at": _iso(r.acknowledged_at),
+            "channel": r.ack_channel,
+            "late": r.late,
+            "excluded": r.excluded,
+            "feedback": r.feedback,
+            "due_at": _iso(r.due_at),
+        }
+        for r, userid, display_name, dept_name in rows
+    ]
+
+
+def summary(
+    session: Session, notice: Notice, now: datetime, with_receipts: bool = True
+) -> dict[str, Any]:
+    """Counts by state (departed recipients apart), overdue and late, by department."""
+    rows = session.execute(
+        select(
+            Receipt.department_id,
+            Receipt.state,
+            Receipt.excluded,
+            Receipt.late,
+            (Receipt.due_at < now) & (Receipt.state != ReceiptState.ACKNOWLEDGED),
+            func.count(),
+        )
+        .where(Receipt.notice_id == notice.id)
+        .group_by(
+            Receipt.department_id,
+            Receipt.state,
+            Receipt.excluded,
+            Receipt.late,
+            (Receipt.due_at < now) & (Receipt.state != ReceiptState.ACKNOWLEDGED),
+        )
+    ).all()
+    totals: Counter[str] = Counter({s: 0 for s in STATES})
+    departments: dict[int | None, Counter[str]] = defaultdict(Counter)
+    for dept, state, excluded, late, overdue, count in rows:
+        buckets = [totals, departments[dept]]
+        for bucket in buckets:
+            if excluded:
+                bucket["excluded"] += count
+                continue
+            bucket[state] += count
+            bucket["counted"] += count
+            bucket["late"] += count if late else 0
+            bucket["overdue"] += count if overdue and notice.require_ack else 0
+    names = dict(
+        session.execute(
+            select(Department.id, Department.name).where(
+                Department.id.in_([d for d in departments if d is not None])
+            )
+        ).all()
+    )
+    data: dict[str, Any] = {
+        "notice": notice_dict(notice),
+        "counts": {k: totals[k] for k in [*STATES, "counted", "excluded", "late", "overdue"]},
+        "by_department": [
+            {
+                "department_id": dept,
+                "department": names.get(dept, "") if dept is not None else "",
+                "counted": c["counted"],
+                "acknowledged": c[ReceiptState.ACKNOWLEDGED],
+                "pending": c["counted"] - c[ReceiptState.ACKNOWLEDGED],
+                "overdue": c["overdue"],
+                "excluded": c["excluded"],
+            }
+            for dept, c in sorted(departments.items(), key=lambda kv: kv[0] or 0)
+        ],
+    }
+    if with_receipts:
+        data["receipts"] = receipts(session, notice)
+    return data

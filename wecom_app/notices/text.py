@@ -1,0 +1,164 @@
+"""Text replies to the app: "收到", "好的", "ok", "马上执行", "收到 #12" acknowledge a notice.
+
+Words are compared after normalising width (NFKC), case, punctuation and spaces, so "ＯＫ！",
+"收到。" and "收到 ＃12" all count. The list can be replaced with WECOM_NOTICE_ACK_WORDS
+(comma-separated). Every text gets a short reply: which notice was acknowledged, or help.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callbacks.dispatch import HandlerContext, handles
+from callbacks.events import TextMessage
+from wecom_app.models import Notice, NoticeStatus, Receipt
+from wecom_app.notices import pacing
+from wecom_app.notices.acks import ACKABLE, acknowledge, employee_by_userid, find_receipt
+from wecom_app.outbox import enqueue
+
+DEFAULT_ACK_WORDS = (
+    "收到",
+    "已收到",
+    "收到了",
+    "收",
+    "好的",
+    "好",
+    "ok",
+    "okay",
+    "明白",
+    "了解",
+    "知道了",
+    "已阅",
+    "执行",
+    "马上执行",
+    "立即执行",
+    "坚决执行",
+    "遵照执行",
+    "收到马上执行",
+    "收到立即执行",
+    "roger",
+)
+CODE = re.compile(r"#\s*(\d{1,12})")
+PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
+HELP_LIMIT = 5
+
+
+def normalise(text: str) -> str:
+    """Fold width and case, drop punctuation, emoji and spaces."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return PUNCTUATION.sub("", folded)
+
+
+def ack_words() -> frozenset[str]:
+    """The configured acknowledgement words, normalised."""
+    configured = os.environ.get("WECOM_NOTICE_ACK_WORDS", "")
+    words = [w for w in configured.split(",") if w.strip()] or list(DEFAULT_ACK_WORDS)
+    return frozenset(normalise(w) for w in words)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a text says: whether it acknowledges, and which notice code it names."""
+
+    is_ack: bool
+    code: str | None
+
+
+def read(text: str, words: frozenset[str] | None = None) -> Reading:
+    """Interpret a text message as an acknowledgement or not."""
+    folded = unicodedata.normalize("NFKC", text)
+    match = CODE.search(folded)
+    code = match.group(1) if match else None
+    rest = CODE.sub(" ", folded) if match else folded
+    word = normalise(rest)
+    return Reading(bool(word) and word in (words or ack_words()), code)
+
+
+def pending(session: Session, employee_id: int) -> list[tuple[Notice, Receipt]]:
+    """This employee's unacknowledged receipts of active notices, newest notice first."""
+    rows = session.execute(
+        select(Notice, Receipt)
+        .join(Receipt, Receipt.notice_id == Notice.id)
+        .where(
+            Receipt.employee_id == employee_id,
+            Receipt.state.in_(ACKABLE),
+            Receipt.excluded.is_(False),
+            Notice.status == NoticeStatus.ACTIVE,
+            Notice.require_ack.is_(True),
+        )
+        .order_by(Notice.created_at.desc(), Notice.id.desc())
+    ).all()
+    return [(n, r) for n, r in rows]
+
+
+def help_text(items: list[tuple[Notice, Receipt]]) -> str:
+    """The short help reply, listing pending notices."""
+    if not items:
+        return "您目前没有待确认的通知。"
+    lines = [f"您有 {len(items)} 条待确认的通知："]
+    lines += [f"#{n.code} {n.title}" for n, _ in items[:HELP_LIMIT]]
+    if len(items) > HELP_LIMIT:
+        lines.append(f"……另有 {len(items) - HELP_LIMIT} 条")
+    lines.append("回复“收到”确认最近一条，或回复“收到 #编号”确认指定通知。")
+    return "\n".join(lines)
+
+
+def handle_text(session: Session, userid: str, content: str, now: datetime) -> str | None:
+    """Apply a text from a member and return the reply to send (None for non-members)."""
+    employee = employee_by_userid(session, userid)
+    if employee is None:
+        return None
+    reading = read(content)
+    if not reading.is_ack:
+        return help_text(pending(session, employee.id))
+    if reading.code is not None:
+        notice = session.scalars(select(Notice).where(Notice.code == reading.code)).one_or_none()
+        receipt = find_receipt(session, notice.id, employee.id) if notice else None
+        if notice is None or receipt is None or receipt.excluded:
+            return f"没有找到发给您的通知 #{reading.code}。\n" + help_text(
+                pending(session, employee.id)
+            )
+        if notice.status != NoticeStatus.ACTIVE:
+            return f"通知 #{notice.code}「{notice.title}」已取消，无需确认。"
+    else:
+        items = pending(session, employee.id)
+        if not items:
+            return help_text(items)
+        notice, receipt = items[0]
+        receipt = find_receipt(session, notice.id, employee.id) or receipt
+    result = acknowledge(session, notice, receipt, "text", now)
+    if not result.first:
+        return f"通知 #{notice.code}「{notice.title}」您已确认过，无需重复确认。"
+    reply = f"已确认收到通知 #{notice.code}「{notice.title}」。"
+    if result.late:
+        reply += "（已超过响应时限，记为逾期确认）"
+    remaining = len(pending(session, employee.id))
+    if remaining:
+        reply += f"\n您还有 {remaining} 条待确认的通知，回复“收到”继续确认。"
+    return reply
+
+
+@handles("text")
+def on_text(ctx: HandlerContext, event: TextMessage) -> None:
+    """A text to the app: acknowledge if it says so, and always answer."""
+    now = ctx.clock.now()
+    reply = handle_text(ctx.session, event.from_user, event.content, now)
+    if reply is None:
+        return
+    not_before = pacing.slot_for(ctx.session, event.from_user, now, "reply")
+    enqueue(
+        ctx.session,
+        "message_send",
+        {"msg": {"msgtype": "text", "text": {"content": reply}}, "touser": [event.from_user]},
+        f"notice-reply:{event.dedupe_key}",
+        now=now,
+        ref=("notice_reply", event.msg_id),
+        not_before=not_before,
+    )
