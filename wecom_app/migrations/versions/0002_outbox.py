@@ -12,7 +12,6 @@ from alembic import op
 
 import wecom_app.models.base
 
-
 revision = "0002_outbox"
 down_revision = "0001_inbox"
 branch_labels = None
