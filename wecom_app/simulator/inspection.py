@@ -148,6 +148,15 @@ def configure() -> Response:
     return jsonify({"ok": True})
 
 
+@inspect_blueprint.post("/oauth/code")
+def oauth_code() -> Response:
+    """Issue the OAuth code WeCom would hand `userid`'s client on an snsapi_base redirect."""
+    from wecom_app.simulator.oauth import issue_code
+
+    userid = str(_body().get("userid") or "")
+    return jsonify({"code": issue_code(_state(), userid)}) if userid else _bad("userid needed")
+
+
 @inspect_blueprint.get("/deliveries")
 def deliveries() -> Response:
     """List callback delivery results (status, attempts, latency)."""

@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from wecom_app.clock import Clock
-from wecom_app.simulator import appchat, directory, messages
+from wecom_app.simulator import appchat, directory, messages, oauth
 from wecom_app.simulator.events import CallbackDriver
 from wecom_app.simulator.inspection import inspect_blueprint
 from wecom_app.simulator.limits import HOUR
@@ -38,6 +38,7 @@ ROUTES: dict[str, tuple[str, Handler, frozenset[str]]] = {
     "appchat/update": ("POST", appchat.appchat_update, frozenset({APP})),
     "appchat/get": ("GET", appchat.appchat_get, frozenset({APP})),
     "appchat/send": ("POST", appchat.appchat_send, frozenset({APP})),
+    "auth/getuserinfo": ("GET", oauth.auth_getuserinfo, frozenset({APP})),
 }
 
 api = Blueprint("wecom_api", __name__, url_prefix="/cgi-bin")

@@ -104,6 +104,7 @@ class SimState:
         self.task_ids: set[str] = set()
         self.response_codes: dict[str, dict[str, Any]] = {}
         self.card_updates: list[dict[str, Any]] = []
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.duplicates: dict[str, tuple[datetime, dict[str, Any]]] = {}
         self.chats: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
