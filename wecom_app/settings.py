@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(None, validation_alias=_key("WECOM_APP_PUBLIC_URL"))
     log_level: str = Field("INFO", validation_alias=_key("WECOM_APP_LOG_LEVEL"))
+    departure_notice: str | None = Field(None, validation_alias=_key("WECOM_DEPARTURE_NOTICE"))
 
     @classmethod
     def settings_customise_sources(

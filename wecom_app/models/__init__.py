@@ -10,6 +10,7 @@ from wecom_app.models.directory import (
     Tag,
     TagMember,
 )
+from wecom_app.models.groups import AuditOutcome, GroupAudit, GroupMember, ManagedGroup
 from wecom_app.models.inbox import InboxEvent, InboxStatus
 from wecom_app.models.jobs import JobRun
 from wecom_app.models.notices import (
@@ -24,15 +25,19 @@ from wecom_app.models.outbox import OutboxMessage, OutboxStatus
 
 __all__ = [
     "AckChannel",
+    "AuditOutcome",
     "Base",
     "Department",
     "DepartmentMember",
     "Employee",
     "EmployeeHistory",
     "EmployeeStatus",
+    "GroupAudit",
+    "GroupMember",
     "InboxEvent",
     "InboxStatus",
     "JobRun",
+    "ManagedGroup",
     "MemberSend",
     "Notice",
     "NoticeStatus",

@@ -1,0 +1,272 @@
+"""Managed groups against the simulator over real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.groups_support import GroupEnv, group_env
+from wecom_app import jobs
+from wecom_app.domain_events import EmployeeDeparted, publish
+from wecom_app.groups import service
+from wecom_app.groups.reconcile import reconcile
+from wecom_app.groups.rules import GroupRules, RuleError
+from wecom_app.groups.service import GroupSpec
+from wecom_app.models import Employee, EmployeeStatus, GroupAudit, ManagedGroup, OutboxMessage
+
+MOBILE = 5  # 移动研发部, led by wangxuanqiang
+TEST_DEPT = 6  # 测试部
+
+
+@pytest.fixture
+def env(database_url: str) -> Iterator[GroupEnv]:
+    with group_env(database_url) as running:
+        yield running
+
+
+def mobile_group(env: GroupEnv, **extra: object) -> ManagedGroup:
+    spec = GroupSpec(
+        name="移动研发部工作群",
+        owner="wangxuanqiang",
+        backup_owner="tanglintao",
+        rules=GroupRules.from_dict({"departments": [MOBILE], **extra}),  # type: ignore[dict-item]
+        chatid="mobile01",
+    )
+    return service.create(env.services, spec, actor="test")
+
+
+def audit_rows(env: GroupEnv, **where: object) -> list[GroupAudit]:
+    with env.db.begin() as session:
+        query = select(GroupAudit).order_by(GroupAudit.id)
+        for key, value in where.items():
+            query = query.where(getattr(GroupAudit, key) == value)
+        return list(session.scalars(query))
+
+
+def depart(env: GroupEnv, userid: str) -> None:
+    """Mark someone departed in the mirror and announce it, as the directory does."""
+    with env.db.begin() as session:
+        employee = session.scalars(select(Employee).where(Employee.userid == userid)).one()
+        employee.status = EmployeeStatus.DEPARTED
+        publish(session, env.clock, EmployeeDeparted(userid, env.clock.now(), "delete_user", "42"))
+
+
+def set_rules(env: GroupEnv, chatid: str, rules: dict) -> None:
+    with env.db.begin() as session:
+        group = session.scalars(select(ManagedGroup).where(ManagedGroup.chatid == chatid)).one()
+        group.rules = GroupRules.from_dict(rules).to_dict()
+
+
+def test_create_group_with_rules(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    chat = env.chat(group.chatid)
+    assert chat["owner"] == "wangxuanqiang"
+    members = set(chat["userlist"])
+    expected = {
+        m.userid
+        for m in env.sim.state.org.members.values()
+        if MOBILE in m.department and m.status == 1
+    }
+    assert members == expected and "tanglintao" in members
+    adds = audit_rows(env, action="add")
+    assert {r.userid for r in adds} == members
+    assert all(r.outcome == "applied" and r.reason for r in adds)
+
+
+def test_unknown_department_and_too_many_members_rejected(env: GroupEnv) -> None:
+    spec = GroupSpec(
+        name="x群", owner="zhaoming", rules=GroupRules.from_dict({"departments": [99]})
+    )
+    with pytest.raises(RuleError, match="未知部门"):
+        service.create(env.services, spec, actor="test")
+    spec.rules = GroupRules.from_dict({"tags": ["不存在"]})
+    with pytest.raises(RuleError, match="标签"):
+        service.create(env.services, spec, actor="test")
+    assert env.calls("appchat/create") == 0
+
+
+def test_reconcile_adds_and_removes_in_one_call(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    set_rules(env, group.chatid, {"departments": [TEST_DEPT], "users": ["wangxuanqiang"]})
+    result = reconcile(env.services, group.chatid, actor="test")
+    assert result.plan.add and result.plan.remove
+    again = reconcile(env.services, group.chatid, actor="test")
+    assert again.plan.empty  # queued changes are not planned twice
+    env.drain_all()
+    chat = env.chat(group.chatid)
+    assert len(chat["changes"]) == 1
+    assert set(chat["userlist"]) == set(result.plan.add) | {"wangxuanqiang", "tanglintao"}
+    rows = audit_rows(env, outbox_id=result.outbox_id)
+    assert rows and all(r.outcome == "applied" for r in rows)
+    assert reconcile(env.services, group.chatid, actor="test").plan.empty
+
+
+def test_departed_member_removed_with_explanation(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    depart(env, "hanyang")
+    depart(env, "litao")
+    env.clock.advance(2)
+    env.drain_all()
+    chat = env.chat(group.chatid)
+    assert "hanyang" not in chat["userlist"] and "litao" not in chat["userlist"]
+    assert len(chat["changes"]) == 1  # both departures folded into one call
+    text = chat["messages"][-1]["content"]["content"]
+    assert "移动研发部-韩洋 已离职，已移出本群" in text and "移动研发部-李涛" in text
+    rows = audit_rows(env, action="remove")
+    assert [(r.userid, r.outcome, r.cause) for r in rows] == [
+        ("hanyang", "applied", "delete_user:42"),
+        ("litao", "applied", "delete_user:42"),
+    ]
+
+
+def test_departing_owner_transferred_first(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    depart(env, "wangxuanqiang")
+    env.drain_all()
+    chat = env.chat(group.chatid)
+    first, second = chat["changes"]
+    assert first["owner"] == "tanglintao" and first["removed"] == []
+    assert second["removed"] == ["wangxuanqiang"]
+    assert chat["owner"] == "tanglintao"
+    assert "已离职" in chat["messages"][-1]["content"]["content"]
+
+
+def test_daily_check_repairs_drift(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    with env.sim.state.lock:  # someone changes the group outside the app
+        chat = env.sim.state.chats[group.chatid]
+        chat["userlist"] = [u for u in chat["userlist"] if u != "litao"] + ["zhaoming"]
+    env.clock.set(env.clock.now().replace(hour=1, minute=5))  # 09:05 in Shanghai
+    assert jobs.run_due(env.db, env.clock, env.services, only={"groups_daily_check"})
+    env.drain_all()
+    members = set(env.chat(group.chatid)["userlist"])
+    assert "litao" in members and "zhaoming" not in members
+    with env.db.begin() as session:
+        row = session.scalars(select(ManagedGroup)).one()
+        assert row.drift["joined_outside"] == ["zhaoming"]
+        assert row.drift["left_outside"] == ["litao"]
+    drift = audit_rows(env, action="drift")
+    assert {r.userid for r in drift} == {"zhaoming", "litao"}
+
+
+def test_changes_are_paced_not_dropped(env: GroupEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wecom_app import outbox
+
+    groups = [mobile_group(env)]
+    for i in range(2):
+        spec = GroupSpec(name=f"测试部{i}群", owner="zhaochen",
+                         rules=GroupRules.from_dict({"departments": [TEST_DEPT]}), chatid=f"t{i}")  # fmt: skip
+        groups.append(service.create(env.services, spec, actor="test"))
+    env.clock.advance(timedelta(hours=1, minutes=1))
+    env.sim.state.config.limits.appchat_changes_per_hour = 2
+    monkeypatch.setitem(outbox.LANES, "appchat", outbox.Lane(2, timedelta(hours=1)))
+    for userid in ("hanyang", "litao", "zhaochen"):  # owner of t0 and t1, member of nothing else
+        depart(env, userid)
+    env.clock.advance(2)
+    env.drain_all()
+    done = [g for g in groups if env.chat(g.chatid)["changes"]]
+    assert len(done) == 2  # the lane stops at the limit instead of being refused
+    env.clock.advance(timedelta(hours=1, seconds=5))
+    env.drain_all()
+    env.clock.advance(timedelta(hours=1, seconds=5))
+    env.drain_all()
+    with env.db.begin() as session:
+        errors = session.scalars(
+            select(OutboxMessage.errcode).where(OutboxMessage.errcode.is_not(None))
+        )
+        assert list(errors) == []
+    assert all(r.outcome == "applied" for r in audit_rows(env, action="remove"))
+    assert "zhaochen" not in env.chat("t0")["userlist"]
+
+
+@pytest.mark.parametrize("errcode", [86003, 48002])
+def test_refused_change_is_audited_as_failed(env: GroupEnv, errcode: int) -> None:
+    group = mobile_group(env)
+    env.sim.state.config.limits.appchat_changes_per_hour = 1000
+    from wecom_app.simulator.state import Fault
+
+    env.sim.state.faults.append(Fault("/cgi-bin/appchat/update", "errcode", 1, errcode))
+    depart(env, "hanyang")
+    env.clock.advance(2)
+    env.drain_all()
+    (row,) = audit_rows(env, action="remove")
+    assert (row.outcome, row.errcode) == ("failed", errcode)
+    with env.db.begin() as session:
+        status = session.scalars(select(ManagedGroup.status)).one()
+    assert status == {86003: "missing", 48002: "error"}[errcode]
+    assert "hanyang" in env.chat(group.chatid)["userlist"]
+
+
+def test_rate_limit_is_retried_then_applied(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    from wecom_app.simulator.state import Fault
+
+    env.sim.state.faults.append(Fault("/cgi-bin/appchat/update", "errcode", 8, 45009))
+    depart(env, "hanyang")
+    env.clock.advance(2)
+    env.drain_all()
+    (row,) = audit_rows(env, action="remove")
+    assert row.outcome == "queued"  # still on its way, not recorded as done
+    for _ in range(4):
+        env.clock.advance(60)
+        env.drain_all()
+    (row,) = audit_rows(env, action="remove")
+    assert row.outcome == "applied"
+    assert "hanyang" not in env.chat(group.chatid)["userlist"]
+
+
+def test_unknown_user_does_not_block_removals(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    with env.db.begin() as session:  # the mirror knows someone WeCom does not
+        ghost = session.scalars(select(Employee).where(Employee.userid == "litao")).one()
+        session.add(Employee(userid="ghost01", name="幽灵", display_name="移动研发部-幽灵",
+                             departments=[MOBILE], leader_in=[], direct_leaders=[],
+                             status="active", joined_at=ghost.joined_at,
+                             updated_at=ghost.updated_at))  # fmt: skip
+        session.scalars(
+            select(Employee).where(Employee.userid == "hanyang")
+        ).one().status = EmployeeStatus.DISABLED
+    result = reconcile(env.services, group.chatid, actor="test")
+    assert result.plan.add == ("ghost01",) and result.plan.remove == ("hanyang",)
+    env.drain_all()
+    ghost = audit_rows(env, userid="ghost01", action="add")[-1]
+    removal = audit_rows(env, userid="hanyang", action="remove")[-1]
+    assert (ghost.outcome, ghost.errcode) == ("failed", 60111)
+    assert removal.outcome == "applied"
+    assert "hanyang" not in env.chat(group.chatid)["userlist"]
+
+
+@pytest.mark.postgres
+def test_two_reconcilers_do_not_double_apply(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("concurrency of two workers is a PostgreSQL matter")
+    import threading
+
+    from wecom_app.app import Services
+
+    with group_env(database_url) as env:
+        group = mobile_group(env)
+        set_rules(env, group.chatid, {"departments": [TEST_DEPT], "users": ["wangxuanqiang"]})
+        other = Services(env.services.settings, env.clock)
+        other._client = env.services.client
+        barrier = threading.Barrier(2)
+        results = []
+
+        def run(services: Services) -> None:
+            barrier.wait()
+            results.append(reconcile(services, group.chatid, actor="worker"))
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in (env.services, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        other.db.dispose()
+        assert sum(1 for r in results if r.outbox_id is not None) == 1
+        env.drain_all()
+        assert len(env.chat(group.chatid)["changes"]) == 1
+        adds = audit_rows(env, action="add", actor="worker")
+        assert len(adds) == len({r.userid for r in adds})

@@ -1,0 +1,161 @@
+"""What happens when WeCom answers a group change: audit the real outcome, update the cache,
+start the deferred step, and explain departures in the group."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from wecom_app.groups.ledger import KIND, REF, queue_update
+from wecom_app.groups.notice import departure_text
+from wecom_app.groups.plan import Update
+from wecom_app.models import Employee, GroupAudit, GroupMember, ManagedGroup, OutboxMessage
+from wecom_app.models.groups import AuditOutcome
+from wecom_app.outbox import Outcome, enqueue, on_result
+
+log = logging.getLogger(__name__)
+
+BAD_MEMBER = {60111, 86007}  # an added userid WeCom does not know or will not accept
+DEPARTURE_ACTOR = "departure"
+
+
+@on_result(KIND)
+def record_update(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
+    """Turn the queued audit rows of one `appchat/update` into what really happened."""
+    if msg.ref_type != REF or msg.ref_id is None:
+        return
+    group = session.get(ManagedGroup, int(msg.ref_id), with_for_update=True)
+    if group is None:
+        return
+    now = msg.done_at or group.updated_at
+    step = int(msg.payload.get("step", 1))
+    rows = list(
+        session.scalars(
+            select(GroupAudit).where(
+                GroupAudit.outbox_id == msg.id, GroupAudit.outcome == AuditOutcome.QUEUED
+            )
+        )
+    )
+    own = [r for r in rows if r.step <= step]
+    deferred = [r for r in rows if r.step > step]
+    if outcome.ok:
+        _applied(session, group, msg, own, deferred, now)
+    elif outcome.errcode in BAD_MEMBER and msg.payload.get("add_user_list") and _has_more(msg):
+        _retry_without_adds(session, group, msg, own + deferred, outcome, now)
+    else:
+        _failed(group, own, deferred, outcome, now)
+
+
+def _applied(
+    session: Session,
+    group: ManagedGroup,
+    msg: OutboxMessage,
+    own: list[GroupAudit],
+    deferred: list[GroupAudit],
+    now: datetime,
+) -> None:
+    for row in own:
+        row.outcome, row.done_at = AuditOutcome.APPLIED, now
+    payload = msg.payload
+    removed = set(payload.get("del_user_list", []))
+    if removed:
+        session.execute(
+            delete(GroupMember).where(
+                GroupMember.group_id == group.id, GroupMember.userid.in_(removed)
+            )
+        )
+    known = set(session.scalars(select(GroupMember.userid).where(GroupMember.group_id == group.id)))
+    for userid in payload.get("add_user_list", []):
+        if userid not in known:
+            session.add(GroupMember(group_id=group.id, userid=userid, since=now))
+    group.actual_owner = payload.get("owner") or group.actual_owner
+    group.actual_name = payload.get("name") or group.actual_name
+    group.version += 1
+    group.status, group.updated_at = "active", now
+    if deferred:
+        removals = tuple(r.userid for r in deferred if r.action == "remove" and r.userid)
+        new_id = queue_update(session, group, Update(2, remove=removals), now=now)
+        for row in deferred:
+            row.outbox_id = new_id
+    departed = [r.userid for r in own if r.action == "remove" and r.actor == DEPARTURE_ACTOR]
+    if departed:
+        _announce(session, group, msg.id, [u for u in departed if u], now)
+
+
+def _announce(
+    session: Session, group: ManagedGroup, msg_id: int, userids: list[str], now: datetime
+) -> None:
+    """Post the Chinese explanation of a departure removal into the group."""
+    found = {
+        e.userid: (e.userid, e.name, e.display_name)
+        for e in session.scalars(select(Employee).where(Employee.userid.in_(userids)))
+    }
+    people = [found.get(u, (u, u, u)) for u in userids]
+    text = departure_text(people)
+    payload = {"chatid": group.chatid, "msg": {"msgtype": "text", "text": {"content": text}}}
+    enqueue(
+        session,
+        "appchat_send",
+        payload,
+        f"groups:notice:{msg_id}",
+        now=now,
+        ref=(REF, str(group.id)),
+    )
+
+
+def _has_more(msg: OutboxMessage) -> bool:
+    """Whether the call did more than add members (removals, owner or name)."""
+    payload = msg.payload
+    return bool(payload.get("del_user_list") or payload.get("owner") or payload.get("name"))
+
+
+def _retry_without_adds(
+    session: Session,
+    group: ManagedGroup,
+    msg: OutboxMessage,
+    rows: list[GroupAudit],
+    outcome: Outcome,
+    now: datetime,
+) -> None:
+    """A bad userid among the adds must not block removals: fail the adds, resend the rest."""
+    payload = msg.payload
+    update = Update(
+        int(payload.get("step", 1)),
+        remove=tuple(payload.get("del_user_list", [])),
+        owner=payload.get("owner"),
+        name=payload.get("name"),
+    )
+    new_id = queue_update(session, group, update, now=now)
+    for row in rows:
+        if row.action == "add":
+            _fail(row, outcome, now, "整批添加被拒绝，其余变更已单独重发")
+        else:
+            row.outbox_id = new_id
+
+
+def _failed(
+    group: ManagedGroup,
+    own: list[GroupAudit],
+    deferred: list[GroupAudit],
+    outcome: Outcome,
+    now: datetime,
+) -> None:
+    for row in own:
+        _fail(row, outcome, now)
+    for row in deferred:
+        _fail(row, outcome, now, "群主转让失败，未执行移出")
+    if outcome.errcode == 86003:
+        group.status = "missing"  # the chat is gone or was never this app's
+    elif outcome.errcode == 48002:
+        group.status = "error"  # app visibility is not the root department
+    log.warning(
+        "group %s change failed for good: %s %s", group.chatid, outcome.errcode, outcome.error
+    )
+
+
+def _fail(row: GroupAudit, outcome: Outcome, now: datetime, note: str | None = None) -> None:
+    row.outcome, row.done_at, row.errcode = AuditOutcome.FAILED, now, outcome.errcode
+    row.error = f"{note}：{outcome.error}" if note else outcome.error

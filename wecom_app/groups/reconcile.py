@@ -1,0 +1,154 @@
+"""Reconcile a managed group: read WeCom's actual members, plan against the rules, queue the plan.
+
+The plan is computed under the group's row lock and counts changes already queued, and the read
+of WeCom is repeated if a change landed meanwhile (the group's version moved), so two reconcilers
+never queue the same change twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from wecom_app.errors import AppError, WeComError
+from wecom_app.groups.ledger import audit, pending_changes, queue_plan
+from wecom_app.groups.mirror import group_by_chatid, org_view, userids_of
+from wecom_app.groups.plan import MembershipPlan, make_plan
+from wecom_app.groups.rules import GroupRules, OrgView, desired_members
+from wecom_app.models import GroupMember, ManagedGroup
+from wecom_app.models.groups import AuditOutcome
+from wecom_app.wecom.types import AppChat
+
+MAX_TRIES = 3
+
+
+@dataclass
+class Reconciled:
+    """One group's reconciliation: the plan queued and the drift found."""
+
+    chatid: str
+    plan: MembershipPlan
+    drift: dict[str, Any] = field(default_factory=dict)
+    outbox_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for the CLI, API and job summaries."""
+        return {"chatid": self.chatid, "plan": self.plan.to_dict(), "drift": self.drift,
+                "queued": self.outbox_id is not None}  # fmt: skip
+
+
+def desired_for(session: Session, group: ManagedGroup, org: OrgView) -> dict[str, str]:
+    """The group's desired members with reasons (owner and backup owner included)."""
+    owners = userids_of(session, [group.owner_id, group.backup_owner_id])
+    return desired_members(GroupRules.from_dict(group.rules), org, [o for o in owners if o])
+
+
+def plan_group(
+    session: Session, group: ManagedGroup, chat: AppChat, org: OrgView
+) -> MembershipPlan:
+    """The plan for one group given WeCom's view of it, net of changes already queued."""
+    desired = desired_for(session, group, org)
+    pending = pending_changes(session, group.id)
+    owner, name = chat.owner, chat.name
+    for row in sorted(pending, key=lambda r: r.id):
+        if row.action == "owner":
+            owner = row.userid or owner
+        elif row.action == "rename":
+            name = row.detail or name
+    preferred = userids_of(session, [group.owner_id, group.backup_owner_id])
+    reasons = {}
+    for userid in chat.userlist:
+        person = org.people.get(userid)
+        reasons[userid] = (
+            "不在通讯录中"
+            if person is None
+            else "非在职员工"
+            if not person.active
+            else "不符合群规则"
+        )
+    return make_plan(
+        group.chatid,
+        desired,
+        chat.userlist,
+        actual_owner=owner,
+        preferred_owners=preferred,
+        actual_name=name,
+        desired_name=group.name,
+        pending_add=[r.userid for r in pending if r.action == "add" and r.userid],
+        pending_remove=[r.userid for r in pending if r.action == "remove" and r.userid],
+        removal_reasons=reasons,
+    )
+
+
+def observe(
+    session: Session, group: ManagedGroup, chat: AppChat, now: datetime, actor: str
+) -> dict[str, Any]:
+    """Refresh the member cache from WeCom and report changes made outside the app."""
+    cached = set(
+        session.scalars(select(GroupMember.userid).where(GroupMember.group_id == group.id))
+    )
+    in_flight = {r.userid for r in pending_changes(session, group.id)}
+    actual = set(chat.userlist)
+    joined = sorted(actual - cached - in_flight)
+    left = sorted(cached - actual - in_flight)
+    drift: dict[str, Any] = {"joined_outside": joined, "left_outside": left}
+    if group.actual_owner and chat.owner != group.actual_owner and chat.owner not in in_flight:
+        drift["owner_changed"] = {"from": group.actual_owner, "to": chat.owner}
+    if group.actual_name and chat.name != group.actual_name:
+        drift["name_changed"] = {"from": group.actual_name, "to": chat.name}
+    for userid in joined:
+        audit(session, group, "drift", now, actor=actor, userid=userid, detail="群外加入",
+              outcome=AuditOutcome.OBSERVED)  # fmt: skip
+    for userid in left:
+        audit(session, group, "drift", now, actor=actor, userid=userid, detail="群外退出",
+              outcome=AuditOutcome.OBSERVED)  # fmt: skip
+    session.execute(
+        delete(GroupMember).where(GroupMember.group_id == group.id, GroupMember.userid.in_(left))
+    )
+    session.add_all(GroupMember(group_id=group.id, userid=u, since=now) for u in joined)
+    group.actual_owner, group.actual_name = chat.owner, chat.name
+    return drift
+
+
+def fetch(services: Any, group: ManagedGroup) -> AppChat:
+    """Read a group from WeCom; a refusal is recorded on the group and raised."""
+    try:
+        chat: AppChat = services.client.appchat_get(group.chatid)
+        return chat
+    except WeComError as exc:
+        with services.db.begin() as session:
+            row = session.get(ManagedGroup, group.id)
+            if row is not None:
+                row.status = {86003: "missing", 48002: "error"}.get(exc.errcode, row.status)
+                row.drift = {"error": exc.errcode, "detail": exc.errmsg}
+        raise
+
+
+def reconcile(
+    services: Any, chatid: str, *, actor: str, cause: str | None = None, dry_run: bool = False
+) -> Reconciled:
+    """Compare one group with its rules and queue the changes (or only show them, dry_run)."""
+    for _ in range(MAX_TRIES):
+        with services.db.begin() as session:
+            group = group_by_chatid(session, chatid)
+        chat = fetch(services, group)
+        with services.db.begin() as session:
+            locked = group_by_chatid(session, chatid, lock=not dry_run)
+            if locked.version != group.version:
+                continue  # a change landed after our read: read WeCom again
+            org = org_view(session)
+            if dry_run:
+                return Reconciled(chatid, plan_group(session, locked, chat, org))
+            now = services.clock.now()
+            drift = observe(session, locked, chat, now, actor)
+            plan = plan_group(session, locked, chat, org)
+            outbox_id = queue_plan(session, locked, plan, actor=actor, now=now, cause=cause)
+            drift.update(extra=list(plan.remove), missing=list(plan.add), at=now.isoformat())
+            locked.drift, locked.last_reconciled_at = drift, now
+            locked.status = "active"
+            return Reconciled(chatid, plan, drift, outbox_id)
+    raise AppError(f"群 {chatid} 在核对期间持续变化，请稍后重试")
