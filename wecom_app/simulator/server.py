@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from wecom_app.clock import Clock
 from wecom_app.simulator import appchat, directory, messages, oauth
 from wecom_app.simulator.events import CallbackDriver
+from wecom_app.simulator.httpserver import DROP_FLAG, WSGIServer
 from wecom_app.simulator.inspection import inspect_blueprint
 from wecom_app.simulator.limits import HOUR
 from wecom_app.simulator.org import Org
@@ -64,7 +63,7 @@ def _apply_fault(state: SimState, path: str) -> Response | None:
     if fault.kind == "http500":
         return Response("Internal Server Error", status=500)
     if fault.kind == "drop":
-        request.environ["wecom_simulator.drop"] = True
+        request.environ[DROP_FLAG] = True
         return Response("", status=200)
     return _answer(SimError(fault.errcode, "injected fault").body())
 
@@ -128,21 +127,6 @@ def cgi(path: str) -> Response:
     return _answer({"errcode": 0, "errmsg": "ok", **result})
 
 
-def _drop_middleware(app: Any) -> Callable[..., Iterable[bytes]]:
-    """Wrap a WSGI app so a response flagged for dropping closes the socket instead."""
-
-    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        result = app(environ, start_response)
-        if environ.get("wecom_simulator.drop"):
-            sock = environ.get("werkzeug.socket")
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
-            raise ConnectionResetError("connection dropped by injected fault")
-        return result
-
-    return wsgi
-
-
 def create_simulator_app(state: SimState, driver: CallbackDriver | None = None) -> Flask:
     """Build the simulator's Flask app over a state (and a callback driver for `/_sim/deliver`)."""
     app = Flask("wecom_app.simulator")
@@ -151,15 +135,7 @@ def create_simulator_app(state: SimState, driver: CallbackDriver | None = None) 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.register_blueprint(api)
     app.register_blueprint(inspect_blueprint)
-    app.wsgi_app = _drop_middleware(app.wsgi_app)  # type: ignore[method-assign]
     return app
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """A request handler that does not log every request (query strings carry tokens)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Skip the access log line."""
 
 
 class SimulatorServer:
@@ -177,15 +153,9 @@ class SimulatorServer:
         self.state = SimState(org, config, clock)
         self.events = CallbackDriver(self.state)
         self.app = create_simulator_app(self.state, self.events)
-        self._server: BaseWSGIServer = make_server(
-            host,
-            port,
-            self.app,
-            threaded=True,
-            request_handler=None if access_log else _QuietHandler,
-        )
+        self._server = WSGIServer(host, port, self.app, access_log=access_log)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.url = f"http://{host}:{self._server.server_port}"
+        self.url = f"http://{host}:{self._server.port}"
 
     def start(self) -> SimulatorServer:
         """Start serving in the background and return self."""
