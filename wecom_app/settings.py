@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(None, validation_alias=_key("WECOM_APP_PUBLIC_URL"))
     log_level: str = Field("INFO", validation_alias=_key("WECOM_APP_LOG_LEVEL"))
+    naming_template: str = Field(
+        "{department}-{name}", validation_alias=_key("WECOM_NAMING_TEMPLATE")
+    )
     departure_notice: str | None = Field(None, validation_alias=_key("WECOM_DEPARTURE_NOTICE"))
 
     @classmethod
@@ -82,6 +85,13 @@ class Settings(BaseSettings):
         if value is not None:
             decode_aes_key(value.get_secret_value())
         return value
+
+    @field_validator("naming_template")
+    @classmethod
+    def _naming_template_shape(cls, value: str) -> str:
+        from wecom_app.directory.naming import check_template
+
+        return check_template(value)
 
     @field_validator("database_url")
     @classmethod

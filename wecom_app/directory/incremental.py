@@ -1,0 +1,278 @@
+"""Incremental sync: one handler per change_contact ChangeType, plus subscribe/unsubscribe.
+
+Member events are applied from a fresh `user/get`, not from the payload: since 2022 payloads
+carry only UserID/Department, and reading the current state makes duplicated and out-of-order
+events converge (an update before its create simply creates). The payload is used only when
+WeCom cannot be asked. A disabled member (status 2) is not a departure: accounts are disabled
+for leave too and can come back; they drop out of everything that counts active employees.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from callbacks.dispatch import HandlerContext, handles
+from callbacks.events import PartyChange, Subscription, TagChange, UserChange
+from wecom_app.directory.diff import DeptRecord, EmployeeRecord
+from wecom_app.directory.mirror import depart, employee_by_userid, record_of, save_employee
+from wecom_app.directory.naming import DEFAULT_TEMPLATE, NamingPolicy, policy_from_settings
+from wecom_app.directory.queries import department_subtree_ids
+from wecom_app.domain_events import EmployeeRenamed, publish
+from wecom_app.errors import WeComError
+from wecom_app.models import Department, Employee, EmployeeHistory, Tag, TagMember
+from wecom_app.wecom.types import User
+
+log = logging.getLogger(__name__)
+
+SOURCE = "change_contact"
+USER_NOT_FOUND = 60111
+OUTSIDE_VISIBILITY = 60011
+ID_ONLY_FIELDS = frozenset({"UserID", "NewUserID", "Department"})
+
+
+@handles("event", "change_contact", "create_user")
+@handles("event", "change_contact", "update_user")
+def on_user_changed(ctx: HandlerContext, event: UserChange) -> None:
+    """A member was added or edited (maybe renamed, maybe removed by a new status)."""
+    userid = event.new_user_id or event.user_id
+    if event.new_user_id and event.new_user_id != event.user_id:
+        _rename(ctx, event.user_id, event.new_user_id)
+    _refresh_member(ctx, userid, SOURCE, departure_source="status", fields=event.fields)
+
+
+@handles("event", "change_contact", "delete_user")
+def on_user_deleted(ctx: HandlerContext, event: UserChange) -> None:
+    """HR deleted a member: they left, announced once however often the event comes."""
+    emp = employee_by_userid(ctx.session, event.user_id)
+    if emp is None:
+        log.info("delete_user for unknown member %s ignored", event.user_id)
+        return
+    depart(ctx.session, ctx.clock, emp, "delete_user", _cause(ctx))
+
+
+@handles("event", "subscribe")
+def on_subscribe(ctx: HandlerContext, event: Subscription) -> None:
+    """A member can now use the app: make sure the mirror knows them as they are."""
+    _refresh_member(ctx, event.from_user, "subscribe", departure_source="subscribe", fields={})
+
+
+@handles("event", "unsubscribe")
+def on_unsubscribe(ctx: HandlerContext, event: Subscription) -> None:
+    """A member lost the app: a departure only if WeCom confirms they are gone or left."""
+    emp = _refresh_member(
+        ctx, event.from_user, "unsubscribe", departure_source="unsubscribe", fields={}
+    )
+    if emp is not None:
+        _note(ctx, emp.id, "unsubscribed", "unsubscribe", {"status": emp.status})
+
+
+@handles("event", "change_contact", "create_party")
+@handles("event", "change_contact", "update_party")
+def on_party_changed(ctx: HandlerContext, event: PartyChange) -> None:
+    """A department was added, renamed or moved; names derived from it follow."""
+    session, now = ctx.session, ctx.clock.now()
+    dept = session.get(Department, event.party_id)
+    name = event.name if event.name is not None else (dept.name if dept else None)
+    if name is None:
+        name = _fetch_department_name(ctx, event.party_id)
+    if dept is None:
+        dept = Department(id=event.party_id, name=name, leaders=[], order=0, updated_at=now)
+        session.add(dept)
+    renamed = dept.name != name or (
+        event.parent_id is not None and dept.parent_id != event.parent_id
+    )
+    dept.name, dept.deleted, dept.updated_at = name, False, now
+    if event.parent_id is not None:
+        dept.parent_id = event.parent_id or None
+    if event.order is not None:
+        dept.order = event.order
+    session.flush()
+    if renamed:
+        refresh_display_names(session, _policy(ctx), department_subtree_ids(session, dept.id))
+
+
+@handles("event", "change_contact", "delete_party")
+def on_party_deleted(ctx: HandlerContext, event: PartyChange) -> None:
+    """A department was deleted (WeCom only deletes empty ones); kept, flagged deleted."""
+    dept = ctx.session.get(Department, event.party_id)
+    if dept is not None:
+        dept.deleted, dept.updated_at = True, ctx.clock.now()
+
+
+@handles("event", "change_contact", "update_tag")
+def on_tag_changed(ctx: HandlerContext, event: TagChange) -> None:
+    """Members or departments were added to or removed from a tag."""
+    session = ctx.session
+    if session.get(Tag, event.tag_id) is None:
+        session.add(Tag(id=event.tag_id, name=""))
+    gone = TagMember.tag_id == event.tag_id
+    if event.del_users:
+        session.execute(delete(TagMember).where(gone, TagMember.userid.in_(event.del_users)))
+    if event.del_parties:
+        session.execute(
+            delete(TagMember).where(gone, TagMember.department_id.in_(event.del_parties))
+        )
+    query = select(TagMember.userid, TagMember.department_id).where(gone)
+    have = {(row[0], row[1]) for row in session.execute(query)}
+    for userid in dict.fromkeys(event.add_users):
+        if (userid, None) not in have:
+            session.add(TagMember(tag_id=event.tag_id, userid=userid))
+    for dept_id in dict.fromkeys(event.add_parties):
+        if (None, dept_id) not in have:
+            session.add(TagMember(tag_id=event.tag_id, department_id=dept_id))
+
+
+def refresh_display_names(session: Session, policy: NamingPolicy, department_ids: set[int]) -> int:
+    """Recompute display names of employees whose main department is among the given ones."""
+    if not department_ids:
+        return 0
+    departments = _all_departments(session)
+    query = select(Employee).where(Employee.main_department.in_(department_ids))
+    changed = 0
+    for emp in session.scalars(query):
+        name = policy.display_name(record_of(emp), departments)
+        if name != emp.display_name:
+            emp.display_name = name
+            changed += 1
+    return changed
+
+
+def _refresh_member(
+    ctx: HandlerContext, userid: str, source: str, *, departure_source: str, fields: dict[str, Any]
+) -> Employee | None:
+    """Bring one member's row up to date with WeCom; None when we know nothing of them."""
+    session = ctx.session
+    try:
+        record = EmployeeRecord.from_user(_client(ctx).user_get(userid))
+    except WeComError as exc:
+        if exc.errcode == USER_NOT_FOUND:
+            emp = employee_by_userid(session, userid)
+            if emp is not None:
+                depart(session, ctx.clock, emp, _gone_source(source), _cause(ctx))
+            return emp
+        fallback = _record_from_payload(session, userid, fields)
+        if fallback is None:
+            if exc.errcode == OUTSIDE_VISIBILITY:
+                log.info("member %s is outside the app's visibility; left as is", userid)
+                return employee_by_userid(session, userid)
+            raise
+        record = fallback
+    record = replace(record, display_name=_display_name(session, _policy(ctx), record))
+    return save_employee(
+        session, ctx.clock, record, source=source, departure_source=departure_source,
+        cause=_cause(ctx),
+    )  # fmt: skip
+
+
+def _gone_source(source: str) -> str:
+    return "delete_user" if source == SOURCE else source
+
+
+def _rename(ctx: HandlerContext, old: str, new: str) -> None:
+    """Move a userid to its new value, keeping the surrogate id and everything attached."""
+    session, now = ctx.session, ctx.clock.now()
+    emp = employee_by_userid(session, old)
+    if emp is None:
+        return  # already renamed (a repeated event) or never seen: user_get creates it
+    if employee_by_userid(session, new) is not None:
+        log.warning("rename %s → %s: the new userid already exists; keeping both rows", old, new)
+        return
+    emp.userid, emp.updated_at = new, now
+    for member in session.scalars(select(TagMember).where(TagMember.userid == old)):
+        member.userid = new
+    _note(ctx, emp.id, "userid_changed", SOURCE, {"old": old, "new": new})
+    session.flush()
+    publish(session, ctx.clock, EmployeeRenamed(old_userid=old, new_userid=new, at=now))
+
+
+def _record_from_payload(
+    session: Session, userid: str, fields: dict[str, Any]
+) -> EmployeeRecord | None:
+    """An old-style payload's fields laid over what the mirror has; None if too little."""
+    if not set(fields) - ID_ONLY_FIELDS:
+        return None  # a post-2022 payload: nothing to go by
+    emp = employee_by_userid(session, userid)
+    if emp is None and "Name" not in fields:
+        return None
+    base = record_of(emp) if emp is not None else EmployeeRecord(userid, "", "active")
+    data = {
+        "userid": userid,
+        "name": fields.get("Name", base.name),
+        "department": fields.get("Department", ",".join(map(str, base.departments))),
+        "main_department": fields.get("MainDepartment", base.main_department),
+        "is_leader_in_dept": fields.get("IsLeaderInDept", _leader_flags(base)),
+        "direct_leader": _split(fields["DirectLeader"]) if "DirectLeader" in fields
+        else list(base.direct_leaders),
+        "position": fields.get("Position", base.position),
+        "alias": fields.get("Alias", base.alias),
+        "status": fields.get("Status", base.wecom_status or 1),
+    }  # fmt: skip
+    return EmployeeRecord.from_user(User.from_api(data))
+
+
+def _leader_flags(record: EmployeeRecord) -> str:
+    return ",".join("1" if d in record.leader_in else "0" for d in record.departments)
+
+
+def _split(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]
+
+
+def _display_name(session: Session, policy: NamingPolicy, record: EmployeeRecord) -> str:
+    """The canonical name, reading only the main department and its ancestors."""
+    chain: dict[int, DeptRecord] = {}
+    dept_id = record.main_department
+    for _ in range(64):
+        dept = session.get(Department, dept_id) if dept_id else None
+        if dept is None or dept.id in chain:
+            break
+        chain[dept.id] = DeptRecord(dept.id, dept.name, dept.parent_id, dept.order)
+        dept_id = dept.parent_id
+    return policy.display_name(record, chain)
+
+
+def _all_departments(session: Session) -> dict[int, DeptRecord]:
+    query = select(Department.id, Department.name, Department.parent_id, Department.order)
+    return {
+        row.id: DeptRecord(row.id, row.name, row.parent_id, row.order)
+        for row in session.execute(query)
+    }
+
+
+def _fetch_department_name(ctx: HandlerContext, dept_id: int) -> str:
+    try:
+        return _client(ctx).department_get(dept_id).name
+    except WeComError as exc:
+        log.warning(
+            "department %s: name unavailable (%s); the next full sync fills it", dept_id, exc
+        )
+        return ""
+
+
+def _note(
+    ctx: HandlerContext, emp_id: int, kind: str, source: str, details: dict[str, Any]
+) -> None:
+    ctx.session.add(EmployeeHistory(employee_id=emp_id, kind=kind, at=ctx.clock.now(),
+                                    source=source, details=details))  # fmt: skip
+
+
+def _client(ctx: HandlerContext) -> Any:
+    if ctx.services is None:
+        raise WeComError(-1, "no WeCom client available to this handler")
+    return ctx.services.client
+
+
+def _policy(ctx: HandlerContext) -> NamingPolicy:
+    settings = getattr(ctx.services, "settings", None)
+    return (
+        policy_from_settings(settings) if settings is not None else NamingPolicy(DEFAULT_TEMPLATE)
+    )
+
+
+def _cause(ctx: HandlerContext) -> str | None:
+    return f"inbox:{ctx.inbox_id}" if ctx.inbox_id is not None else None

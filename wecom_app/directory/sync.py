@@ -1,0 +1,162 @@
+"""Full sync: fetch the whole directory from WeCom, diff it with the mirror, apply in bulk.
+
+Fetching happens before any write, so a WeCom error mid-fetch (after the client's bounded
+retries) leaves the mirror untouched; applying happens in one transaction, so it lands whole
+or not at all. One `user/list` per department (it is not recursive) plus `department/list` and
+a few `user/list_id` pages is all it costs.
+"""
+
+from __future__ import annotations
+
+import time as wall
+from collections import Counter
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import time
+from typing import Any
+
+from sqlalchemy import select
+
+from wecom_app.clock import Clock
+from wecom_app.db import Database
+from wecom_app.directory import bulk
+from wecom_app.directory.diff import (
+    DeptRecord,
+    DirectoryDiff,
+    EmployeeRecord,
+    MirrorEmployee,
+    MirrorSnapshot,
+    WeComSnapshot,
+    diff,
+)
+from wecom_app.directory.mirror import dept_record_of
+from wecom_app.directory.naming import NamingPolicy, policy_from_settings
+from wecom_app.jobs import job
+from wecom_app.models import Department
+from wecom_app.wecom.client import WeComClient
+
+Progress = Callable[[list[DeptRecord]], AbstractContextManager[Iterable[DeptRecord]]]
+
+
+@dataclass
+class SyncReport:
+    """What a full sync found and did."""
+
+    counts: dict[str, int]
+    api_calls: dict[str, int]
+    dry_run: bool
+    seconds: float
+    departments: int
+    employees: int
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-able data for `--json` and job summaries."""
+        return {
+            **self.counts,
+            "api_calls": sum(self.api_calls.values()),
+            "api_calls_by_path": self.api_calls,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 2),
+            "wecom_departments": self.departments,
+            "wecom_employees": self.employees,
+            "examples": self.examples,
+        }
+
+
+def fetch_snapshot(
+    client: WeComClient,
+    policy: NamingPolicy,
+    *,
+    use_list_id: bool,
+    progress: Progress = nullcontext,
+) -> WeComSnapshot:
+    """Read departments and every department's members; display names follow the policy."""
+    departments = {d.id: DeptRecord.from_wecom(d) for d in client.department_list()}
+    employees: dict[str, EmployeeRecord] = {}
+    with progress(list(departments.values())) as bar:
+        for dept in bar:
+            for user in client.user_list(dept.id):
+                if user.userid not in employees:
+                    employees[user.userid] = EmployeeRecord.from_user(user)
+    for userid, record in employees.items():
+        employees[userid] = replace(record, display_name=policy.display_name(record, departments))
+    known = set(client.iter_user_ids()) if use_list_id else set()
+    return WeComSnapshot(departments, employees, known)
+
+
+def load_mirror(session: Any) -> MirrorSnapshot:
+    """Read the whole mirror as plain records (columns, not ORM objects, for speed)."""
+    departments, deleted = {}, set()
+    for dept in session.scalars(select(Department)):
+        departments[dept.id] = dept_record_of(dept)
+        if dept.deleted:
+            deleted.add(dept.id)
+    employees = {}
+    for row in session.execute(select(*bulk.EMPLOYEE_COLUMNS)):
+        employees[row.userid] = MirrorEmployee(row.id, bulk.record_from_row(row), row.updated_at)
+    return MirrorSnapshot(departments, deleted, employees)
+
+
+def run_full_sync(
+    db: Database,
+    client: WeComClient,
+    clock: Clock,
+    policy: NamingPolicy,
+    *,
+    use_list_id: bool,
+    dry_run: bool = False,
+    progress: Progress = nullcontext,
+) -> SyncReport:
+    """Fetch, diff and (unless dry_run) apply in one transaction; WeCom errors change nothing."""
+    started = wall.monotonic()
+    calls_before = Counter(client.calls)
+    fetched_at = clock.now()
+    snapshot = fetch_snapshot(client, policy, use_list_id=use_list_id, progress=progress)
+    with db.begin() as session:
+        changes = diff(load_mirror(session), snapshot, fetched_at)
+        if not dry_run:
+            bulk.apply(session, clock, changes)
+    calls = Counter(client.calls)
+    calls.subtract(calls_before)
+    return SyncReport(
+        counts=changes.summary(),
+        api_calls={path: n for path, n in sorted(calls.items()) if n},
+        dry_run=dry_run,
+        seconds=wall.monotonic() - started,
+        departments=len(snapshot.departments),
+        employees=len(snapshot.employees),
+        examples=_examples(changes),
+    )
+
+
+def _examples(changes: DirectoryDiff, limit: int = 20) -> dict[str, list[str]]:
+    """A few userids per kind of change, so a dry run shows whom it would touch."""
+    return {
+        "added": [r.userid for r in changes.added[:limit]],
+        "changed": [new.userid for _, new in changes.changed[:limit]],
+        "departed": [m.record.userid for m in changes.departed[:limit]],
+    }
+
+
+def sync_services(
+    services: Any, *, dry_run: bool = False, progress: Progress = nullcontext
+) -> SyncReport:
+    """Run a full sync with the app's configured database, client, clock and naming policy."""
+    settings = services.settings
+    return run_full_sync(
+        services.db,
+        services.client,
+        services.clock,
+        policy_from_settings(settings),
+        use_list_id=bool(settings.secret("contacts_secret")),
+        dry_run=dry_run,
+        progress=progress,
+    )
+
+
+@job("directory_full_sync", daily_at=time(2, 0))
+def nightly_full_sync(services: Any) -> dict[str, Any]:
+    """Repair whatever lost callbacks missed, every night at 02:00 (Asia/Shanghai)."""
+    return sync_services(services).to_dict()
