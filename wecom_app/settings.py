@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(None, validation_alias=_key("WECOM_APP_PUBLIC_URL"))
     log_level: str = Field("INFO", validation_alias=_key("WECOM_APP_LOG_LEVEL"))
+    sla_calendar_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_CALENDAR"))
+    sla_policy_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_POLICY"))
     naming_template: str = Field(
         "{department}-{name}", validation_alias=_key("WECOM_NAMING_TEMPLATE")
     )
@@ -99,6 +101,20 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
+
+    @field_validator("sla_calendar_file")
+    @classmethod
+    def _sla_calendar_valid(cls, value: str | None) -> str | None:
+        from wecom_app.sla.config import checked_calendar_file
+
+        return checked_calendar_file(value)
+
+    @field_validator("sla_policy_file")
+    @classmethod
+    def _sla_policy_valid(cls, value: str | None) -> str | None:
+        from wecom_app.sla.config import checked_policy_file
+
+        return checked_policy_file(value)
 
     @property
     def contacts_channel_configured(self) -> bool:

@@ -145,6 +145,20 @@ def _deliver(state: SimState, targets: set[str]) -> tuple[list[str], list[str], 
     return delivered, dropped, unlicensed
 
 
+def _record(
+    state: SimState, body: dict[str, Any], msgtype: str, task_id: str, response: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "msgid": response["msgid"],
+        "msgtype": msgtype,
+        "task_id": task_id,
+        "content": body.get(msgtype),
+        "sent_at": state.now().isoformat(),
+        "duplicates": 0,
+        "response": response,
+    }
+
+
 def message_send(state: SimState, kind: str, args: dict[str, Any], body: Any) -> dict:
     """Answer `message/send`: resolve recipients, apply limits, record what was delivered."""
     body = body or {}
@@ -169,19 +183,8 @@ def message_send(state: SimState, kind: str, args: dict[str, Any], body: Any) ->
     if task_id:
         state.task_ids.add(task_id)
         response["response_code"] = state.new_response_code(task_id, delivered)
-    record = {
-        "msgid": response["msgid"],
-        "msgtype": msgtype,
-        "task_id": task_id,
-        "content": body.get(msgtype),
-        "sent_at": state.now().isoformat(),
-        "delivered": delivered,
-        "dropped": dropped,
-        "unlicensed": unlicensed,
-        "invalid": invalid,
-        "duplicates": 0,
-        "response": response,
-    }
+    record = _record(state, body, msgtype, task_id, response)
+    record.update(delivered=delivered, dropped=dropped, unlicensed=unlicensed, invalid=invalid)
     state.messages.append(record)
     if int(body.get("enable_duplicate_check") or 0):
         state.duplicates[_duplicate_key(body)] = (state.now(), record)

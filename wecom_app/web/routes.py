@@ -1,4 +1,4 @@
 """Imports every feature module that adds routes to the API blueprint."""
 
-from wecom_app.notices import api as notices_api  # noqa: F401
 from wecom_app.directory import api as directory_api  # noqa: F401
+from wecom_app.notices import api as notices_api  # noqa: F401
