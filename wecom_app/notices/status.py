@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from wecom_app.models import Department, Employee, Notice, Receipt, ReceiptState
@@ -71,36 +71,30 @@ def summary(
     session: Session, notice: Notice, now: datetime, with_receipts: bool = True
 ) -> dict[str, Any]:
     """Counts by state (departed recipients apart), overdue and late, by department."""
+    overdue = (Receipt.due_at < now) & (Receipt.state != ReceiptState.ACKNOWLEDGED)
     rows = session.execute(
         select(
             Receipt.department_id,
             Receipt.state,
             Receipt.excluded,
-            Receipt.late,
-            (Receipt.due_at < now) & (Receipt.state != ReceiptState.ACKNOWLEDGED),
             func.count(),
+            func.sum(case((Receipt.late.is_(True), 1), else_=0)),
+            func.sum(case((overdue, 1), else_=0)),
         )
         .where(Receipt.notice_id == notice.id)
-        .group_by(
-            Receipt.department_id,
-            Receipt.state,
-            Receipt.excluded,
-            Receipt.late,
-            (Receipt.due_at < now) & (Receipt.state != ReceiptState.ACKNOWLEDGED),
-        )
+        .group_by(Receipt.department_id, Receipt.state, Receipt.excluded)
     ).all()
     totals: Counter[str] = Counter({s: 0 for s in STATES})
     departments: dict[int | None, Counter[str]] = defaultdict(Counter)
-    for dept, state, excluded, late, overdue, count in rows:
-        buckets = [totals, departments[dept]]
-        for bucket in buckets:
+    for dept, state, excluded, count, late, late_due in rows:
+        for bucket in (totals, departments[dept]):
             if excluded:
                 bucket["excluded"] += count
                 continue
             bucket[state] += count
             bucket["counted"] += count
-            bucket["late"] += count if late else 0
-            bucket["overdue"] += count if overdue and notice.require_ack else 0
+            bucket["late"] += int(late or 0)
+            bucket["overdue"] += int(late_due or 0) if notice.require_ack else 0
     names = dict(
         session.execute(
             select(Department.id, Department.name).where(

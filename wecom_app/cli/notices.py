@@ -1,0 +1,204 @@
+"""`wecom-app notice ...`: send notices, follow their acknowledgements, resend to the silent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from wecom_app.cli.common import echo_json, friendly_errors, load_services
+
+
+@click.group("notice")
+def notice() -> None:
+    """Send notices that must be acknowledged and follow who has.
+
+    Example: wecom-app notice send --title "今晚停电检修" --department 3 --dry-run
+    """
+
+
+def _audience(
+    users: tuple[str, ...],
+    departments: tuple[int, ...],
+    only: tuple[int, ...],
+    tags: tuple[int, ...],
+    everyone: bool,
+) -> dict[str, Any]:
+    return {
+        "users": list(users),
+        "departments": [{"id": d, "subtree": True} for d in departments]
+        + [{"id": d, "subtree": False} for d in only],
+        "tags": list(tags),
+        "everyone": everyone,
+    }
+
+
+@notice.command("send")
+@click.option("--title", required=True, help="Card title (≤ 36 characters).")
+@click.option("--body", default="", help="Notice text; the card shows its first 160 characters.")
+@click.option("--author", default="", help="Who publishes it, shown on the card.")
+@click.option("--user", "users", multiple=True, help="A userid; repeatable.")
+@click.option("--department", "departments", multiple=True, type=int, help="With sub-departments.")
+@click.option("--department-only", "only", multiple=True, type=int, help="Without sub-departments.")
+@click.option("--tag", "tags", multiple=True, type=int, help="A tag id; repeatable.")
+@click.option("--everyone", is_flag=True, help="Every active employee.")
+@click.option("--sla", default="30", show_default=True, help="Response time: 30, 45m, 2h, 1h30m.")
+@click.option("--second-button", default=None, help='Optional second button, e.g. "有疑问".')
+@click.option("--no-ack", is_flag=True, help="Inform only; no acknowledgement required.")
+@click.option("--dry-run", is_flag=True, help="Show who would receive it; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def send(
+    title: str,
+    body: str,
+    author: str,
+    users: tuple[str, ...],
+    departments: tuple[int, ...],
+    only: tuple[int, ...],
+    tags: tuple[int, ...],
+    everyone: bool,
+    sla: str,
+    second_button: str | None,
+    no_ack: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Send a notice with a "收到" card to users, departments or tags.
+
+    Example: wecom-app notice send --title "周五消防演练" --department 3 --user zhangsan --sla 1h
+    """
+    from wecom_app.notices import service, status
+
+    draft = service.draft_from(
+        {
+            "title": title,
+            "body": body,
+            "author": author,
+            "audience": _audience(users, departments, only, tags, everyone),
+            "sla_minutes": sla,
+            "second_button": second_button,
+            "require_ack": not no_ack,
+        }
+    )
+    services = load_services()
+    try:
+        with services.db.begin() as session:
+            if dry_run:
+                data = {"dry_run": True, **service.preview(session, draft).to_dict()}
+            else:
+                sent, plan = service.create(session, draft, services.clock.now())
+                data = {"notice": status.notice_dict(sent), **plan.to_dict()}
+    finally:
+        services.close()
+    if as_json:
+        echo_json(data)
+        return
+    head = "预览（未发送）" if dry_run else f"已创建通知 #{data['notice']['code']}，卡片已排队发送"
+    click.echo(f"{head}：共 {data['recipients']} 人")
+    for row in data["by_department"]:
+        click.echo(f"  {row['department'] or row['department_id']}: {row['count']}")
+
+
+@notice.command("status")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--receipts/--no-receipts", default=True, help="Include each recipient.")
+@friendly_errors
+def status_command(ref: str, as_json: bool, receipts: bool) -> None:
+    """Show who has acknowledged a notice, by state and department.
+
+    Example: wecom-app notice status 12 --json
+    """
+    from wecom_app.notices import service, status
+
+    services = load_services()
+    try:
+        with services.db.begin() as session:
+            found = service.get_notice(session, ref)
+            data = status.summary(session, found, services.clock.now(), receipts)
+    finally:
+        services.close()
+    if as_json:
+        echo_json(data)
+        return
+    n, c = data["notice"], data["counts"]
+    click.echo(f"#{n['code']} {n['title']}（{n['status']}，时限 {n['sla_minutes']} 分钟）")
+    click.echo(
+        f"  应确认 {c['counted']}  已确认 {c['acknowledged']}  逾期确认 {c['late']}  "
+        f"超时未确认 {c['overdue']}  发送失败 {c['failed'] + c['invalid'] + c['unlicensed']}  "
+        f"已离职不计 {c['excluded']}"
+    )
+    for row in data["by_department"]:
+        click.echo(f"  {row['department']}: {row['acknowledged']}/{row['counted']}")
+    for r in data.get("receipts", []):
+        when = (r["acknowledged_at"] or "")[:19]
+        mark = "（逾期）" if r["late"] else ""
+        click.echo(f"    {r['name']:<16} {r['state']:<12} {r['channel'] or '':<7} {when}{mark}")
+
+
+@notice.command("resend")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def resend(ref: str, as_json: bool) -> None:
+    """Send the card again, only to those who have not acknowledged.
+
+    Example: wecom-app notice resend 12
+    """
+    from wecom_app.notices import service
+
+    services = load_services()
+    try:
+        with services.db.begin() as session:
+            found = service.get_notice(session, ref)
+            batches = service.resend(session, found, services.clock.now())
+            data = {
+                "notice": found.code,
+                "batches": len(batches),
+                "recipients": sum(len(b.userids) for b in batches),
+            }
+    finally:
+        services.close()
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(f"通知 #{data['notice']}：向 {data['recipients']} 位未确认的成员再次发送")
+
+
+@notice.command("list")
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def list_command(limit: int, as_json: bool) -> None:
+    """List recent notices with their acknowledgement counts.
+
+    Example: wecom-app notice list --limit 5
+    """
+    from sqlalchemy import select
+
+    from wecom_app.models import Notice
+    from wecom_app.notices import status
+
+    services = load_services()
+    try:
+        with services.db.begin() as session:
+            now = services.clock.now()
+            found = session.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all()
+            data = [
+                {
+                    **status.notice_dict(n),
+                    "counts": status.summary(session, n, now, False)["counts"],
+                }
+                for n in found
+            ]
+    finally:
+        services.close()
+    if as_json:
+        echo_json(data)
+        return
+    for n in data:
+        c = n["counts"]
+        click.echo(
+            f"#{n['code']:<5} {n['title']:<24} {n['status']:<9} "
+            f"{c['acknowledged']}/{c['counted']} 已确认"
+        )
