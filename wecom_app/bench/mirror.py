@@ -39,7 +39,9 @@ def _rows(org: Org, now: datetime) -> tuple[list[dict[str, Any]], list[dict[str,
                 "position": m.position or None,
                 "main_department": m.main_department,
                 "departments": list(m.department),
-                "leader_in": [d for d, lead in zip(m.department, m.is_leader_in_dept) if lead],
+                "leader_in": [
+                    d for d, lead in zip(m.department, m.is_leader_in_dept, strict=False) if lead
+                ],
                 "direct_leaders": list(m.direct_leader),
                 "status": EmployeeStatus.from_wecom(m.status).value,
                 "wecom_status": m.status,

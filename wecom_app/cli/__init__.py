@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from wecom_app.cli import db as db_commands
+from wecom_app.cli import groups as group_commands
 from wecom_app.cli import directory as directory_commands
 from wecom_app.cli import notices as notice_commands
 from wecom_app.cli import simulator as simulator_command
@@ -23,3 +24,4 @@ main.add_command(simulator_command.simulator)
 main.add_command(notice_commands.notice)
 main.add_command(directory_commands.sync)
 main.add_command(directory_commands.directory)
+main.add_command(group_commands.groups)
