@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from wecom_app.cli import db as db_commands
-from wecom_app.cli import groups as group_commands
 from wecom_app.cli import directory as directory_commands
+from wecom_app.cli import groups as group_commands
 from wecom_app.cli import notices as notice_commands
 from wecom_app.cli import simulator as simulator_command
 from wecom_app.cli import worker as worker_commands
