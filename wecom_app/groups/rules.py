@@ -11,11 +11,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wecom_app.errors import AppError
+
 MAX_MEMBERS = 2000
 MAX_NAME_CHARS = 50
 
 
-class RuleError(ValueError):
+class RuleError(AppError, ValueError):
     """A rule set that cannot be applied; the message says what is wrong, in Chinese."""
 
 

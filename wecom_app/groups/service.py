@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -30,7 +30,7 @@ class GroupSpec:
     backup_owner: str | None = None
     kind: str = "部门工作群"
     chatid: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    adopt: bool = False  # the chat exists (created by this app earlier): manage it
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GroupSpec:
@@ -45,6 +45,7 @@ class GroupSpec:
             backup_owner=str(data["backup_owner"]) if data.get("backup_owner") else None,
             kind=str(data.get("kind") or "部门工作群"),
             chatid=str(data["chatid"]) if data.get("chatid") else None,
+            adopt=bool(data.get("adopt", False)),
         )
 
 

@@ -1,0 +1,108 @@
+"""Managed groups through the JSON API and the `wecom-app groups` CLI, against the simulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import API_TOKEN, APP_AES_KEY, APP_TOKEN
+from tests.groups_support import CORP, GroupEnv, group_env
+from wecom_app import create_app
+from wecom_app.cli import main
+from wecom_app.clock import SystemClock
+from wecom_app.groups import service
+from wecom_app.groups.rules import GroupRules
+from wecom_app.groups.service import GroupSpec
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "groups.example.yaml"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+def env(database_url: str) -> Iterator[GroupEnv]:
+    with group_env(database_url) as running:
+        yield running
+
+
+def cli_env(env: GroupEnv) -> dict[str, str]:
+    return {
+        "WECOM_CORP_ID": CORP, "WECOM_AGENT_ID": "1000002", "WECOM_APP_SECRET": "app-secret",
+        "WECOM_CALLBACK_TOKEN": APP_TOKEN, "WECOM_CALLBACK_AES_KEY": APP_AES_KEY,
+        "WECOM_APP_API_TOKEN": API_TOKEN, "WECOM_API_BASE": env.sim.url,
+        "DATABASE_URL": env.services.settings.database_url,
+    }  # fmt: skip
+
+
+def run(env: GroupEnv, *args: str) -> str:
+    result = CliRunner().invoke(main, list(args), env=cli_env(env), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_api_lists_groups_members_and_audit(env: GroupEnv) -> None:
+    spec = GroupSpec(name="测试部工作群", owner="zhaochen",
+                     rules=GroupRules.from_dict({"departments": [6]}), chatid="qa01")  # fmt: skip
+    service.create(env.services, spec, actor="api-test")
+    app = create_app(env.services.settings, clock=env.clock)
+    try:
+        check_api(app.test_client())
+    finally:
+        app.extensions["wecom_app"].db.dispose()
+
+
+def check_api(client: Any) -> None:
+    assert client.get("/api/v1/groups").status_code == 401
+    (row,) = client.get("/api/v1/groups", headers=AUTH).get_json()["groups"]
+    assert row["chatid"] == "qa01" and row["owner"] == "zhaochen" and row["members"] >= 2
+    detail = client.get("/api/v1/groups/qa01", headers=AUTH).get_json()
+    names = {m["userid"]: m["display_name"] for m in detail["member_list"]}
+    assert names["zhaochen"].startswith("测试部-")
+    assert detail["rules"]["departments"] == [{"id": 6, "include_children": True}]
+    assert client.get("/api/v1/groups/nope", headers=AUTH).status_code == 404
+    audit = client.get("/api/v1/groups/audit?chatid=qa01&action=create", headers=AUTH).get_json()
+    assert [a["outcome"] for a in audit["audit"]] == ["applied"]
+
+
+def test_cli_apply_config_plan_reconcile_and_audit(env: GroupEnv) -> None:
+    dry = json.loads(run(env, "groups", "apply-config", str(EXAMPLE), "--dry-run", "--json"))
+    assert [d["action"] for d in dry] == ["create", "create", "create"]
+    assert env.calls("appchat/create") == 0
+    applied = json.loads(run(env, "groups", "apply-config", str(EXAMPLE), "--json"))
+    assert {a["chatid"] for a in applied} == {"rdcenter", "executives", "salesleads"}
+    assert "liangbobo" not in env.chat("rdcenter")["userlist"]
+    listed = json.loads(run(env, "groups", "list", "--json"))
+    assert len(listed) == 3
+    with env.sim.state.lock:
+        env.sim.state.chats["rdcenter"]["userlist"].append("liangbobo")
+    plan = json.loads(run(env, "groups", "plan", "rdcenter", "--json"))
+    assert plan[0]["remove"] == [{"userid": "liangbobo", "reason": "不符合群规则"}]
+    assert "liangbobo" in env.chat("rdcenter")["userlist"]  # plan changes nothing
+    result = json.loads(run(env, "groups", "reconcile", "rdcenter", "--json"))
+    assert result["queued"]
+    env.drain_all(clock=SystemClock())  # the CLI queued on the real clock
+    assert "liangbobo" not in env.chat("rdcenter")["userlist"]
+    rows = json.loads(run(env, "groups", "audit", "--userid", "liangbobo", "--json"))
+    assert [(r["action"], r["outcome"]) for r in rows][:2] == [("remove", "applied"),
+                                                                ("drift", "observed")]  # fmt: skip
+    text = run(env, "groups", "show", "rdcenter")
+    assert "研发中心工作群" in text and "研发中心-赵明" in text
+
+
+def test_cli_rejects_unknown_department(env: GroupEnv) -> None:
+    result = CliRunner().invoke(
+        main, ["groups", "create", "--name", "群", "--owner", "zhaoming", "--department", "404"],
+        env=cli_env(env),
+    )  # fmt: skip
+    assert result.exit_code == 1 and "未知部门：404" in result.output
+
+
+def test_every_groups_command_has_help_with_an_example() -> None:
+    from wecom_app.cli.groups import groups
+
+    for name, command in groups.commands.items():
+        assert command.help and "Example:" in command.help, name

@@ -1,0 +1,38 @@
+"""JSON API for managed groups: list, one group with its members, and the audit log."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+
+from wecom_app.groups import queries
+from wecom_app.groups.mirror import GroupNotFound
+from wecom_app.web.api import ApiError, api_blueprint, transaction
+
+
+@api_blueprint.get("/groups")
+def list_groups() -> Response:
+    """Every managed group with member counts, last reconcile and drift."""
+    with transaction() as session:
+        return jsonify(groups=queries.list_groups(session))
+
+
+@api_blueprint.get("/groups/audit")
+def group_audit() -> Response:
+    """The audit log, newest first; filter with ?chatid=&userid=&action=&outcome=&limit=."""
+    try:
+        limit = int(request.args.get("limit", 100))
+    except ValueError:
+        raise ApiError("limit must be an integer") from None
+    args = {k: request.args.get(k) for k in ("chatid", "userid", "action", "outcome")}
+    with transaction() as session:
+        return jsonify(audit=queries.audit_log(session, limit=limit, **args))
+
+
+@api_blueprint.get("/groups/<chatid>")
+def show_group(chatid: str) -> Response:
+    """One group: rules, members with canonical names, pending changes, drift."""
+    with transaction() as session:
+        try:
+            return jsonify(queries.group_detail(session, chatid))
+        except GroupNotFound as exc:
+            raise ApiError(str(exc), 404) from None
