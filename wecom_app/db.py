@@ -7,7 +7,7 @@ session as an argument and never commit.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,16 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_writer(url: str) -> Any:
+    """For a SQLite file, the shared writer queue; otherwise a lock that does nothing."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return nullcontext
+    from wecom_app.sqlite_writer import writer_lock
+
+    return writer_lock(parsed.database).hold
+
+
 class Database:
     """An engine and its session factory."""
 
@@ -65,6 +75,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = _sqlite_writer(self.url)
 
     @property
     def is_postgres(self) -> bool:
@@ -74,7 +85,7 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Session]:
         """Open a session inside one transaction, committed on success."""
-        with self.sessions() as session, session.begin():
+        with self._writer(), self.sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

@@ -1,0 +1,79 @@
+"""One queue for writers to a SQLite file, shared by the threads and processes that use it.
+
+Every transaction here starts with BEGIN IMMEDIATE, so SQLite admits one writer at a time; the
+others wait in its busy handler, which polls with sleeps that grow from 1 ms to 100 ms. Under
+several gunicorn workers that polling, not the work, set the latency: a waiter kept sleeping
+after the lock was free. Waiting on a thread lock and then on flock() instead wakes the next
+writer as soon as the previous one commits. The busy timeout stays as the fallback for
+connections that do not come through Database.begin(). Waiting threads give up after 30 s with
+SQLAlchemy's TimeoutError, like a pool that has no connection to give.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc
+
+WAIT_SECONDS = 30  # as long as the busy timeout: a stuck writer fails a request, not a worker
+
+_locks: dict[str, WriterLock] = {}
+_locks_guard = threading.Lock()
+
+
+class WriterLock:
+    """Exclusive access to one SQLite file for this process's threads and other processes."""
+
+    def __init__(self, lock_path: str) -> None:
+        self._path = lock_path
+        self._reset()
+
+    def _reset(self) -> None:
+        """Start afresh in this process: a forked child must not share the parent's lock file."""
+        inherited = getattr(self, "_fd", None)
+        if inherited is not None:
+            os.close(inherited)  # the parent's lock stays the parent's: LOCK_UN is explicit
+        self._pid = os.getpid()
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lock for the duration of the block (re-entrant within a thread)."""
+        if self._pid != os.getpid():
+            self._reset()
+        if not self._thread_lock.acquire(timeout=WAIT_SECONDS):
+            raise exc.TimeoutError(f"no write access to {self._path} within {WAIT_SECONDS} s")
+        try:
+            if self._depth == 0:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _file(self) -> int:
+        """The lock file, opened once per process (flock on an inherited descriptor is shared)."""
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        return self._fd
+
+
+def writer_lock(database_path: str) -> WriterLock:
+    """The process's lock for a SQLite database file (one per file, however many engines)."""
+    path = os.path.realpath(database_path)
+    with _locks_guard:
+        lock = _locks.get(path)
+        if lock is None:
+            lock = _locks[path] = WriterLock(path + ".lock")
+        return lock
