@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, delete, insert, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
@@ -17,12 +17,14 @@ from wecom_app.directory.mirror import (
     membership_rows,
     row_values,
 )
-from wecom_app.models import Department, DepartmentMember, Employee, EmployeeHistory
+from wecom_app.models import Base, Department, DepartmentMember, Employee
 from wecom_app.models import EmployeeStatus as Status
 
 T = TypeVar("T")
 
 SOURCE = "full_sync"
+# Core tables, so inserts skip the ORM's per-row bulk bookkeeping.
+TABLES = Base.metadata.tables
 CHUNK = 2000
 
 EMPLOYEE_COLUMNS = (
@@ -69,7 +71,7 @@ def apply(session: Session, clock: Clock, changes: DirectoryDiff) -> None:
     _update_changed(session, changes.changed, now, history, departures)
     _mark_vanished(session, changes.departed, now, history, departures)
     for rows in _chunks(history):
-        session.execute(insert(EmployeeHistory), rows)
+        session.execute(insert(TABLES["employee_history"]), rows)
     for userid, source in departures:
         announce_departure(session, clock, userid, now, source, None)
 
@@ -107,24 +109,40 @@ def _apply_departments(session: Session, changes: DirectoryDiff, now: datetime) 
 def _insert_added(
     session: Session, added: list[EmployeeRecord], now: datetime, history: list[dict[str, Any]]
 ) -> None:
-    """Insert new employees, their memberships and a `joined` history row each."""
+    """Insert new employees, their memberships and a `joined` history row each.
+
+    Plain executemany without RETURNING and with one key set for every row, so both drivers
+    batch it into multi-row INSERTs; the new ids are read back in one query afterwards.
+    """
+    rows = []
+    for record in added:
+        gone = record.status == Status.DEPARTED  # seen first already gone: kept, not announced
+        rows.append(
+            row_values(record)
+            | {
+                "joined_at": now,
+                "updated_at": now,
+                "departed_at": now if gone else None,
+                "departed_source": "status" if gone else None,
+            }
+        )
+    for chunk in _chunks(rows):
+        session.execute(insert(TABLES["employees"]), chunk)
+    if not added:
+        return
+    new = {r.userid for r in added}
+    ids = {
+        userid: emp_id
+        for emp_id, userid in session.execute(select(Employee.id, Employee.userid))
+        if userid in new
+    }
     members: list[dict[str, Any]] = []
-    for chunk in _chunks(added):
-        rows = []
-        for record in chunk:
-            values = row_values(record) | {"joined_at": now, "updated_at": now}
-            if record.status == Status.DEPARTED:
-                # Seen for the first time already gone: recorded, not announced.
-                values |= {"departed_at": now, "departed_source": "status"}
-            rows.append(values)
-        result = session.execute(insert(Employee).returning(Employee.id, Employee.userid), rows)
-        ids = {userid: emp_id for emp_id, userid in result}
-        for record in chunk:
-            emp_id = ids[record.userid]
-            members.extend(membership_rows(emp_id, record))
-            history.append(_history(emp_id, "joined", now, {"userid": record.userid}))
+    for record in added:
+        emp_id = ids[record.userid]
+        members.extend(membership_rows(emp_id, record))
+        history.append(_history(emp_id, "joined", now, {"userid": record.userid}))
     for member_rows in _chunks(members):
-        session.execute(insert(DepartmentMember), member_rows)
+        session.execute(insert(TABLES["department_members"]), member_rows)
 
 
 def _update_changed(
@@ -160,7 +178,7 @@ def _update_changed(
             .execution_options(synchronize_session=False)
         )
     for rows in _chunks(members):
-        session.execute(insert(DepartmentMember), rows)
+        session.execute(insert(TABLES["department_members"]), rows)
 
 
 def _mark_vanished(
