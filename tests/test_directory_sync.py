@@ -211,3 +211,17 @@ def _env(world: Mirror) -> dict[str, str]:
         "WECOM_API_BASE": s.api_base,
         "DATABASE_URL": s.database_url,
     }
+
+
+def test_nightly_job_runs_the_full_sync(mirror: Mirror) -> None:
+    from wecom_app import jobs
+    from wecom_app.models import JobRun
+
+    assert jobs.run_due(mirror.db, mirror.clock, mirror.services, only={"directory_full_sync"})
+    assert count(mirror, Employee) == len(mirror.org.members)
+    with mirror.db.begin() as session:
+        run = session.scalars(select(JobRun)).one()
+        assert run.status == "done" and run.summary is not None
+        assert run.summary["added"] == len(mirror.org.members)
+    # Once per day: the same slot is not run twice.
+    assert not jobs.run_due(mirror.db, mirror.clock, mirror.services, only={"directory_full_sync"})

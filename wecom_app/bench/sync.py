@@ -155,7 +155,8 @@ def _bench_backend(backend: str, url: str, api: str, departments: int, events: i
     incremental = _run_child("events", url, api, "--events", str(events))
     for label, run in (("full sync, empty mirror", first), ("full sync, no changes", again)):
         click.echo(
-            f"{label:<24} {run['wall_seconds']:6.1f} s  api calls {run['api_calls']:>5} "
+            f"{label:<24} {run['wall_seconds']:6.1f} s (fetch {run['fetch_seconds']:.1f} s)  "
+            f"api calls {run['api_calls']:>5} "
             f"(departments {run['wecom_departments']})  peak {run['peak_mb']:6.0f} MB  "
             f"added {run['added']:,} changed {run['changed']:,} unchanged {run['unchanged']:,}"
         )

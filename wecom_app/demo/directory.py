@@ -8,8 +8,8 @@ from wecom_app.demo.context import Demo
 def run(demo: Demo) -> None:
     """Sync the simulator's org, show some mirrored employees and who deviates from the policy."""
     demo.section("通讯录镜像 / org-chart mirror (full sync)")
-    demo.cli("sync")
-    demo.say("再同步一次：没有变化时什么也不写 / a second sync finds nothing to change")
+    demo.say("全量同步：拉取部门树和各部门成员，与镜像比对后一次性写入；没有变化时什么也不写。")
+    demo.say("worker 每天 02:00 的 directory_full_sync 任务做同样的事（当天未跑过时启动后补跑）。")
     demo.cli("sync")
 
     demo.section("镜像中的员工 / mirrored employees with canonical names")

@@ -49,6 +49,7 @@ class SyncReport:
     seconds: float
     departments: int
     employees: int
+    fetch_seconds: float = 0.0
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class SyncReport:
             "api_calls_by_path": self.api_calls,
             "dry_run": self.dry_run,
             "seconds": round(self.seconds, 2),
+            "fetch_seconds": round(self.fetch_seconds, 2),
             "wecom_departments": self.departments,
             "wecom_employees": self.employees,
             "examples": self.examples,
@@ -114,6 +116,7 @@ def run_full_sync(
     calls_before = Counter(client.calls)
     fetched_at = clock.now()
     snapshot = fetch_snapshot(client, policy, use_list_id=use_list_id, progress=progress)
+    fetched = wall.monotonic()
     with db.begin() as session:
         changes = diff(load_mirror(session), snapshot, fetched_at)
         if not dry_run:
@@ -127,6 +130,7 @@ def run_full_sync(
         seconds=wall.monotonic() - started,
         departments=len(snapshot.departments),
         employees=len(snapshot.employees),
+        fetch_seconds=fetched - started,
         examples=_examples(changes),
     )
 
