@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session, aliased
 
 from callbacks.dispatch import HandlerContext, handles
 from callbacks.events import TemplateCardEvent
@@ -74,44 +74,108 @@ def notice_for_task(session: Session, task: str) -> Notice | None:
     return session.scalars(select(Notice).where(Notice.task_prefix == prefix)).one_or_none()
 
 
+def click_target(session: Session, task: str, userid: str) -> tuple[Notice, Receipt] | None:
+    """The notice and the clicker's receipt (locked) for a card click, in one query."""
+    row = session.execute(
+        select(Notice, Receipt)
+        .join(Receipt, Receipt.notice_id == Notice.id)
+        .join(Employee, Employee.id == Receipt.employee_id)
+        .where(Notice.task_prefix == delivery.task_prefix_of(task), Employee.userid == userid)
+        .with_for_update(of=Receipt)
+    ).one_or_none()
+    return (row[0], row[1]) if row else None
+
+
+def fast_ack(
+    session: Session, task: str, userid: str, channel: str, now: datetime
+) -> tuple[int, bool] | None:
+    """Acknowledge in one UPDATE when the click is a first ack on an active notice.
+
+    Returns (notice id, late), or None when nothing changed and the careful path must decide.
+    The WHERE clause re-checks the state under the row lock, so concurrent acks make one.
+    """
+    target = aliased(Receipt)
+    receipt_id = (
+        select(target.id)
+        .join(Notice, Notice.id == target.notice_id)
+        .join(Employee, Employee.id == target.employee_id)
+        .where(
+            Notice.task_prefix == delivery.task_prefix_of(task),
+            Notice.status == NoticeStatus.ACTIVE,
+            Employee.userid == userid,
+            target.excluded.is_(False),
+            target.state != ReceiptState.ACKNOWLEDGED,
+        )
+        .scalar_subquery()
+    )
+    row = session.execute(
+        update(Receipt)
+        .where(Receipt.id == receipt_id, Receipt.state != ReceiptState.ACKNOWLEDGED)
+        .values(
+            state=ReceiptState.ACKNOWLEDGED,
+            acknowledged_at=now,
+            ack_channel=channel,
+            late=case((Receipt.due_at < now, True), else_=False),
+            errcode=None,
+            next_action_at=None,
+        )
+        .returning(Receipt.notice_id, Receipt.late)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return (int(row[0]), bool(row[1])) if row else None
+
+
+def careful_click(
+    session: Session, event: TemplateCardEvent, now: datetime
+) -> tuple[int, str] | None:
+    """Handle any click the fast path did not: repeats, feedback, strangers, cancelled notices."""
+    found = click_target(session, event.task_id, event.from_user)
+    if found is None:
+        known = notice_for_task(session, event.task_id)
+        what = "non-recipient" if known else "unknown task"
+        log.info("card click (%s) task %r from %s", what, event.task_id, event.from_user)
+        return None
+    notice, receipt = found
+    if notice.status != NoticeStatus.ACTIVE or receipt.excluded:
+        log.info("card click on inactive notice %s or excluded %s", notice.id, event.from_user)
+        return None
+    if event.event_key == delivery.FEEDBACK_KEY:
+        receipt.feedback = receipt.feedback or (notice.second_button or "feedback")
+        return notice.id, f"已反馈：{notice.second_button or ''}".rstrip("：")
+    if event.event_key == delivery.ACK_KEY:
+        result = acknowledge(session, notice, receipt, "button", now)
+        return notice.id, "已收到（逾期）" if result.late else "已收到"
+    log.info("card click with unknown key %r on notice %s", event.event_key, notice.id)
+    return None
+
+
 @handles("event", "template_card_event")
 def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
     """A card button click: ack (or record feedback) and update the clicker's card."""
     session, now = ctx.session, ctx.clock.now()
-    notice = notice_for_task(session, event.task_id) if event.task_id else None
-    if notice is None:
-        log.info("card click for unknown task %r from %s", event.task_id, event.from_user)
+    if not event.task_id:
+        log.info("card click without a task id from %s", event.from_user)
         return
-    if notice.status != NoticeStatus.ACTIVE:
-        log.info("card click on cancelled notice %s from %s", notice.id, event.from_user)
+    done = None
+    if event.event_key == delivery.ACK_KEY:
+        fast = fast_ack(session, event.task_id, event.from_user, "button", now)
+        done = (fast[0], "已收到（逾期）" if fast[1] else "已收到") if fast else None
+    done = done or careful_click(session, event, now)
+    if done is None or not event.response_code:
         return
-    employee = employee_by_userid(session, event.from_user)
-    receipt = find_receipt(session, notice.id, employee.id) if employee else None
-    if receipt is None or receipt.excluded:
-        log.info("card click on notice %s from non-recipient %s", notice.id, event.from_user)
-        return
-    if event.event_key == delivery.FEEDBACK_KEY:
-        receipt.feedback = receipt.feedback or (notice.second_button or "feedback")
-        replace = f"已反馈：{notice.second_button or ''}".rstrip("：")
-    elif event.event_key == delivery.ACK_KEY:
-        result = acknowledge(session, notice, receipt, "button", now)
-        replace = "已收到（逾期）" if result.late else "已收到"
-    else:
-        log.info("card click with unknown key %r on notice %s", event.event_key, notice.id)
-        return
-    if event.response_code:
-        enqueue(
-            session,
-            "update_template_card",
-            {
-                "userids": [event.from_user],
-                "response_code": event.response_code,
-                "replace_name": replace,
-            },
-            f"notice-card:{event.response_code}",
-            now=now,
-            ref=("notice_card", str(notice.id)),
-        )
+    notice_id, replace = done
+    enqueue(
+        session,
+        "update_template_card",
+        {
+            "userids": [event.from_user],
+            "response_code": event.response_code,
+            "replace_name": replace,
+        },
+        f"notice-card:{event.response_code}",
+        now=now,
+        ref=("notice_card", str(notice_id)),
+    )
 
 
 @subscribe(EmployeeDeparted)
