@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import itertools
+import threading
 from typing import Any
 
 import httpx
@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from tests.directory_fixtures import ANNOUNCED, Mirror, mirror_fixture  # noqa: F401
-from wecom_app.directory.diff import DeptRecord
 from wecom_app.directory.naming import NamingPolicy
 from wecom_app.directory.sync import SyncReport, run_full_sync
 from wecom_app.domain_events import EmployeeDeparted
@@ -121,20 +120,20 @@ def test_member_outside_visibility_is_not_taken_for_departed(mirror: Mirror) -> 
     assert employee(mirror, "huangyao").status == "active"
 
 
-def _fault_after(world: Mirror, departments: int, fault: dict[str, Any]) -> Any:
-    """A progress hook that injects a simulator fault once `departments` have been read."""
+def _fault_after(world: Mirror, calls: int, fault: dict[str, Any]) -> None:
+    """Have the simulator start failing once the sync has made `calls` user/list requests."""
+    client = world.services.client
+    original = client.user_list
+    made = itertools.count(1)
+    lock = threading.Lock()
 
-    @contextmanager
-    def progress(items: list[DeptRecord]) -> Iterator[Iterable[DeptRecord]]:
-        def walk() -> Iterator[DeptRecord]:
-            for index, item in enumerate(items):
-                if index == departments:
-                    httpx.post(f"{world.sim.url}/_sim/faults", json=fault).raise_for_status()
-                yield item
+    def user_list(department_id: int) -> Any:
+        with lock:
+            if next(made) == calls:
+                httpx.post(f"{world.sim.url}/_sim/faults", json=fault).raise_for_status()
+        return original(department_id)
 
-        yield walk()
-
-    return progress
+    client.user_list = user_list  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize(
@@ -154,8 +153,9 @@ def test_wecom_error_mid_sync_changes_nothing(mirror: Mirror, path: str, errcode
         mirror.org.members["chenli"].name = "陈莉"
         mirror.org.touch()
     fault = {"path": path, "errcode": errcode, "count": 50}
+    _fault_after(mirror, 5, fault)
     with pytest.raises(WeComError) as caught:
-        full_sync(mirror, progress=_fault_after(mirror, 5, fault))
+        full_sync(mirror)
     assert caught.value.errcode == errcode
     assert employee(mirror, "huangyao").status == "active"
     assert employee(mirror, "chenli").name == "陈丽"
@@ -170,7 +170,8 @@ def test_wecom_error_mid_sync_changes_nothing(mirror: Mirror, path: str, errcode
 
 def test_token_expiry_mid_sync_is_survived(mirror: Mirror) -> None:
     fault = {"path": "/cgi-bin/user/list", "errcode": 42001, "count": 1}
-    report = full_sync(mirror, progress=_fault_after(mirror, 3, fault))
+    _fault_after(mirror, 3, fault)
+    report = full_sync(mirror)
     assert report.counts["added"] == len(mirror.org.members)
     assert report.api_calls["/cgi-bin/gettoken"] >= 2  # the app token was fetched again
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time as wall
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import time
@@ -35,6 +36,10 @@ from wecom_app.directory.naming import NamingPolicy, policy_from_settings
 from wecom_app.jobs import job
 from wecom_app.models import Department
 from wecom_app.wecom.client import WeComClient
+
+# Requests in flight while walking departments: enough to hide latency, far below WeCom's
+# concurrency limit (45033).
+FETCH_THREADS = 4
 
 Progress = Callable[[list[DeptRecord]], AbstractContextManager[Iterable[DeptRecord]]]
 
@@ -76,16 +81,33 @@ def fetch_snapshot(
 ) -> WeComSnapshot:
     """Read departments and every department's members; display names follow the policy."""
     departments = {d.id: DeptRecord.from_wecom(d) for d in client.department_list()}
-    employees: dict[str, EmployeeRecord] = {}
-    with progress(list(departments.values())) as bar:
-        for dept in bar:
-            for user in client.user_list(dept.id):
-                if user.userid not in employees:
-                    employees[user.userid] = EmployeeRecord.from_user(user)
+    employees = _members(client, list(departments.values()), progress)
     for userid, record in employees.items():
         employees[userid] = replace(record, display_name=policy.display_name(record, departments))
     known = set(client.iter_user_ids()) if use_list_id else set()
     return WeComSnapshot(departments, employees, known)
+
+
+def _members(
+    client: WeComClient, departments: list[DeptRecord], progress: Progress
+) -> dict[str, EmployeeRecord]:
+    """Every department's direct members, a few requests in flight at once.
+
+    Results are consumed in department order, so a member listed in several departments is
+    taken from the first; the first error stops the walk and cancels what has not started.
+    """
+    employees: dict[str, EmployeeRecord] = {}
+    pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="user-list")
+    try:
+        with progress(departments) as bar:
+            pages = pool.map(lambda dept: client.user_list(dept.id), departments)
+            for _dept, users in zip(bar, pages, strict=True):
+                for user in users:
+                    if user.userid not in employees:
+                        employees[user.userid] = EmployeeRecord.from_user(user)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return employees
 
 
 def load_mirror(session: Any) -> MirrorSnapshot:
