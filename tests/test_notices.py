@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -381,3 +382,49 @@ def test_per_member_limit_defers_cards_beyond_the_budget(stack: Stack) -> None:
     stack.clock.advance(timedelta(minutes=2))
     stack.settle()
     assert all(receipts_by_user(stack, c)["linjun"]["state"] == "sent" for c in codes)
+
+
+def test_cli_send_status_resend_list(
+    stack: Stack, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from tests.conftest import API_TOKEN, APP_AES_KEY, APP_TOKEN
+    from wecom_app.cli import main
+    from wecom_app.clock import SystemClock
+
+    env = {
+        "WECOM_CORP_ID": CORP_ID,
+        "WECOM_AGENT_ID": "1000002",
+        "WECOM_APP_SECRET": "app-secret",
+        "WECOM_CALLBACK_TOKEN": APP_TOKEN,
+        "WECOM_CALLBACK_AES_KEY": APP_AES_KEY,
+        "WECOM_APP_API_TOKEN": API_TOKEN,
+        "WECOM_API_BASE": stack.sim.url,
+        "DATABASE_URL": database_url,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    stack.clock.set(SystemClock().now())  # the CLI runs on the real clock
+    runner = CliRunner()
+
+    def cli(*args: str) -> Any:
+        result = runner.invoke(main, ["notice", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    preview = cli("send", "--title", "预览", "--department", "4", "--dry-run")
+    assert preview["dry_run"] and preview["recipients"] == len(active_in(stack, {4}))
+    sent = cli("send", "--title", "机房巡检", "--department-only", "4", "--sla", "1h")
+    code = sent["notice"]["code"]
+    assert sent["notice"]["sla_minutes"] == 60
+    stack.clock.set(SystemClock().now())
+    stack.settle()
+    stack.sim.events.deliver_text("zhangyao", "收到")
+    stack.settle()
+    data = cli("status", code)
+    assert (
+        data["counts"]["acknowledged"] == 1 and data["counts"]["sent"] == preview["recipients"] - 1
+    )
+    assert cli("resend", code)["recipients"] == preview["recipients"] - 1
+    assert [n["code"] for n in cli("list")] == [code]
