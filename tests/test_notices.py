@@ -353,6 +353,7 @@ def test_clicks_on_unknown_cancelled_or_foreign_cards_create_no_ack(stack: Stack
         ({"title": "x", "audience": {}}, "受众为空"),
         ({"title": "x", "audience": {"departments": [999]}}, "department:999"),
         ({"title": "x", "audience": {"users": ["nobody"]}}, "user:nobody"),
+        ({"title": "x", "audience": {"groups": ["nochat"]}}, "group:nochat"),
         ({"title": "x" * 37, "audience": {"departments": [3]}}, "标题过长"),
         ({"title": "", "audience": {"departments": [3]}}, "标题不能为空"),
         ({"title": "x", "audience": {"departments": [3]}, "sla_minutes": 0}, "响应时限"),
@@ -428,3 +429,28 @@ def test_cli_send_status_resend_list(
     )
     assert cli("resend", code)["recipients"] == preview["recipients"] - 1
     assert [n["code"] for n in cli("list")] == [code]
+
+
+def test_group_audience_and_post_into_the_group(stack: Stack) -> None:
+    from wecom_app.models import GroupMember, ManagedGroup
+
+    members = ["zhangyao", "luoxinlei", "wujiakai"]
+    chatid = stack.services.client.appchat_create("消防演练群", "zhangyao", members, "drill01")
+    now = stack.clock.now()
+    with stack.services.db.begin() as s:
+        group = ManagedGroup(
+            chatid=chatid, name="消防演练群", rules={}, created_at=now, updated_at=now
+        )
+        s.add(group)
+        s.flush()
+        s.add_all(GroupMember(group_id=group.id, userid=u, since=now) for u in members)
+    notice = send(stack, audience={"groups": [chatid], "post_to_groups": True})
+    assert notice["recipients"] == 3
+    reasons = {r["reason"] for r in status(stack, notice["code"])["receipts"]}
+    assert reasons == {"群 消防演练群"}
+    with stack.sim.state.lock:
+        posted = stack.sim.state.chats[chatid]["messages"]
+    assert f"收到 #{notice['code']}" in str(posted[-1])
+    stack.sim.events.deliver_text("wujiakai", f"收到 #{notice['code']}")
+    stack.settle()
+    assert receipts_by_user(stack, notice["code"])["wujiakai"]["state"] == "acknowledged"

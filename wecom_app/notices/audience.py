@@ -3,10 +3,11 @@
 The spec is plain JSON, so notices keep it as written:
 
     {"users": ["zhangsan"], "departments": [3, {"id": 4, "subtree": false}],
-     "tags": [1], "everyone": false}
+     "tags": [1], "groups": ["chatid"], "everyone": false, "post_to_groups": false}
 
-Departments include their sub-departments unless `subtree` is false. Only active employees are
-recipients; each appears once, with the first reason that included them.
+Departments include their sub-departments unless `subtree` is false; a managed group means its
+current members (with `post_to_groups` the notice is also posted into the group). Only active
+employees are recipients; each appears once, with the first reason that included them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SPEC_KEYS = ("users", "departments", "tags", "groups", "everyone")
+SPEC_KEYS = ("users", "departments", "tags", "groups", "everyone", "post_to_groups")
 
 
 class AudienceError(ValueError):
@@ -43,6 +44,7 @@ class Directory:
     people: list[Person]
     tag_users: dict[int, set[str]] = field(default_factory=dict)
     tag_departments: dict[int, set[int]] = field(default_factory=dict)
+    groups: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # chatid → name, users
 
     def children(self) -> dict[int, list[int]]:
         """Department id → its direct sub-departments."""
@@ -107,6 +109,7 @@ def normalise_spec(spec: Any) -> dict[str, Any]:
         "tags": tags,
         "groups": groups,
         "everyone": bool(spec.get("everyone", False)),
+        "post_to_groups": bool(spec.get("post_to_groups", False)),
     }
 
 
@@ -149,8 +152,15 @@ def resolve(spec: Mapping[str, Any], directory: Directory) -> Audience:
                 if dept in wanted:
                     add(person, wanted[dept])
                     break
-    for group in spec.get("groups", []):
-        audience.unknown.append(f"group:{group}")  # managed-group audiences are not wired yet
+    for chatid in spec.get("groups", []):
+        if chatid not in directory.groups:
+            audience.unknown.append(f"group:{chatid}")
+            continue
+        name, members = directory.groups[chatid]
+        for userid in sorted(members):
+            member = by_userid.get(userid)
+            if member is not None:
+                add(member, f"群 {name}")
     audience.recipients = list(chosen.values())
     return audience
 

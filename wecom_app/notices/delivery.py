@@ -120,6 +120,35 @@ def schedule(
     return batches
 
 
+def group_text(notice: Notice) -> str:
+    """The markdown posted into a managed group: acks still come 1:1, never from the group."""
+    lines = [f"**通知 #{notice.code}：{notice.title}**"]
+    if notice.body:
+        lines.append(f"> {notice.body}")
+    if notice.require_ack:
+        lines.append(
+            f"请在 {notice.sla_minutes} 分钟内点击应用消息卡片上的“收到”，"
+            f"或给应用回复“收到 #{notice.code}”确认。"
+        )
+    return "\n".join(lines)
+
+
+def post_to_groups(session: Session, notice: Notice, chatids: Iterable[str], now: datetime) -> None:
+    """Queue the notice's markdown into each managed group of its audience."""
+    for chatid in chatids:
+        enqueue(
+            session,
+            "appchat_send",
+            {
+                "chatid": chatid,
+                "msg": {"msgtype": "markdown", "markdown": {"content": group_text(notice)}},
+            },
+            f"notice:{notice.id}:group:{chatid}",
+            now=now,
+            ref=("notice_group", f"{notice.id}:{chatid}"),
+        )
+
+
 def employee_ids(session: Session, userids: Iterable[str]) -> list[int]:
     """Surrogate ids of the employees with these userids."""
     wanted = list(userids)

@@ -7,7 +7,15 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from wecom_app.models import Department, Employee, EmployeeStatus, Tag, TagMember
+from wecom_app.models import (
+    Department,
+    Employee,
+    EmployeeStatus,
+    GroupMember,
+    ManagedGroup,
+    Tag,
+    TagMember,
+)
 from wecom_app.notices.audience import Directory, Person
 
 
@@ -51,4 +59,14 @@ def load_directory(session: Session) -> Directory:
         if member_dept:
             tag_departments[tag_id].add(member_dept)
         tag_users.setdefault(tag_id, set())
-    return Directory(parents, names, people, dict(tag_users), dict(tag_departments))
+    groups: dict[str, tuple[str, set[str]]] = {
+        chatid: (name, set())
+        for chatid, name in session.execute(select(ManagedGroup.chatid, ManagedGroup.name))
+    }
+    for chatid, userid in session.execute(
+        select(ManagedGroup.chatid, GroupMember.userid).join(
+            GroupMember, GroupMember.group_id == ManagedGroup.id
+        )
+    ):
+        groups[chatid][1].add(userid)
+    return Directory(parents, names, people, dict(tag_users), dict(tag_departments), groups)

@@ -155,6 +155,8 @@ def create(session: Session, draft: Draft, now: datetime) -> tuple[Notice, Previ
     ]
     for start in range(0, len(rows), 5000):
         session.execute(insert(Receipt), rows[start : start + 5000])
+    if draft.audience.get("post_to_groups"):
+        delivery.post_to_groups(session, notice, draft.audience.get("groups", []), now)
     return notice, plan
 
 
