@@ -9,6 +9,7 @@ from wecom_app.cli import directory as directory_commands
 from wecom_app.cli import groups as group_commands
 from wecom_app.cli import notices as notice_commands
 from wecom_app.cli import simulator as simulator_command
+from wecom_app.cli import sla as sla_commands
 from wecom_app.cli import worker as worker_commands
 
 
@@ -21,6 +22,8 @@ main.add_command(db_commands.db)
 main.add_command(worker_commands.worker)
 main.add_command(worker_commands.inbox)
 main.add_command(simulator_command.simulator)
+main.add_command(sla_commands.report)
+main.add_command(sla_commands.sla)
 main.add_command(notice_commands.notice)
 main.add_command(directory_commands.sync)
 main.add_command(directory_commands.directory)

@@ -14,7 +14,6 @@ company's override file adds its own holidays and working days, which win over e
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,6 +27,7 @@ from wecom_app.sla.yamlfile import YamlFile, check_keys
 
 log = logging.getLogger(__name__)
 
+CACHE_SIZE = 100_000
 MAX_DAYS = 3660  # how far add_working_time / next_allowed look before giving up
 WEEKDAYS = {
     name: i
@@ -63,9 +63,13 @@ class WorkingCalendar:
     extra_holidays: frozenset[date] = frozenset()
     extra_working_days: frozenset[date] = frozenset()
     tz: ZoneInfo = field(init=False, compare=False, repr=False)
+    _days: dict[date, tuple[Interval, ...]] = field(init=False, compare=False, repr=False)
+    _sums: dict[tuple[datetime, timedelta], datetime] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tz", ZoneInfo(self.timezone))
+        object.__setattr__(self, "_days", {})
+        object.__setattr__(self, "_sums", {})
 
     def is_working_day(self, day: date) -> bool:
         """Whether a local date is a working day: overrides, then 调休/holidays, then weekends."""
@@ -82,7 +86,12 @@ class WorkingCalendar:
 
     def intervals(self, day: date) -> tuple[Interval, ...]:
         """The working-time intervals [start, end) of one local date, as UTC datetimes."""
-        return _intervals(self, day)
+        found = self._days.get(day)
+        if found is None:
+            if len(self._days) > CACHE_SIZE:
+                self._days.clear()
+            found = self._days[day] = _intervals(self, day)
+        return found
 
     def is_working_time(self, at: datetime) -> bool:
         """Whether an instant is working time (and so may carry a ping)."""
@@ -90,15 +99,27 @@ class WorkingCalendar:
 
     def add_working_time(self, start: datetime, duration: timedelta) -> datetime:
         """The instant when `duration` of working time has passed since `start`."""
-        return _add_working_time(self, start.astimezone(UTC), duration)
+        key = (start, duration)
+        found = self._sums.get(key)
+        if found is None:
+            if len(self._sums) > CACHE_SIZE:
+                self._sums.clear()
+            found = self._sums[key] = _add_working_time(self, start.astimezone(UTC), duration)
+        return found
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
         """How much working time lies in [start, end) (zero when end is not after start)."""
         total = timedelta(0)
         if end <= start:
             return total
-        day = self._local_date(start)
-        while day <= self._local_date(end):
+        day, last = self._local_date(start), self._local_date(end)
+        if day == last:
+            for a, b in self.intervals(day):
+                lo, hi = max(a, start), min(b, end)
+                if hi > lo:
+                    total += hi - lo
+            return total
+        while day <= last:
             for a, b in self.intervals(day):
                 lo, hi = max(a, start), min(b, end)
                 if hi > lo:
@@ -140,7 +161,6 @@ class WorkingCalendar:
         return clipped
 
 
-@functools.lru_cache(maxsize=4096)
 def _intervals(cal: WorkingCalendar, day: date) -> tuple[Interval, ...]:
     if not cal.is_working_day(day):
         return ()
@@ -157,7 +177,6 @@ def _intervals(cal: WorkingCalendar, day: date) -> tuple[Interval, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=65536)
 def _add_working_time(cal: WorkingCalendar, start: datetime, duration: timedelta) -> datetime:
     if duration <= timedelta(0):
         return start

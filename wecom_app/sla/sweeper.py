@@ -81,17 +81,21 @@ class Decision:
     targets: list[str] = field(default_factory=list)
 
 
-def claim_due(session: Session, now: datetime, limit: int = BATCH) -> list[Row[Any]]:
-    """Lock (skipping rows other sweepers hold) up to `limit` receipts due by `now`."""
+def claim_query(now: datetime, limit: int = BATCH, postgres: bool = False) -> Any:
+    """Due receipts in order, through the `next_action_at` index; locked when on PostgreSQL."""
     query = (
         select(*CLAIM_COLUMNS)
         .where(Receipt.next_action_at <= now)
         .order_by(Receipt.next_action_at)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(session.execute(query))
+    return query.with_for_update(skip_locked=True) if postgres else query
+
+
+def claim_due(session: Session, now: datetime, limit: int = BATCH) -> list[Row[Any]]:
+    """Lock (skipping rows other sweepers hold) up to `limit` receipts due by `now`."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return list(session.execute(claim_query(now, limit, postgres)))
 
 
 def sweep(session: Session, now: datetime, config: SlaConfig, limit: int = BATCH) -> SweepResult:

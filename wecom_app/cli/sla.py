@@ -1,0 +1,164 @@
+"""`wecom-app report overdue` and `wecom-app sla ...`: SLA reports and helpers for admins."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wecom_app.cli.common import echo_json, friendly_errors, load_services
+from wecom_app.errors import AppError
+
+
+@click.group("report")
+def report() -> None:
+    """Reports for HR and managers.
+
+    Example: wecom-app report overdue --as-of 2026-01-07 --xlsx overdue.xlsx
+    """
+
+
+@report.command("overdue")
+@click.option("--as-of", "as_of", default=None, help="A time or date (end of day); default now.")
+@click.option("--notice", "notice_id", type=int, default=None, help="Only this notice id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Write the ledger CSV.")
+@click.option("--xlsx", "xlsx_file", type=click.Path(dir_okay=False), help="Write an XLSX.")
+@friendly_errors
+def overdue(
+    as_of: str | None,
+    notice_id: int | None,
+    as_json: bool,
+    csv_file: str | None,
+    xlsx_file: str | None,
+) -> None:
+    """Overdue and late acknowledgements by notice, department and person, and the ledger.
+
+    Example: wecom-app report overdue --as-of "2026-01-07 09:00" --json
+    """
+    from wecom_app.sla import export
+    from wecom_app.sla.asof import parse_as_of
+    from wecom_app.sla.config import config_for
+    from wecom_app.sla.reports import overdue_report
+
+    services = load_services()
+    try:
+        config = config_for(services)
+        try:
+            moment = parse_as_of(as_of, services.clock.now(), config.calendar.tz)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--as-of") from None
+        with services.db.begin() as session:
+            data = overdue_report(session, moment, config, notice_id)
+    finally:
+        services.close()
+    if csv_file:
+        Path(csv_file).write_text(export.to_csv(data), encoding="utf-8")
+        click.echo(f"wrote {len(data['violations'])} violations to {csv_file}", err=True)
+    if xlsx_file:
+        Path(xlsx_file).write_bytes(export.to_xlsx(data))
+        click.echo(f"wrote {xlsx_file}", err=True)
+    if as_json:
+        echo_json(data)
+    elif not (csv_file or xlsx_file):
+        _print_summary(data)
+
+
+def _print_summary(data: dict[str, Any]) -> None:
+    t = data["totals"]
+    click.echo(f"截至 {data['as_of']}：应确认 {t['recipients']} 人次，按时 {t['on_time']}，")
+    click.echo(f"逾期确认 {t['late']}，超时未确认 {t['overdue']}，未到时限 {t['pending']}；")
+    click.echo(f"响应中位数 {t['median_minutes']} 分钟，P90 {t['p90_minutes']} 分钟（工作时间）。")
+    for g in data["by_notice"]:
+        click.echo(f"  通知 {g['key']} {g['name']}：超时 {g['overdue']}，逾期确认 {g['late']}")
+    for v in data["violations"][:20]:
+        state = "超时未确认" if v["status"] == "overdue" else "逾期确认"
+        click.echo(
+            f"  {v['name']}（{v['department']}）通知 #{v['notice_code']}：{state}，"
+            f"超时 {v['late_minutes']} 分钟，罚款 {v['penalty']} {v['currency']}"
+        )
+    if len(data["violations"]) > 20:
+        click.echo(f"  …… 共 {len(data['violations'])} 条，完整台账用 --csv 或 --xlsx 导出")
+
+
+@click.group("sla")
+def sla() -> None:
+    """Response SLA: due times and the reminder sweeper.
+
+    Example: wecom-app sla due-at --sent "2026-01-09 21:50" --minutes 30
+    """
+
+
+@sla.command("due-at")
+@click.option("--sent", required=True, help="When the card arrived (local time unless zoned).")
+@click.option("--minutes", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--type", "notice_type", default=None, help="Notice type in the policy file.")
+@click.option("--calendar", envvar="WECOM_APP_SLA_CALENDAR", help="Calendar file (optional).")
+@click.option("--policy", envvar="WECOM_APP_SLA_POLICY", help="Policy file (optional).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def due_at(
+    sent: str,
+    minutes: int,
+    notice_type: str | None,
+    calendar: str | None,
+    policy: str | None,
+    as_json: bool,
+) -> None:
+    """Show the deadline, reminders and escalations for a notice sent at a given time.
+
+    Example: wecom-app sla due-at --sent 2026-02-13T21:50 --minutes 30 --json
+    """
+    from wecom_app.sla.asof import parse_time
+    from wecom_app.sla.config import load_config
+    from wecom_app.sla.schedule import ReceiptClock, escalation_times, reminder_times
+
+    config = load_config(calendar or None, policy or None)
+    cal, rules = config.calendar, config.policies.for_type(notice_type)
+    try:
+        start = parse_time(sent, cal.tz)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sent") from None
+    state = ReceiptClock(start, timedelta(minutes=minutes))
+
+    def local(t: datetime) -> str:
+        return t.astimezone(cal.tz).isoformat()
+
+    escalations = zip(escalation_times(state, rules, cal), rules.escalation, strict=True)
+    data: dict[str, Any] = {
+        "sent": local(start),
+        "sla_minutes": minutes,
+        "due_at": local(cal.add_working_time(start, state.sla)),
+        "reminders": [local(t) for t in reminder_times(state, rules, cal)],
+        "escalations": [{"at": local(t), "to": level.to} for t, level in escalations],
+    }
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"送达 {data['sent']}，时限 {minutes} 分钟（工作时间）→ 截止 {data['due_at']}")
+    for i, t in enumerate(data["reminders"], start=1):
+        click.echo(f"  提醒 {i}: {t}")
+    for i, e in enumerate(data["escalations"], start=1):
+        click.echo(f"  升级 {i}: {e['at']} → {e['to']}")
+
+
+@sla.command("sweep")
+@friendly_errors
+def sweep() -> None:
+    """Send the reminders and escalations due now, once (the worker does this every minute).
+
+    Example: wecom-app sla sweep
+    """
+    from wecom_app.sla.config import config_for
+    from wecom_app.sla.sweeper import sweep_all
+
+    services = load_services()
+    try:
+        result = sweep_all(services.db, services.clock.now(), config_for(services))
+    except ValueError as exc:
+        raise AppError(str(exc)) from None
+    finally:
+        services.close()
+    echo_json(result.__dict__)

@@ -1,0 +1,92 @@
+"""The overdue report as files: CSV (the violations ledger), XLSX (every table, a sheet each)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
+
+GROUP_COLUMNS = [
+    ("key", "编号"),
+    ("name", "名称"),
+    ("recipients", "应确认人数"),
+    ("on_time", "按时确认"),
+    ("late", "逾期确认"),
+    ("overdue", "超时未确认"),
+    ("pending", "未到时限"),
+    ("median_minutes", "响应时间中位数（工作分钟）"),
+    ("p90_minutes", "响应时间P90（工作分钟）"),
+]
+VIOLATION_COLUMNS = [
+    ("name", "姓名"),
+    ("userid", "账号"),
+    ("department", "部门"),
+    ("notice_code", "通知编号"),
+    ("notice_title", "通知标题"),
+    ("sent_at", "送达时间"),
+    ("due_at", "确认时限"),
+    ("acknowledged_at", "确认时间"),
+    ("status", "情况"),
+    ("late_minutes", "超时（工作分钟）"),
+    ("penalty", "罚款金额"),
+    ("currency", "币种"),
+]
+STATUS_NAMES = {"late": "逾期确认", "overdue": "超时未确认"}
+SHEETS = [
+    ("by_notice", "按通知", GROUP_COLUMNS),
+    ("by_department", "按部门", GROUP_COLUMNS),
+    ("by_person", "按人员", GROUP_COLUMNS),
+    ("violations", "违规台账", VIOLATION_COLUMNS),
+]
+
+
+def _cell(key: str, value: Any, tz: ZoneInfo) -> Any:
+    """A value as people read it: local times without zone, statuses in Chinese."""
+    if value is None:
+        return ""
+    if key in ("sent_at", "due_at", "acknowledged_at"):
+        return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    if key == "status":
+        return STATUS_NAMES.get(value, value)
+    if key == "penalty":
+        return float(value)
+    return value
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """The violations ledger as CSV (UTF-8 with BOM so Excel shows Chinese correctly)."""
+    tz = ZoneInfo(report["timezone"])
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([title for _, title in VIOLATION_COLUMNS])
+    for v in report["violations"]:
+        writer.writerow([_cell(k, v[k], tz) for k, _ in VIOLATION_COLUMNS])
+    return "\ufeff" + out.getvalue()
+
+
+def to_xlsx(report: dict[str, Any]) -> bytes:
+    """Every table of the report, one sheet each, plus a summary sheet."""
+    tz = ZoneInfo(report["timezone"])
+    book = Workbook(write_only=True)  # streams rows: fast and small in memory
+    summary = book.create_sheet("汇总")
+    as_of = datetime.fromisoformat(report["as_of"]).astimezone(tz)
+    summary.append(["统计截至", as_of.strftime("%Y-%m-%d %H:%M:%S")])
+    for key, title in GROUP_COLUMNS[2:]:
+        summary.append([title, report["totals"][key]])
+    summary.append(["罚款合计", float(report["penalty_total"])])
+    for section, title, columns in SHEETS:
+        sheet = book.create_sheet(title)
+        for i, _ in enumerate(columns, start=1):
+            sheet.column_dimensions[get_column_letter(i)].width = 18
+        sheet.freeze_panes = "A2"
+        sheet.append([t for _, t in columns])
+        for item in report[section]:
+            sheet.append([_cell(k, item[k], tz) for k, _ in columns])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
