@@ -76,7 +76,7 @@ def _serve(channel: str, crypto: CallbackCrypto) -> Response:
     plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
     event = parse_event(channel, fields)
     try:
-        with svc.db.begin() as session:
+        with svc.db.one_statement() as session:  # store() is a single INSERT
             new = store(session, event, plaintext, now)
     except SQLAlchemyError:
         log.exception("inbox write failed channel=%s; WeCom will retry", channel)
