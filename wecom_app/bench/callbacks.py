@@ -14,6 +14,7 @@ Usage: scripts/bench_callbacks [--db sqlite|postgres|both] [--seconds N] [--conc
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -33,6 +34,7 @@ from wecom_app.bench.common import (
     gunicorn,
     median,
     phase_stats,
+    server_cpu_seconds,
     verdict,
 )
 from wecom_app.db import normalise_url
@@ -69,6 +71,11 @@ class Report:
     def ratio(self) -> float:
         """Callback throughput as a fraction of the bare endpoint's."""
         return self.callback.throughput / self.bare.throughput if self.bare.throughput else 0.0
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Server CPU per bare request over CPU per callback: the ratio an idle machine allows."""
+        return self.bare.cpu_us / self.callback.cpu_us if self.callback.cpu_us else math.nan
 
     @property
     def rows_ok(self) -> bool:
@@ -150,12 +157,14 @@ def bench_database(db: str, database_url: str, args: argparse.Namespace) -> Repo
     cap = int(args.seconds * MAX_RATE)
     rows: dict[str, list[PhaseStats]] = {"callback": [], "bare": []}
     accepted: list[int] = []
+    phase_cpu = [0.0]  # server CPU seconds of the last phase
     with gunicorn(env, name=f"callbacks-{db}") as server:
         messages = Messages(server.port)
 
         def phase(kind: str, seconds: float, n: int) -> loadgen.Outcome:
             ids, callback_reqs, bare_reqs = messages.batch(n)
             reqs = callback_reqs if kind == "callback" else bare_reqs
+            cpu_before = server_cpu_seconds(server)
             outcome = loadgen.run(
                 server.port,
                 reqs,
@@ -164,6 +173,7 @@ def bench_database(db: str, database_url: str, args: argparse.Namespace) -> Repo
                 processes=args.loaders,
                 repeat=kind == "bare",
             )
+            phase_cpu[0] = server_cpu_seconds(server) - cpu_before
             if kind == "callback":
                 accepted.extend(ids[i] for i in outcome.accepted())
                 if len(outcome.indices) >= n:
@@ -175,12 +185,13 @@ def bench_database(db: str, database_url: str, args: argparse.Namespace) -> Repo
         for round_no in range(1, args.rounds + 1):
             for kind in ("bare", "callback"):
                 out = phase(kind, args.seconds, cap if kind == "callback" else 2000)
-                stats = phase_stats(out.latencies, out.errors, out.seconds)
+                stats = phase_stats(out.latencies, out.errors, out.seconds, phase_cpu[0])
                 rows[kind].append(stats)
                 print(
                     f"  {db:8} round {round_no} {kind:8} {stats.requests:7d} req "
                     f"{stats.throughput:8.1f} req/s  p50 {stats.p50_ms:6.2f} ms  "
-                    f"p99 {stats.p99_ms:6.2f} ms  errors {stats.errors}",
+                    f"p99 {stats.p99_ms:6.2f} ms  cpu {stats.cpu_us:5.0f} us/req  "
+                    f"errors {stats.errors}",
                     flush=True,
                 )
     lost, extra, duplicated, row_count = check_inbox(database_url, accepted)
@@ -224,6 +235,7 @@ def _median_stats(runs: Sequence[PhaseStats]) -> PhaseStats:
         seconds=sum(r.seconds for r in runs),
         p50_ms=median([r.p50_ms for r in runs]),
         p99_ms=median([r.p99_ms for r in runs]),
+        cpu_us=median([r.cpu_us for r in runs]),
     )
 
 
@@ -238,9 +250,10 @@ def print_report(reports: Sequence[Report], args: argparse.Namespace) -> None:
     rows: list[list[object]] = []
     for r in reports:
         for name, s in (("callback", r.callback), ("bare", r.bare)):
-            rows.append([f"{r.db} {name}", s.requests, s.throughput, s.p50_ms, s.p99_ms, s.errors])
-        rows.append([f"{r.db} ratio callback/bare", "", r.ratio, "", "", ""])
-    headers = ["phase", "requests", "req/s", "p50 ms", "p99 ms", "errors"]
+            figures = [s.requests, s.throughput, s.p50_ms, s.p99_ms, s.cpu_us, s.errors]
+            rows.append([f"{r.db} {name}", *figures])
+        rows.append([f"{r.db} ratio callback/bare", "", r.ratio, "", "", r.cpu_ratio, ""])
+    headers = ["phase", "requests", "req/s", "p50 ms", "p99 ms", "cpu us/req", "errors"]
     print(format_table(headers, rows))
     print()
     for r in reports:

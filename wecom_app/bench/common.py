@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import math
 import os
@@ -64,6 +65,7 @@ class PhaseStats:
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float = math.nan  # server CPU per request, microseconds
 
     @property
     def throughput(self) -> float:
@@ -71,8 +73,10 @@ class PhaseStats:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
 
-def phase_stats(latencies_s: Sequence[float], errors: int, seconds: float) -> PhaseStats:
-    """Summarise per-request latencies (seconds) of a phase."""
+def phase_stats(
+    latencies_s: Sequence[float], errors: int, seconds: float, cpu_s: float = math.nan
+) -> PhaseStats:
+    """Summarise per-request latencies (seconds) and the server CPU seconds of a phase."""
     ordered = sorted(latencies_s)
     return PhaseStats(
         requests=len(ordered),
@@ -80,6 +84,7 @@ def phase_stats(latencies_s: Sequence[float], errors: int, seconds: float) -> Ph
         seconds=seconds,
         p50_ms=percentile(ordered, 50) * 1000,
         p99_ms=percentile(ordered, 99) * 1000,
+        cpu_us=cpu_s / len(ordered) * 1e6 if ordered else math.nan,
     )
 
 
@@ -219,6 +224,27 @@ def wait_ready(server: Server, path: str, timeout: float = 30.0) -> None:
             conn.close()
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn not ready after {timeout:.0f} s: see {server.log_path}")
+
+
+def server_cpu_seconds(server: Server) -> float:
+    """CPU time (user + system) used so far by gunicorn and its workers; NaN off Linux.
+
+    On a shared machine this is steadier than throughput: other load slows requests down but
+    barely changes what each one costs.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    pids = [server.process.pid]
+    try:
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+        pids += [int(p) for p in children.read_text().split()]
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+    except OSError:
+        return math.nan
+    return total / tick
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
