@@ -63,6 +63,10 @@ def status(stack: Stack, code: str) -> dict[str, Any]:
     return resp.json()
 
 
+def status_without_receipts(stack: Stack, code: str) -> dict[str, Any]:
+    return api(stack, "get", f"/api/v1/notices/{code}?receipts=0").json()
+
+
 def receipts_by_user(stack: Stack, code: str) -> dict[str, dict[str, Any]]:
     return {r["userid"]: r for r in status(stack, code)["receipts"]}
 
@@ -121,6 +125,9 @@ def test_send_to_department_tree_one_card_per_active_member(stack: Stack) -> Non
     assert "平台研发部-张瑶" in names
     # Disabled, not-activated and departed members are not recipients.
     assert "zhaokaiyu" not in receipts_by_user(stack, notice["code"])
+    page = api(stack, "get", f"/api/v1/notices/{notice['code']}?limit=5&offset=5").json()
+    assert [r["userid"] for r in page["receipts"]] == [r["userid"] for r in data["receipts"][5:10]]
+    assert "receipts" not in status_without_receipts(stack, notice["code"])
 
 
 def test_dry_run_previews_counts_and_sends_nothing(stack: Stack) -> None:

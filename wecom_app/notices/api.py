@@ -59,11 +59,22 @@ def list_notices() -> Any:
 
 @api_blueprint.get("/notices/<ref>")
 def notice_status(ref: str) -> Any:
-    """A notice's counts by state and department, and its receipts (?receipts=0 to omit)."""
+    """A notice's counts by state and department, and its receipts.
+
+    ?receipts=0 leaves the receipts out; ?limit=&offset= pages through them.
+    """
+    with_receipts = request.args.get("receipts", "1") not in ("0", "false", "no")
+    try:
+        limit = int(request.args["limit"]) if "limit" in request.args else None
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        raise ApiError("limit 和 offset 必须是整数") from None
+    if (limit is not None and limit < 0) or offset < 0:
+        raise ApiError("limit 和 offset 不能为负数")
     with transaction() as session:
         notice = _get(session, ref)
-        with_receipts = request.args.get("receipts", "1") not in ("0", "false", "no")
-        return jsonify(status.summary(session, notice, _now(), with_receipts))
+        data = status.summary(session, notice, _now(), with_receipts, (limit, offset))
+        return jsonify(data)
 
 
 @api_blueprint.post("/notices/<ref>/resend")

@@ -37,14 +37,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def receipts(session: Session, notice: Notice) -> list[dict[str, Any]]:
-    """Every receipt of a notice with the employee's canonical name and department."""
+def receipts(
+    session: Session, notice: Notice, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """A notice's receipts (all, or a page) with the employee's canonical name and department."""
     rows = session.execute(
         select(Receipt, Employee.userid, Employee.display_name, Department.name)
         .join(Employee, Employee.id == Receipt.employee_id)
         .outerjoin(Department, Department.id == Receipt.department_id)
         .where(Receipt.notice_id == notice.id)
         .order_by(Receipt.department_id, Receipt.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return [
         {
@@ -68,7 +72,11 @@ def receipts(session: Session, notice: Notice) -> list[dict[str, Any]]:
 
 
 def summary(
-    session: Session, notice: Notice, now: datetime, with_receipts: bool = True
+    session: Session,
+    notice: Notice,
+    now: datetime,
+    with_receipts: bool = True,
+    page: tuple[int | None, int] = (None, 0),
 ) -> dict[str, Any]:
     """Counts by state (departed recipients apart), overdue and late, by department."""
     overdue = (Receipt.due_at < now) & (Receipt.state != ReceiptState.ACKNOWLEDGED)
@@ -119,5 +127,5 @@ def summary(
         ],
     }
     if with_receipts:
-        data["receipts"] = receipts(session, notice)
+        data["receipts"] = receipts(session, notice, *page)
     return data
