@@ -287,3 +287,18 @@ def test_departure_notice_text_is_configurable(env: GroupEnv) -> None:
         notice.configure(SimpleNamespace(departure_notice=None))
     text = env.chat(group.chatid)["messages"][-1]["content"]["content"]
     assert text == "移动研发部-李涛（已离职）已被移出本群"
+
+
+def test_owner_and_successor_leaving_together(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    depart(env, "wangxuanqiang")  # the owner: transfer to the backup owner tanglintao first
+    depart(env, "tanglintao")  # ... who leaves too before anything was sent
+    env.clock.advance(2)
+    env.drain_all()
+    chat = env.chat(group.chatid)
+    assert "wangxuanqiang" not in chat["userlist"] and "tanglintao" not in chat["userlist"]
+    assert chat["owner"] in chat["userlist"]
+    rows = [r for r in audit_rows(env) if r.actor == "departure"]
+    assert rows and all(r.outcome == "applied" for r in rows), [
+        (r.action, r.userid, r.outcome, r.error) for r in rows
+    ]

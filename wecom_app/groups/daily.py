@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from wecom_app.errors import AppError, WeComError
+from wecom_app.groups.mirror import org_view
 from wecom_app.groups.reconcile import reconcile
 from wecom_app.groups.rules import RuleError
 from wecom_app.jobs import job
@@ -23,11 +24,12 @@ def check_all(services: Any, *, actor: str = ACTOR) -> dict[str, Any]:
     """Reconcile every managed group; summarise drift found and changes queued."""
     with services.db.begin() as session:
         chatids = list(session.scalars(select(ManagedGroup.chatid).order_by(ManagedGroup.id)))
+        org = org_view(session)  # one snapshot for all groups; the check takes seconds
     summary: dict[str, Any] = {"groups": len(chatids), "drifted": [], "changes_queued": 0,
                                "errors": []}  # fmt: skip
     for chatid in chatids:
         try:
-            result = reconcile(services, chatid, actor=actor, cause="每日检查")
+            result = reconcile(services, chatid, actor=actor, cause="每日检查", org=org)
         except (WeComError, RuleError, AppError) as exc:
             log.warning("daily check of %s failed: %s", chatid, exc)
             summary["errors"].append({"chatid": chatid, "error": str(exc)})

@@ -33,7 +33,7 @@ def remove_departed(session: Session, clock: Clock, event: EmployeeDeparted) -> 
         if _removal_queued(session, group.id, event.userid):
             continue
         reasons = {event.userid: "已离职"}
-        if group.actual_owner == event.userid:
+        if _owner_to_be(session, group) == event.userid:
             plan = MembershipPlan(
                 group.chatid,
                 remove=(event.userid,),
@@ -76,12 +76,34 @@ def _removal_queued(session: Session, group_id: int, userid: str) -> bool:
     return session.scalars(query.limit(1)).first() is not None
 
 
+def _owner_to_be(session: Session, group: ManagedGroup) -> str | None:
+    """The owner once queued changes are done: the last queued transfer, else today's owner."""
+    query = (
+        select(GroupAudit.userid)
+        .where(
+            GroupAudit.group_id == group.id,
+            GroupAudit.action == "owner",
+            GroupAudit.outcome == AuditOutcome.QUEUED,
+        )
+        .order_by(GroupAudit.id.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first() or group.actual_owner
+
+
 def _successor(session: Session, group: ManagedGroup, leaving: str) -> str | None:
-    """The new owner: the backup owner (or configured owner) if still here, else a colleague."""
+    """The new owner: the configured or backup owner if staying, else an active colleague."""
     members = select(GroupMember.userid).where(GroupMember.group_id == group.id)
+    going = select(GroupAudit.userid).where(
+        GroupAudit.group_id == group.id,
+        GroupAudit.action == "remove",
+        GroupAudit.outcome == AuditOutcome.QUEUED,
+        GroupAudit.userid.is_not(None),
+    )
     staying = session.scalars(
         select(Employee.userid).where(
             Employee.userid.in_(members),
+            Employee.userid.not_in(going),
             Employee.status == EmployeeStatus.ACTIVE,
             Employee.userid != leaving,
         )

@@ -145,8 +145,8 @@ def _merge_into_pending(session: Session, group: ManagedGroup, update: Update) -
         return None
     payload = dict(msg.payload)
     old_adds, old_dels = payload.get("add_user_list", []), payload.get("del_user_list", [])
-    if set(update.add) & set(old_dels):
-        return None  # re-adding someone queued for removal waits for that call
+    if set(update.add) & set(old_dels) or payload.get("owner") in update.remove:
+        return None  # never undo a queued removal, never remove the owner being installed
     cancelled = set(old_adds) & set(update.remove)
     if cancelled:
         _cancel(session, msg.id, cancelled)

@@ -19,7 +19,7 @@ from wecom_app.groups.ledger import audit, pending_changes, queue_plan
 from wecom_app.groups.mirror import group_by_chatid, org_view, userids_of
 from wecom_app.groups.plan import MembershipPlan, make_plan
 from wecom_app.groups.rules import GroupRules, OrgView, desired_members
-from wecom_app.models import GroupMember, ManagedGroup
+from wecom_app.models import Employee, EmployeeStatus, GroupMember, ManagedGroup
 from wecom_app.models.groups import AuditOutcome
 from wecom_app.wecom.types import AppChat
 
@@ -51,8 +51,23 @@ def plan_group(
     session: Session, group: ManagedGroup, chat: AppChat, org: OrgView
 ) -> MembershipPlan:
     """The plan for one group given WeCom's view of it, net of changes already queued."""
-    desired = desired_for(session, group, org)
     pending = pending_changes(session, group.id)
+    leaving = {r.userid for r in pending if r.action == "remove" and r.userid}
+    desired = desired_for(session, group, org)
+    # The snapshot may predate a departure: only add people who are active right now.
+    newcomers = set(desired) - set(chat.userlist)
+    active_now = set(
+        session.scalars(
+            select(Employee.userid).where(
+                Employee.userid.in_(newcomers), Employee.status == EmployeeStatus.ACTIVE
+            )
+        )
+    )
+    desired = {
+        u: why
+        for u, why in desired.items()
+        if u not in leaving and (u not in newcomers or u in active_now)
+    }
     owner, name = chat.owner, chat.name
     for row in sorted(pending, key=lambda r: r.id):
         if row.action == "owner":
@@ -79,7 +94,7 @@ def plan_group(
         actual_name=name,
         desired_name=group.name,
         pending_add=[r.userid for r in pending if r.action == "add" and r.userid],
-        pending_remove=[r.userid for r in pending if r.action == "remove" and r.userid],
+        pending_remove=leaving,
         removal_reasons=reasons,
     )
 
@@ -129,9 +144,16 @@ def fetch(services: Any, group: ManagedGroup) -> AppChat:
 
 
 def reconcile(
-    services: Any, chatid: str, *, actor: str, cause: str | None = None, dry_run: bool = False
+    services: Any,
+    chatid: str,
+    *,
+    actor: str,
+    cause: str | None = None,
+    dry_run: bool = False,
+    org: OrgView | None = None,
 ) -> Reconciled:
-    """Compare one group with its rules and queue the changes (or only show them, dry_run)."""
+    """Compare one group with its rules and queue the changes (or only show them, dry_run);
+    pass `org` to reuse one snapshot of the mirror across many groups."""
     for _ in range(MAX_TRIES):
         with services.db.begin() as session:
             group = group_by_chatid(session, chatid)
@@ -140,12 +162,12 @@ def reconcile(
             locked = group_by_chatid(session, chatid, lock=not dry_run)
             if locked.version != group.version:
                 continue  # a change landed after our read: read WeCom again
-            org = org_view(session)
+            view = org or org_view(session)
             if dry_run:
-                return Reconciled(chatid, plan_group(session, locked, chat, org))
+                return Reconciled(chatid, plan_group(session, locked, chat, view))
             now = services.clock.now()
             drift = observe(session, locked, chat, now, actor)
-            plan = plan_group(session, locked, chat, org)
+            plan = plan_group(session, locked, chat, view)
             outbox_id = queue_plan(session, locked, plan, actor=actor, now=now, cause=cause)
             drift.update(extra=list(plan.remove), missing=list(plan.add), at=now.isoformat())
             locked.drift, locked.last_reconciled_at = drift, now
