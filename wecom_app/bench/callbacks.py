@@ -7,6 +7,10 @@ and (b) POST /livez with byte-for-byte the same requests (same query string, hea
 runs --rounds times and medians are quoted. Afterwards the inbox must hold exactly one row per
 200 answer: nothing lost, nothing extra, nothing twice.
 
+Besides throughput and latency, the table shows the CPU time gunicorn spent per request. Other
+load on the machine lowers throughput but hardly changes CPU per request, so the CPU ratio
+(bare / callback) is the steadier estimate of the throughput ratio an idle machine would give.
+
 Usage: scripts/bench_callbacks [--db sqlite|postgres|both] [--seconds N] [--concurrency C]
                                [--workers W] [--threads T] [--rounds R] [--strict]
 """
@@ -270,12 +274,19 @@ def print_report(reports: Sequence[Report], args: argparse.Namespace) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(
-        prog="scripts/bench_callbacks", description=__doc__.split("\n\n")[0]
+        prog="scripts/bench_callbacks",
+        description=__doc__.split("\n\n")[0],
+        epilog="example: scripts/bench_callbacks --db sqlite --seconds 5 --concurrency 8",
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10.0, help="per phase [10]")
     parser.add_argument("--concurrency", type=int, default=16, help="open connections [16]")
-    parser.add_argument("--workers", type=int, default=default_workers(), help="gunicorn workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="gunicorn workers [WEB_CONCURRENCY's default]",
+    )
     parser.add_argument("--threads", type=int, default=4, help="threads per worker [4]")
     parser.add_argument("--rounds", type=int, default=2, help="phases per kind [2]")
     parser.add_argument("--loaders", type=int, default=1, help="load generator processes [1]")
