@@ -128,9 +128,20 @@ def test_department_leader_who_is_late_escalates_upwards(db: Database) -> None:
     send_notice(db, ids, ["dhead"], T0)
     run(db, at(2026, 1, 6, 10, 45))
     run(db, at(2026, 1, 6, 11, 30))
-    # direct leader boss; then department 2's leader is dhead himself, so its parent's: boss.
+    # Level 1: his direct leader, boss. Level 2: department 2 is led by dhead himself, its
+    # parent by boss, who was already told: nobody new, so no second digest.
+    assert [m["touser"] for m in sla_messages(db) if m["kind"] == "escalate"] == [["boss"]]
+
+
+def test_second_level_skips_a_leader_already_told(db: Database) -> None:
+    ids = make_org(db, T0)
+    with db.begin() as s:  # bob reports straight to the department head
+        s.execute(update(Employee).where(Employee.userid == "bob").values(direct_leaders=["dhead"]))
+    send_notice(db, ids, ["bob"], T0)
+    run(db, at(2026, 1, 6, 10, 45))
+    run(db, at(2026, 1, 6, 11, 30))
     assert [m["touser"] for m in sla_messages(db) if m["kind"] == "escalate"] == [
-        ["boss"],
+        ["dhead"],
         ["boss"],
     ]
 

@@ -114,11 +114,9 @@ def sweep_rows(receipts: int, due_percent: float) -> Iterator[tuple[Any, ...]]:
     rng = random.Random(7)
     notices = receipts // EMPLOYEES
     due_every = max(1, round(100 / due_percent))
-    serial = 0
     for n in range(1, notices + 1):
         for e in range(1, EMPLOYEES + 1):
-            serial += 1
-            if serial % due_every == 0:
+            if (n + e) % due_every == 0:  # different people in each notice
                 sent = NOW - timedelta(minutes=16)
                 next_at = NOW - timedelta(minutes=1)
             else:

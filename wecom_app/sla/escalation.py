@@ -40,24 +40,37 @@ class OrgView:
     def targets(
         self, person: Person, department: int | None, levels: Sequence[EscalationLevel], start: int
     ) -> tuple[list[str], int]:
-        """Active leaders for the first level from `start` that has any, and that level (1-based).
+        """Active leaders for the first level from `start` that has any new ones, and that level.
 
-        Returns ([], len(levels)) when no remaining level finds anyone.
+        A level skips leaders an earlier level already told (a department leader who is also
+        the direct leader hands level 2 to the leader above). Returns ([], len(levels)) when no
+        remaining level finds anyone.
         """
-        for index in range(start, len(levels)):
-            if levels[index].to == "direct_leaders":
-                found = self._active(person.direct_leaders, person.userid)
-            else:
-                found = self._department_leaders(department or person.main_department, person)
-            if found:
+        told: set[str] = set()
+        for index, level in enumerate(levels):
+            found = self._level(person, department, level, told)
+            if index >= start and found:
                 return found, index + 1
+            told.update(found)
         return [], len(levels)
 
-    def _department_leaders(self, department: int | None, person: Person) -> list[str]:
+    def _level(
+        self, person: Person, department: int | None, level: EscalationLevel, told: set[str]
+    ) -> list[str]:
+        if level.to == "direct_leaders":
+            return [u for u in self._active(person.direct_leaders, person.userid) if u not in told]
+        return self._department_leaders(department or person.main_department, person, told)
+
+    def _department_leaders(
+        self, department: int | None, person: Person, skip: set[str]
+    ) -> list[str]:
         seen: set[int] = set()
         while department is not None and department not in seen:
             seen.add(department)
-            found = self._active(self.leaders.get(department, ()), person.userid)
+            found = [
+                u for u in self._active(self.leaders.get(department, ()), person.userid)
+                if u not in skip
+            ]  # fmt: skip
             if found:
                 return found
             department = self.parents.get(department)
@@ -98,8 +111,8 @@ PERSON_COLUMNS = (
 def people_by_id(session: Session, ids: Iterable[int]) -> dict[int, Person]:
     """Employees by surrogate id, in chunks."""
     wanted, out = sorted(set(ids)), {}
-    for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
+    for start in range(0, len(wanted), 20_000):
+        chunk = wanted[start : start + 20_000]
         for row in session.execute(select(*PERSON_COLUMNS).where(Employee.id.in_(chunk))):
             out[row.id] = person_of(row)
     return out

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from wecom_app.models import Notice
@@ -53,7 +54,7 @@ def send_reminders(
             _send(
                 session, msg, userids, f"sla:remind:{notice_id}:{number}:{chunk[0][0]}", now, slot
             )
-            pacing.reserve(session, userids, slot, "sla_reminder")
+            reserve(session, userids, slot, "sla_reminder")
             sent += 1
     return sent
 
@@ -89,6 +90,20 @@ def send_digests(
         _send(session, msg, [leader], key, now, slot)
         pacing.reserve(session, [leader], slot, "sla_escalation")
     return len(groups)
+
+
+def reserve(session: Session, userids: list[str], at: datetime, kind: str) -> None:
+    """Record planned sends in the shared per-member ledger (one statement on PostgreSQL)."""
+    if session.get_bind().dialect.name != "postgresql":
+        pacing.reserve(session, userids, at, kind)
+        return
+    session.execute(
+        text(
+            "INSERT INTO member_sends (userid, at, kind)"
+            " SELECT u, :at, :kind FROM unnest(CAST(:userids AS varchar[])) AS u"
+        ),
+        {"userids": userids, "at": at, "kind": kind},
+    )
 
 
 def _send(

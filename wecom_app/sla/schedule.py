@@ -10,6 +10,7 @@ one message per missed point.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -45,22 +46,32 @@ def due_at(started_at: datetime, sla: timedelta, calendar: WorkingCalendar) -> d
     return calendar.add_working_time(started_at, sla)
 
 
-def reminder_times(state: ReceiptClock, policy: SlaPolicy, cal: WorkingCalendar) -> list[datetime]:
+def reminder_times(
+    state: ReceiptClock, policy: SlaPolicy, cal: WorkingCalendar
+) -> tuple[datetime, ...]:
     """When each reminder point may be sent (in working time)."""
-    return [
-        cal.next_allowed(cal.add_working_time(state.started_at, state.sla * frac))
-        for frac in policy.reminders
-    ]
+    return _points(state.started_at, state.sla, policy, cal)[0]
 
 
 def escalation_times(
     state: ReceiptClock, policy: SlaPolicy, cal: WorkingCalendar
-) -> list[datetime]:
+) -> tuple[datetime, ...]:
     """When each escalation level may be sent (in working time)."""
-    deadline = due_at(state.started_at, state.sla, cal)
-    return [
+    return _points(state.started_at, state.sla, policy, cal)[1]
+
+
+@functools.lru_cache(maxsize=4096)  # receipts of one notice share their points
+def _points(
+    started_at: datetime, sla: timedelta, policy: SlaPolicy, cal: WorkingCalendar
+) -> tuple[tuple[datetime, ...], tuple[datetime, ...]]:
+    reminders = tuple(
+        cal.next_allowed(cal.add_working_time(started_at, sla * frac)) for frac in policy.reminders
+    )
+    deadline = due_at(started_at, sla, cal)
+    escalations = tuple(
         cal.next_allowed(cal.add_working_time(deadline, level.after)) for level in policy.escalation
-    ]
+    )
+    return reminders, escalations
 
 
 def next_action(state: ReceiptClock, policy: SlaPolicy, cal: WorkingCalendar) -> Action | None:

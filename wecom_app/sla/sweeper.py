@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.orm import Session
 
 from wecom_app.jobs import job
@@ -30,6 +30,8 @@ from wecom_app.sla.policy import SlaPolicy
 from wecom_app.sla.schedule import REMIND, Action, ReceiptClock, after, due_actions, next_action
 
 log = logging.getLogger(__name__)
+
+UPDATE_KEYS = ("id", "next_action_at", "due_at", "reminded_count", "escalation_level")
 
 BATCH = 20_000
 MAX_PASSES = 20
@@ -126,8 +128,7 @@ def sweep(session: Session, now: datetime, config: SlaConfig, limit: int = BATCH
         updates.append(_schedule_next(d, config, result))
     result.messages += send_reminders(session, decisions, notices, now, config)
     result.messages += send_digests(session, decisions, notices, people, now, config)
-    if updates:
-        session.execute(update(Receipt), updates)
+    store(session, updates)
     result.still_due = sum(1 for u in updates if u["next_action_at"] and u["next_action_at"] <= now)
     return result
 
@@ -227,6 +228,28 @@ def _update(
         "reminded_count": row.reminded_count if reminded is None else reminded,
         "escalation_level": row.escalation_level if level is None else level,
     }
+
+
+def store(session: Session, updates: list[dict[str, Any]]) -> None:
+    """Write receipts' new schedules; on PostgreSQL one UPDATE ... FROM unnest(arrays)."""
+    if not updates:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(update(Receipt), updates)
+        return
+    columns = {k: [u[k] for u in updates] for k in UPDATE_KEYS}
+    session.execute(STORE_SQL, columns)
+
+
+STORE_SQL = text(
+    "UPDATE notice_receipts AS r SET next_action_at = n.next_action_at, due_at = n.due_at,"
+    " reminded_count = n.reminded_count, escalation_level = n.escalation_level"
+    " FROM unnest(CAST(:id AS bigint[]), CAST(:next_action_at AS timestamptz[]),"
+    " CAST(:due_at AS timestamptz[]), CAST(:reminded_count AS integer[]),"
+    " CAST(:escalation_level AS integer[]))"
+    " AS n(id, next_action_at, due_at, reminded_count, escalation_level)"
+    " WHERE r.id = n.id"
+)
 
 
 def sweep_all(db: Any, now: datetime, config: SlaConfig, batch: int = BATCH) -> SweepResult:
