@@ -302,3 +302,19 @@ def test_owner_and_successor_leaving_together(env: GroupEnv) -> None:
     assert rows and all(r.outcome == "applied" for r in rows), [
         (r.action, r.userid, r.outcome, r.error) for r in rows
     ]
+
+
+def test_removals_wait_longer_when_the_hourly_budget_runs_low(
+    env: GroupEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wecom_app import outbox
+    from wecom_app.groups.departures import coalesce_delay
+
+    monkeypatch.setitem(outbox.LANES, "appchat", outbox.Lane(4, timedelta(hours=1)))
+    now = env.clock.now()
+    with env.db.begin() as session:
+        assert coalesce_delay(session, now) == timedelta(seconds=1)
+        for i in range(3):
+            outbox.enqueue(session, "appchat_update", {"chatid": "x"}, f"k{i}", now=now,
+                           lane="appchat")  # fmt: skip
+        assert coalesce_delay(session, now) == timedelta(seconds=15)

@@ -7,21 +7,33 @@ burst of departures folds into one `appchat/update` per group; a departing owner
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
 from wecom_app.domain_events import EmployeeDeparted, subscribe
-from wecom_app.groups.ledger import queue_plan
+from wecom_app.groups.ledger import LANE, queue_plan
 from wecom_app.groups.mirror import userids_of
 from wecom_app.groups.outcomes import DEPARTURE_ACTOR
 from wecom_app.groups.plan import MembershipPlan, choose_owner
-from wecom_app.models import Employee, EmployeeStatus, GroupAudit, GroupMember, ManagedGroup
+from wecom_app.models import (
+    Employee,
+    EmployeeStatus,
+    GroupAudit,
+    GroupMember,
+    ManagedGroup,
+    OutboxMessage,
+    OutboxStatus,
+)
 from wecom_app.models.groups import AuditOutcome
+from wecom_app.outbox import LANES
 
 COALESCE = timedelta(seconds=1)
+# (share of the hourly appchat budget used, wait before sending): the scarcer the budget, the
+# longer removals wait so that more of them share one call per group.
+BACKOFF = ((0.5, 1.0), (0.7, 5.0), (0.85, 15.0), (1.0, 60.0))
 
 
 @subscribe(EmployeeDeparted)
@@ -29,11 +41,15 @@ def remove_departed(session: Session, clock: Clock, event: EmployeeDeparted) -> 
     """Queue the removal of a departed employee from every managed group they are in."""
     now = clock.now()
     cause = f"{event.source}:{event.cause}" if event.cause else event.source
-    for group in _groups_with(session, event.userid):
-        if _removal_queued(session, group.id, event.userid):
-            continue
+    groups = _groups_with(session, event.userid)
+    queued = _queued(session, [g.id for g in groups])
+    delay = coalesce_delay(session, now) if groups else COALESCE
+    for group in groups:
+        removing, owner = queued.get(group.id, (set(), None))
+        if event.userid in removing:
+            continue  # a repeated event: the removal is already on its way
         reasons = {event.userid: "已离职"}
-        if _owner_to_be(session, group) == event.userid:
+        if (owner or group.actual_owner) == event.userid:
             plan = MembershipPlan(
                 group.chatid,
                 remove=(event.userid,),
@@ -45,7 +61,24 @@ def remove_departed(session: Session, clock: Clock, event: EmployeeDeparted) -> 
         else:
             plan = MembershipPlan(group.chatid, remove=(event.userid,), reasons=reasons)
             queue_plan(session, group, plan, actor=DEPARTURE_ACTOR, now=now, cause=cause,
-                       delay=COALESCE, merge=True)  # fmt: skip
+                       delay=delay, merge=True)  # fmt: skip
+
+
+def coalesce_delay(session: Session, now: datetime) -> timedelta:
+    """How long a removal waits for others to join its call, given the lane's hourly budget."""
+    lane = LANES[LANE]
+    used = session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.lane == LANE,
+            (OutboxMessage.done_at > now - lane.window)
+            | (OutboxMessage.status == OutboxStatus.PENDING),
+        )
+    )
+    share = (used or 0) / lane.limit
+    seconds = next((wait for limit, wait in BACKOFF if share < limit), BACKOFF[-1][1])
+    return max(COALESCE, timedelta(seconds=seconds))
 
 
 def _groups_with(session: Session, userid: str) -> list[ManagedGroup]:
@@ -65,30 +98,30 @@ def _groups_with(session: Session, userid: str) -> list[ManagedGroup]:
     return list(session.scalars(query))
 
 
-def _removal_queued(session: Session, group_id: int, userid: str) -> bool:
-    """Whether this person's removal is already on its way (a repeated event)."""
-    query = select(GroupAudit.id).where(
-        GroupAudit.group_id == group_id,
-        GroupAudit.userid == userid,
-        GroupAudit.action == "remove",
-        GroupAudit.outcome == AuditOutcome.QUEUED,
-    )
-    return session.scalars(query.limit(1)).first() is not None
-
-
-def _owner_to_be(session: Session, group: ManagedGroup) -> str | None:
-    """The owner once queued changes are done: the last queued transfer, else today's owner."""
+def _queued(session: Session, group_ids: list[int]) -> dict[int, tuple[set[str], str | None]]:
+    """Per group: who is queued for removal, and the owner a queued transfer will install."""
+    found: dict[int, tuple[set[str], str | None]] = {}
+    if not group_ids:
+        return found
     query = (
-        select(GroupAudit.userid)
+        select(GroupAudit.group_id, GroupAudit.action, GroupAudit.userid)
         .where(
-            GroupAudit.group_id == group.id,
-            GroupAudit.action == "owner",
+            GroupAudit.group_id.in_(group_ids),
+            GroupAudit.action.in_(("remove", "owner")),
             GroupAudit.outcome == AuditOutcome.QUEUED,
         )
-        .order_by(GroupAudit.id.desc())
-        .limit(1)
+        .order_by(GroupAudit.id)
     )
-    return session.scalars(query).first() or group.actual_owner
+    for group_id, action, userid in session.execute(query):
+        if group_id is None:
+            continue
+        removing, owner = found.get(group_id, (set(), None))
+        if action == "remove" and userid:
+            removing.add(userid)
+        elif action == "owner":
+            owner = userid
+        found[group_id] = (removing, owner)
+    return found
 
 
 def _successor(session: Session, group: ManagedGroup, leaving: str) -> str | None:
