@@ -128,7 +128,7 @@ def fresh_sqlite(name: str) -> str:
     """Delete and re-migrate a SQLite file under .bench/; return its URL."""
     BENCH_DIR.mkdir(exist_ok=True)
     path = BENCH_DIR / f"{name}.db"
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path}"
     upgrade_database(url)
