@@ -249,7 +249,7 @@ def print_report(reports: Sequence[Report], args: argparse.Namespace) -> None:
     print(
         f"workers={args.workers} threads={args.threads} concurrency={args.concurrency} "
         f"seconds/phase={args.seconds:g} rounds={args.rounds}; bare = POST {BARE_PATH} "
-        "with the same bytes as the callback; medians over rounds"
+        "with the same bytes as the callback; req/s over all rounds, p50/p99/cpu medians of rounds"
     )
     rows: list[list[object]] = []
     for r in reports:
