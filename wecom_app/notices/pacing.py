@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from wecom_app.jobs import job
@@ -74,8 +74,31 @@ def history(session: Session, userids: Iterable[str] | None, now: datetime) -> d
 def reserve(session: Session, userids: Iterable[str], at: datetime, kind: str) -> None:
     """Record that each member gets one message at `at`."""
     rows = [{"userid": u, "at": at, "kind": kind} for u in userids]
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(MemberSend), rows[start : start + 5000])
+    insert_rows(session, MemberSend, rows)
+
+
+def insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows fast: COPY on PostgreSQL, executemany on SQLite (plain values only)."""
+    if not rows:
+        return
+    table = model.__table__
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
+    defaults = {
+        c.name: c.default.arg if c.default is not None and c.default.is_scalar else None
+        for c in columns
+    }
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    with (
+        conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
+        cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+    ):
+        pairs = list(defaults.items())
+        for row in rows:
+            copy.write_row([row.get(name, default) for name, default in pairs])
 
 
 def slot_for(session: Session, userid: str, now: datetime, kind: str) -> datetime:

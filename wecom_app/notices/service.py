@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from wecom_app.errors import AppError
 from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
-from wecom_app.notices import delivery
+from wecom_app.notices import delivery, pacing
 from wecom_app.notices.audience import Audience, AudienceError, normalise_spec, resolve
 from wecom_app.notices.mirror import load_directory
 
@@ -149,12 +149,11 @@ def create(session: Session, draft: Draft, now: datetime) -> tuple[Notice, Previ
             "department_id": r.department_id,
             "reason": r.reason[:255],
             "batch": batch_of[r.userid],
-            "state": ReceiptState.QUEUED,
+            "state": ReceiptState.QUEUED.value,
         }
         for r in recipients
     ]
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(Receipt), rows[start : start + 5000])
+    pacing.insert_rows(session, Receipt, rows)
     if draft.audience.get("post_to_groups"):
         delivery.post_to_groups(session, notice, draft.audience.get("groups", []), now)
     return notice, plan
