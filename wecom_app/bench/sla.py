@@ -103,10 +103,16 @@ def copy_receipts(db: Database, rows: Iterator[tuple[Any, ...]]) -> None:
             for row in rows:
                 copy.write_row(row)
         raw.commit()
-        cur.execute("ANALYZE notice_receipts")
-        raw.commit()
     finally:
         raw.close()
+    settle(db)
+
+
+def settle(db: Database) -> None:
+    """VACUUM ANALYZE and CHECKPOINT, so the sweep does not pay for the bulk load's writes."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE notice_receipts"))
+        conn.execute(text("CHECKPOINT"))
 
 
 def sweep_rows(receipts: int, due_percent: float) -> Iterator[tuple[Any, ...]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -68,7 +69,8 @@ def overdue(
 
 def _print_summary(data: dict[str, Any]) -> None:
     t = data["totals"]
-    click.echo(f"截至 {data['as_of']}：应确认 {t['recipients']} 人次，按时 {t['on_time']}，")
+    as_of = datetime.fromisoformat(data["as_of"]).astimezone(ZoneInfo(data["timezone"]))
+    click.echo(f"截至 {as_of:%Y-%m-%d %H:%M}：应确认 {t['recipients']} 人次，按时 {t['on_time']}，")
     click.echo(f"逾期确认 {t['late']}，超时未确认 {t['overdue']}，未到时限 {t['pending']}；")
     click.echo(f"响应中位数 {t['median_minutes']} 分钟，P90 {t['p90_minutes']} 分钟（工作时间）。")
     for g in data["by_notice"]:

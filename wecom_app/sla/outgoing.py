@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from wecom_app.models import Notice
+from wecom_app.models import Notice, OutboxMessage, OutboxStatus
 from wecom_app.notices import pacing
-from wecom_app.outbox import enqueue
 from wecom_app.sla import messages
 from wecom_app.sla.config import SlaConfig
 from wecom_app.sla.escalation import Person
@@ -27,11 +28,11 @@ if TYPE_CHECKING:
     from wecom_app.sla.sweeper import Decision
 
 MAX_TOUSER = 1000
-DUPLICATE_CHECK_SECONDS = 4 * 3600
+DUPLICATE_CHECK = 4 * 3600  # seconds: WeCom's maximum
 
 
 def send_reminders(
-    session: Session,
+    out: Outgoing,
     decisions: Sequence[Decision],
     notices: dict[int, Notice],
     now: datetime,
@@ -51,16 +52,15 @@ def send_reminders(
         for start in range(0, len(members), MAX_TOUSER):
             chunk = members[start : start + MAX_TOUSER]
             userids = [u for _, u in chunk]
-            _send(
-                session, msg, userids, f"sla:remind:{notice_id}:{number}:{chunk[0][0]}", now, slot
-            )
-            reserve(session, userids, slot, "sla_reminder")
+            send_key = f"sla:remind:{notice_id}:{number}:{chunk[0][0]}"
+            out.send(msg, userids, send_key, now, slot, "sla_reminder")
             sent += 1
     return sent
 
 
 def send_digests(
     session: Session,
+    out: Outgoing,
     decisions: Sequence[Decision],
     notices: dict[int, Notice],
     people: dict[int, Person],
@@ -87,34 +87,55 @@ def send_digests(
         slot = config.calendar.next_allowed(pacing.earliest_slot(sent, now) if sent else now)
         sent.append(slot)
         key = f"sla:escalate:{notice_id}:{level}:{leader}:{overdue[0][0]}"
-        _send(session, msg, [leader], key, now, slot)
-        pacing.reserve(session, [leader], slot, "sla_escalation")
+        out.send(msg, [leader], key, now, slot, "sla_escalation")
     return len(groups)
 
 
-def reserve(session: Session, userids: list[str], at: datetime, kind: str) -> None:
-    """Record planned sends in the shared per-member ledger (one statement on PostgreSQL)."""
-    if session.get_bind().dialect.name != "postgresql":
-        pacing.reserve(session, userids, at, kind)
-        return
-    session.execute(
-        text(
-            "INSERT INTO member_sends (userid, at, kind)"
-            " SELECT u, :at, :kind FROM unnest(CAST(:userids AS varchar[])) AS u"
-        ),
-        {"userids": userids, "at": at, "kind": kind},
-    )
+class Outgoing:
+    """Messages and ledger rows collected during a sweep, written in a few statements."""
+
+    def __init__(self) -> None:
+        self.outbox: list[dict[str, Any]] = []
+        self.ledger: list[tuple[str, datetime, str]] = []
+
+    def send(
+        self, msg: dict[str, Any], userids: list[str], key: str, now: datetime, slot: datetime,
+        kind: str,
+    ) -> None:  # fmt: skip
+        """Queue one message_send and count it against each recipient's limit at `slot`."""
+        payload = {"msg": msg, "touser": userids, "duplicate_check_interval": DUPLICATE_CHECK}
+        self.outbox.append(
+            {"kind": "message_send", "lane": "default", "idempotency_key": key[:255],
+             "payload": payload, "ref_type": "sla", "ref_id": key.split(":", 2)[2][:64],
+             "status": OutboxStatus.PENDING, "attempts": 0, "created_at": now,
+             "next_attempt_at": slot}
+        )  # fmt: skip
+        self.ledger += [(u, slot, kind) for u in userids]
+
+    def flush(self, session: Session) -> None:
+        """Write the outbox rows (skipping known idempotency keys) and the ledger rows."""
+        postgres = session.get_bind().dialect.name == "postgresql"
+        insert = pg_insert if postgres else sqlite_insert
+        for start in range(0, len(self.outbox), 500):
+            rows = self.outbox[start : start + 500]
+            session.execute(
+                insert(OutboxMessage)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            )
+        if self.ledger and postgres:
+            userids, ats, kinds = (list(col) for col in zip(*self.ledger, strict=True))
+            session.execute(LEDGER_SQL, {"userids": userids, "ats": ats, "kinds": kinds})
+        elif self.ledger:
+            by_slot: dict[tuple[datetime, str], list[str]] = defaultdict(list)
+            for userid, at, kind in self.ledger:
+                by_slot[(at, kind)].append(userid)
+            for (at, kind), userids in by_slot.items():
+                pacing.reserve(session, userids, at, kind)
+        self.outbox, self.ledger = [], []
 
 
-def _send(
-    session: Session, msg: dict, userids: list[str], key: str, now: datetime, slot: datetime
-) -> None:
-    enqueue(
-        session,
-        "message_send",
-        {"msg": msg, "touser": userids, "duplicate_check_interval": DUPLICATE_CHECK_SECONDS},
-        key,
-        now=now,
-        ref=("sla", key.split(":", 2)[2][:64]),
-        not_before=slot,
-    )
+LEDGER_SQL = text(
+    "INSERT INTO member_sends (userid, at, kind) SELECT * FROM unnest("
+    "CAST(:userids AS varchar[]), CAST(:ats AS timestamptz[]), CAST(:kinds AS varchar[]))"
+)

@@ -25,7 +25,7 @@ from wecom_app.notices import pacing
 from wecom_app.sla.arming import arm_recent
 from wecom_app.sla.config import SlaConfig, config_for
 from wecom_app.sla.escalation import Person, org_view, people_by_id
-from wecom_app.sla.outgoing import send_digests, send_reminders
+from wecom_app.sla.outgoing import Outgoing, send_digests, send_reminders
 from wecom_app.sla.policy import SlaPolicy
 from wecom_app.sla.schedule import REMIND, Action, ReceiptClock, after, due_actions, next_action
 
@@ -126,8 +126,10 @@ def sweep(session: Session, now: datetime, config: SlaConfig, limit: int = BATCH
     _resolve_targets(session, decisions, people)
     for d in decisions:
         updates.append(_schedule_next(d, config, result))
-    result.messages += send_reminders(session, decisions, notices, now, config)
-    result.messages += send_digests(session, decisions, notices, people, now, config)
+    out = Outgoing()
+    result.messages += send_reminders(out, decisions, notices, now, config)
+    result.messages += send_digests(session, out, decisions, notices, people, now, config)
+    out.flush(session)
     store(session, updates)
     result.still_due = sum(1 for u in updates if u["next_action_at"] and u["next_action_at"] <= now)
     return result
