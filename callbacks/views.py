@@ -76,8 +76,7 @@ def _serve(channel: str, crypto: CallbackCrypto) -> Response:
     plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
     event = parse_event(channel, fields)
     try:
-        with svc.db.one_statement() as session:  # store() is a single INSERT
-            new = store(session, event, plaintext, now)
+        new = store(svc.db, event, plaintext, now)
     except SQLAlchemyError:
         log.exception("inbox write failed channel=%s; WeCom will retry", channel)
         return Response("inbox unavailable", 503, content_type="text/plain")

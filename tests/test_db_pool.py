@@ -25,21 +25,36 @@ def _row(key: str) -> dict[str, object]:
     }
 
 
-def test_one_statement_is_durable_when_it_returns(database_url):
+def test_execute_one_is_durable_when_it_returns(database_url):
     from callbacks.inbox import _INSERT_NEW
 
     database = Database(database_url)
     other = Database(database_url)
     try:
-        with database.one_statement() as session:
-            stmt = _INSERT_NEW[session.get_bind().dialect.name]
-            assert session.connection().execute(stmt, _row("m1")).first() is not None
-            assert session.connection().execute(stmt, _row("m1")).first() is None
+        stmt = _INSERT_NEW[database.engine.dialect.name]
+        assert database.execute_one(stmt, _row("m1")) is not None
+        assert database.execute_one(stmt, _row("m1")) is None
         with other.begin() as session:
             assert session.scalar(select(func.count()).select_from(InboxEvent)) == 1
+            row = session.scalars(select(InboxEvent)).one()
+        assert row.received_at == FakeClock().now()  # column types still convert values
     finally:
         database.dispose()
         other.dispose()
+
+
+def test_execute_one_reports_database_errors_as_sqlalchemy_errors(database_url):
+    from sqlalchemy.exc import DBAPIError
+
+    from callbacks.inbox import _INSERT_NEW
+
+    database = Database(database_url)
+    try:
+        stmt = _INSERT_NEW[database.engine.dialect.name]
+        with pytest.raises(DBAPIError):
+            database.execute_one(stmt, {**_row("m2"), "channel": None})  # NOT NULL
+    finally:
+        database.dispose()
 
 
 @pytest.mark.postgres

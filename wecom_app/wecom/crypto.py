@@ -67,6 +67,7 @@ class CallbackCrypto:
     def __init__(self, token: str, encoding_aes_key: str, receive_id: str) -> None:
         self.token = token
         self.key = decode_aes_key(encoding_aes_key)
+        self._cipher = WeChatCipher(self.key)  # makes a fresh encryptor/decryptor per use
         self.receive_id = receive_id
         self._receive_id_bytes = receive_id.encode()
 
@@ -86,7 +87,7 @@ class CallbackCrypto:
             raise CallbackRejected("bad base64") from exc
         if not raw or len(raw) % 16:
             raise CallbackRejected("bad ciphertext length")
-        plain = WeChatCipher(self.key).decrypt(raw)
+        plain = self._cipher.decrypt(raw)
         pad = plain[-1]
         if not 1 <= pad <= BLOCK_SIZE or plain[-pad:] != bytes([pad]) * pad:
             raise CallbackRejected("bad padding")
@@ -116,7 +117,7 @@ class CallbackCrypto:
         body = text.encode("utf-8")
         prefix = random_prefix if random_prefix is not None else os.urandom(16)
         plain = prefix + struct.pack(">I", len(body)) + body + self._receive_id_bytes
-        cipher = WeChatCipher(self.key).encrypt(PKCS7Encoder.encode(plain))
+        cipher = self._cipher.encrypt(PKCS7Encoder.encode(plain))
         encrypt = base64.b64encode(cipher).decode("ascii")
         ts = timestamp or str(int(time.time()))
         nc = nonce or base64.b32encode(os.urandom(5)).decode("ascii").lower()
