@@ -154,7 +154,8 @@ class Database:
                 row = cursor.fetchone() if cursor.description else None
                 return tuple(row) if row is not None else None
             except self.engine.dialect.loaded_dbapi.Error as exc:
-                raise DBAPIError.instance(sql, args, exc, self.engine.dialect.loaded_dbapi.Error)
+                dbapi_error = self.engine.dialect.loaded_dbapi.Error
+                raise DBAPIError.instance(sql, args, exc, dbapi_error) from exc
             finally:
                 if self.is_postgres:
                     driver.autocommit = False  # type: ignore[union-attr]
