@@ -75,4 +75,4 @@ def arm_recent(session: Session, now: datetime, config: SlaConfig) -> SweepResul
             updates.append({"id": rid, "due_at": due, "next_action_at": next_at})
     if updates:
         session.execute(update(Receipt), updates)
-    return SweepResult(claimed=len(updates))
+    return SweepResult(armed=len(updates))

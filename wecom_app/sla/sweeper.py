@@ -55,6 +55,7 @@ CLAIM_COLUMNS = (
 class SweepResult:
     """Counts from one or more sweeps, for logs, the job summary and the benchmark."""
 
+    armed: int = 0  # freshly delivered receipts whose working-time clock was started
     claimed: int = 0
     reminded: int = 0
     escalated: int = 0
