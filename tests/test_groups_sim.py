@@ -317,4 +317,4 @@ def test_removals_wait_longer_when_the_hourly_budget_runs_low(
         for i in range(3):
             outbox.enqueue(session, "appchat_update", {"chatid": "x"}, f"k{i}", now=now,
                            lane="appchat")  # fmt: skip
-        assert coalesce_delay(session, now) == timedelta(seconds=15)
+        assert coalesce_delay(session, now) == timedelta(seconds=6)

@@ -33,7 +33,7 @@ from wecom_app.outbox import LANES
 COALESCE = timedelta(seconds=1)
 # (share of the hourly appchat budget used, wait before sending): the scarcer the budget, the
 # longer removals wait so that more of them share one call per group.
-BACKOFF = ((0.5, 1.0), (0.7, 5.0), (0.85, 15.0), (1.0, 60.0))
+BACKOFF = ((0.25, 1.0), (0.5, 3.0), (0.9, 6.0), (1.0, 60.0))
 
 
 @subscribe(EmployeeDeparted)
