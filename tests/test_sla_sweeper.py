@@ -182,6 +182,19 @@ def test_many_notices_due_at_once_respect_the_member_limit(db: Database) -> None
         assert sum(1 for u in ledger if t <= u < t + timedelta(minutes=1)) <= 30
 
 
+def test_a_limited_reminder_never_slips_into_quiet_hours(db: Database) -> None:
+    ids = make_org(db, T0)
+    with db.begin() as s:  # alice's minute is full just before 22:00
+        pacing.reserve(s, ["alice"] * 25, at(2026, 1, 6, 21, 59, 10), "notice")
+    send_notice(db, ids, ["alice"], at(2026, 1, 6, 21, 44, 30))  # 50% point at 21:59:30
+    run(db, at(2026, 1, 6, 21, 59, 30))
+    assert sla_messages(db) == []
+    with db.begin() as s:
+        assert s.scalar(select(Receipt.next_action_at)) == at(2026, 1, 7, 7, 30)
+    run(db, at(2026, 1, 7, 7, 30))
+    assert [(m["kind"], m["at"]) for m in sla_messages(db)] == [("remind", at(2026, 1, 7, 7, 30))]
+
+
 def test_arming_starts_the_working_time_clock(db: Database) -> None:
     from wecom_app.models import OutboxMessage, OutboxStatus
 

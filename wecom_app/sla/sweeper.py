@@ -176,7 +176,7 @@ def _pace_reminders(
     for d in wanted:
         sent = history.setdefault(d.person.userid, [])
         slot = pacing.earliest_slot(sent, now) if sent else now
-        if slot > now + SEND_TOLERANCE:
+        if slot > now + SEND_TOLERANCE or not config.calendar.is_working_time(slot):
             d.actions = []  # try again once the member has room (escalation waits too)
             d.slot = config.calendar.next_allowed(slot)
             continue
