@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from callbacks.events import Event, TextMessage
 from wecom_app.db import Database
+from wecom_app.group_commit import GroupInsert
 from wecom_app.models import InboxEvent, InboxStatus
 
 
@@ -36,6 +38,7 @@ def inbox_row(event: Event, raw_xml: str, now: datetime) -> dict[str, Any]:
 
 # One Core statement per dialect, compiled once by Database.execute_one: a per-callback ORM insert
 # cost several times the database write itself (measured with scripts/bench_callbacks).
+_KEY = ("channel", "dedupe_key")
 _INSERT_NEW = {
     dialect.dialect.name: dialect.insert(InboxEvent.__table__)
     .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
@@ -44,10 +47,18 @@ _INSERT_NEW = {
 }
 
 
+_GROUPS: weakref.WeakKeyDictionary[Database, GroupInsert] = weakref.WeakKeyDictionary()
+
+
 def store(db: Database, event: Event, raw_xml: str, now: datetime) -> bool:
     """Commit the event unless its dedupe key is already stored; return whether it was new."""
-    stmt = _INSERT_NEW[db.engine.dialect.name]
-    return db.execute_one(stmt, inbox_row(event, raw_xml, now)) is not None
+    row = inbox_row(event, raw_xml, now)
+    if db.is_postgres:  # concurrent callbacks share one INSERT and one commit
+        group = _GROUPS.get(db)
+        if group is None:
+            group = _GROUPS.setdefault(db, GroupInsert(db, InboxEvent.__table__, _KEY))
+        return group.insert(row)
+    return db.execute_one(_INSERT_NEW[db.engine.dialect.name], row) is not None
 
 
 def find(session: Session, channel: str, dedupe_key: str) -> InboxEvent | None:

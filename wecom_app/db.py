@@ -135,6 +135,13 @@ class Database:
         compiled once per set of parameter names; column types still convert the values. A
         DBAPI failure surfaces as SQLAlchemy's DBAPIError, like every other database error.
         """
+        rows = self.execute_all(stmt, params, first_only=True)
+        return rows[0] if rows else None
+
+    def execute_all(
+        self, stmt: Any, params: dict[str, Any], *, first_only: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Like execute_one, returning every row the statement gives back."""
         sql, names, processors = self._compiled(stmt, tuple(params))
         values = [
             fn(params[n]) if fn else params[n] for n, fn in zip(names, processors, strict=True)
@@ -151,8 +158,12 @@ class Database:
             try:
                 cursor = conn.cursor()
                 cursor.execute(sql, args)
-                row = cursor.fetchone() if cursor.description else None
-                return tuple(row) if row is not None else None
+                if not cursor.description:
+                    return []
+                if first_only:
+                    row = cursor.fetchone()
+                    return [tuple(row)] if row is not None else []
+                return [tuple(r) for r in cursor.fetchall()]
             except self.engine.dialect.loaded_dbapi.Error as exc:
                 dbapi_error = self.engine.dialect.loaded_dbapi.Error
                 raise DBAPIError.instance(sql, args, exc, dbapi_error) from exc
