@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
+import threading
 from typing import Any
 
 from callbacks.processing import process_pending
@@ -22,11 +22,17 @@ def load_features() -> None:
     dispatch.routes()
 
 
-def tick(services: Any) -> dict[str, int]:
+# Small enough that the group removals and replies a batch of callbacks causes go out within a
+# pass, instead of after hundreds of other callbacks have been handled.
+INBOX_BATCH = 50
+JOB_CHECK_SECONDS = 5.0
+
+
+def tick(services: Any, *, with_jobs: bool = True) -> dict[str, int]:
     """One pass of everything the worker does; returns counts for logging and tests."""
-    inbox = process_pending(services.db, services.clock, services)
+    inbox = process_pending(services.db, services.clock, services, batch=INBOX_BATCH)
     outbox = drain(services.db, services.client, services.clock)
-    ran = jobs.run_due(services.db, services.clock, services)
+    ran = jobs.run_due(services.db, services.clock, services) if with_jobs else []
     return {"inbox": inbox, "outbox": outbox, "jobs": len(ran)}
 
 
@@ -35,34 +41,50 @@ def settle(services: Any, max_passes: int = 100) -> int:
     total = 0
     for _ in range(max_passes):
         counts = tick(services)
-        work = counts["inbox"] + counts["outbox"]
-        total += work
+        work = counts["inbox"] + counts["outbox"] + counts["jobs"]  # a job may queue writes
+        total += counts["inbox"] + counts["outbox"]
         if not work:
             break
     return total
 
 
 def run_forever(services: Any, idle_sleep: float = 0.2) -> None:
-    """Loop until SIGTERM/SIGINT; sleep briefly only when a pass found nothing to do."""
-    stopping = False
+    """Loop until SIGTERM/SIGINT; scheduled jobs run in their own thread.
+
+    A nightly sync or a daily group check can take minutes; callbacks (a departure to remove
+    from its groups, an acknowledgement to confirm) must not wait behind it.
+    """
+    stopping = threading.Event()
 
     def stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
         log.info("worker stopping on signal %s", signum)
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     load_features()
+    job_thread = threading.Thread(target=_run_jobs, args=(services, stopping), name="jobs")
+    job_thread.start()
     log.info("worker started")
-    while not stopping:
+    while not stopping.is_set():
         try:
-            counts = tick(services)
+            counts = tick(services, with_jobs=False)
         except Exception:  # keep the worker alive through a database or network hiccup
             log.exception("worker pass failed; retrying shortly")
-            time.sleep(2)
+            stopping.wait(2)
             continue
         if counts["inbox"] or counts["outbox"]:
             log.debug("worker pass %s", counts)
         else:
-            time.sleep(idle_sleep)
+            stopping.wait(idle_sleep)
+    job_thread.join()
+
+
+def _run_jobs(services: Any, stopping: threading.Event) -> None:
+    """Run due scheduled jobs every few seconds until the worker stops."""
+    while not stopping.is_set():
+        try:
+            jobs.run_due(services.db, services.clock, services)
+        except Exception:  # a failing job run must not end the thread
+            log.exception("scheduled jobs pass failed")
+        stopping.wait(JOB_CHECK_SECONDS)
