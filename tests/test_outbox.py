@@ -147,3 +147,33 @@ def test_two_workers_on_postgres_send_each_message_once(stack, database_url) -> 
     assert len(stack.sim.state.messages) == 40
     with stack.services.db.begin() as s:
         assert s.scalar(select(func.count()).where(OutboxMessage.status == "done")) == 40
+
+
+def test_an_exhausted_lane_does_not_starve_other_writes(stack, monkeypatch) -> None:
+    monkeypatch.setitem(outbox.LANES, "appchat", Lane(2, timedelta(hours=1)))
+    chatid = stack.services.client.appchat_create("测试群", "zhaoming", ["zhaoming", "zhangyao"])
+    msg = {"msgtype": "text", "text": {"content": "群消息"}}
+    with stack.services.db.begin() as s:
+        for i in range(250):  # a paced backlog, queued first, longer than one claim looks
+            enqueue(
+                s,
+                "appchat_send",
+                {"chatid": chatid, "msg": msg},
+                f"chat-{i}",
+                now=stack.clock.now(),
+                lane="appchat",
+            )
+    stack.clock.advance(1)
+    _send(stack, "after-the-backlog", ["zhaoming"])
+    while drain(stack.services.db, stack.services.client, stack.clock):
+        pass
+    with stack.services.db.begin() as s:
+        sent = s.scalar(
+            select(OutboxMessage.status).where(OutboxMessage.idempotency_key == "after-the-backlog")
+        )
+        paced = s.scalar(
+            select(func.count()).where(
+                OutboxMessage.status == "done", OutboxMessage.lane == "appchat"
+            )
+        )
+    assert sent == "done" and paced == 2

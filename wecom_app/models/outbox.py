@@ -24,7 +24,10 @@ class OutboxMessage(Base):
     """One WeCom write to perform: its kind, JSON payload, idempotency key and outcome."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_messages_due", "status", "next_attempt_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_messages_due", "status", "next_attempt_at", "id"),
+        Index("ix_outbox_messages_lane_done", "lane", "done_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(64))
