@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
@@ -42,23 +42,6 @@ EMPLOYEE_COLUMNS = (
     Employee.display_name,
     Employee.updated_at,
 )
-
-
-def record_from_row(row: Row[Any]) -> EmployeeRecord:
-    """Turn a selected EMPLOYEE_COLUMNS row into a record."""
-    return EmployeeRecord(
-        userid=row.userid,
-        name=row.name,
-        status=row.status,
-        wecom_status=row.wecom_status,
-        alias=row.alias,
-        position=row.position,
-        main_department=row.main_department,
-        departments=tuple(row.departments or ()),
-        leader_in=tuple(row.leader_in or ()),
-        direct_leaders=tuple(row.direct_leaders or ()),
-        display_name=row.display_name,
-    )
 
 
 def apply(session: Session, clock: Clock, changes: DirectoryDiff) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
@@ -27,8 +27,8 @@ _STATUS_KINDS = {
 }
 
 
-def record_of(emp: Employee) -> EmployeeRecord:
-    """The plain record of an employee row."""
+def record_of(emp: Employee | Row[Any]) -> EmployeeRecord:
+    """The plain record of an employee, from its ORM object or a row of its columns."""
     return EmployeeRecord(
         userid=emp.userid,
         name=emp.name,

@@ -31,7 +31,7 @@ from wecom_app.directory.diff import (
     WeComSnapshot,
     diff,
 )
-from wecom_app.directory.mirror import dept_record_of
+from wecom_app.directory.mirror import dept_record_of, record_of
 from wecom_app.directory.naming import NamingPolicy, policy_from_settings
 from wecom_app.jobs import job
 from wecom_app.models import Department
@@ -119,7 +119,7 @@ def load_mirror(session: Any) -> MirrorSnapshot:
             deleted.add(dept.id)
     employees = {}
     for row in session.execute(select(*bulk.EMPLOYEE_COLUMNS)):
-        employees[row.userid] = MirrorEmployee(row.id, bulk.record_from_row(row), row.updated_at)
+        employees[row.userid] = MirrorEmployee(row.id, record_of(row), row.updated_at)
     return MirrorSnapshot(departments, deleted, employees)
 
 
