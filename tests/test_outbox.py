@@ -177,3 +177,40 @@ def test_an_exhausted_lane_does_not_starve_other_writes(stack, monkeypatch) -> N
             )
         )
     assert sent == "done" and paced == 2
+
+
+def test_a_burst_of_3000_group_changes_is_paced_under_wecoms_limit_not_dropped(stack) -> None:
+    """WeCom allows 1000 group changes per hour per corp; the appchat lane keeps under it."""
+    chats = [
+        stack.services.client.appchat_create(f"项目群{g}", "zhaoming", ["zhaoming", "zhangyao"])
+        for g in range(10)
+    ]
+    stack.clock.advance(timedelta(hours=1, seconds=1))  # the creates' hour is over
+    with stack.services.db.begin() as s:
+        for i in range(3000):
+            chatid = chats[i % 10]
+            enqueue(
+                s,
+                "appchat_update",
+                {"chatid": chatid, "name": f"项目群-{i}"},
+                f"burst-{i}",
+                now=stack.clock.now(),
+                lane="appchat",
+            )
+    hours = 0
+    while True:
+        while drain(stack.services.db, stack.services.client, stack.clock, batch=200):
+            pass
+        with stack.services.db.begin() as s:
+            left = s.scalar(select(func.count()).where(OutboxMessage.status == "pending"))
+        if not left:
+            break
+        hours += 1
+        assert hours < 10, "the backlog is not draining"
+        stack.clock.advance(timedelta(hours=1, seconds=1))
+    with stack.services.db.begin() as s:
+        assert s.scalar(select(func.count()).where(OutboxMessage.status == "done")) == 3000
+        assert s.scalar(select(func.count()).where(OutboxMessage.errcode.is_not(None))) == 0
+    assert hours == 3  # 950 an hour: four windows, never a 45009 from WeCom
+    changes = sum(len(stack.sim.state.chats[c]["changes"]) for c in chats)
+    assert changes == 3000
