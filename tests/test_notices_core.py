@@ -155,3 +155,18 @@ def test_every_notice_command_has_help_with_an_example() -> None:
 def test_cli_send_refuses_bad_input_before_touching_anything() -> None:
     result = CliRunner().invoke(main, ["notice", "send", "--title", "x" * 40, "--department", "3"])
     assert result.exit_code == 1 and "标题过长" in result.output
+
+
+def test_help_text_lists_pending_notices_with_confirm_links_when_the_url_is_known() -> None:
+    from wecom_app.models import Notice, Receipt
+    from wecom_app.notices.text import help_text
+
+    items = [
+        (Notice(code=12, title="消防演练通知"), Receipt()),
+        (Notice(code=7, title="周报"), Receipt()),
+    ]
+    plain = help_text(items)
+    assert "#12 消防演练通知" in plain and "http" not in plain
+    linked = help_text(items, "https://wecom.example.com/")
+    assert "#12 消防演练通知 确认链接：https://wecom.example.com/n/12/ack" in linked
+    assert "#7 周报 确认链接：https://wecom.example.com/n/7/ack" in linked

@@ -21,6 +21,7 @@ from callbacks.events import TextMessage
 from wecom_app.models import Notice, NoticeStatus, Receipt
 from wecom_app.notices import pacing
 from wecom_app.notices.acks import ACKABLE, acknowledge, employee_by_userid, find_receipt
+from wecom_app.notices.link import ack_url
 from wecom_app.outbox import enqueue
 
 DEFAULT_ACK_WORDS = (
@@ -98,32 +99,37 @@ def pending(session: Session, employee_id: int) -> list[tuple[Notice, Receipt]]:
     return [(n, r) for n, r in rows]
 
 
-def help_text(items: list[tuple[Notice, Receipt]]) -> str:
-    """The short help reply, listing pending notices."""
+def help_text(items: list[tuple[Notice, Receipt]], public_url: str | None = None) -> str:
+    """The short help reply, listing pending notices (with a confirm link when the app's
+    public URL is known: clients that cannot show cards still show text)."""
     if not items:
         return "您目前没有待确认的通知。"
     lines = [f"您有 {len(items)} 条待确认的通知："]
-    lines += [f"#{n.code} {n.title}" for n, _ in items[:HELP_LIMIT]]
+    for n, _ in items[:HELP_LIMIT]:
+        link = f" 确认链接：{ack_url(public_url, str(n.code))}" if public_url else ""
+        lines.append(f"#{n.code} {n.title}{link}")
     if len(items) > HELP_LIMIT:
         lines.append(f"……另有 {len(items) - HELP_LIMIT} 条")
     lines.append("回复“收到”确认最近一条，或回复“收到 #编号”确认指定通知。")
     return "\n".join(lines)
 
 
-def handle_text(session: Session, userid: str, content: str, now: datetime) -> str | None:
+def handle_text(
+    session: Session, userid: str, content: str, now: datetime, public_url: str | None = None
+) -> str | None:
     """Apply a text from a member and return the reply to send (None for non-members)."""
     employee = employee_by_userid(session, userid)
     if employee is None:
         return None
     reading = read(content)
     if not reading.is_ack:
-        return help_text(pending(session, employee.id))
+        return help_text(pending(session, employee.id), public_url)
     if reading.code is not None:
         notice = session.scalars(select(Notice).where(Notice.code == reading.code)).one_or_none()
         receipt = find_receipt(session, notice.id, employee.id) if notice else None
         if notice is None or receipt is None or receipt.excluded:
             return f"没有找到发给您的通知 #{reading.code}。\n" + help_text(
-                pending(session, employee.id)
+                pending(session, employee.id), public_url
             )
         if notice.status != NoticeStatus.ACTIVE:
             return f"通知 #{notice.code}「{notice.title}」已取消，无需确认。"
@@ -149,7 +155,8 @@ def handle_text(session: Session, userid: str, content: str, now: datetime) -> s
 def on_text(ctx: HandlerContext, event: TextMessage) -> None:
     """A text to the app: acknowledge if it says so, and always answer."""
     now = ctx.clock.now()
-    reply = handle_text(ctx.session, event.from_user, event.content, now)
+    public_url = ctx.services.settings.public_url if ctx.services is not None else None
+    reply = handle_text(ctx.session, event.from_user, event.content, now, public_url)
     if reply is None:
         return
     not_before = pacing.slot_for(ctx.session, event.from_user, now, "reply")
