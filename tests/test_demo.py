@@ -22,4 +22,15 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     out = result.stdout
     assert out.count("通过 ok") == 2  # both callback URLs verified like the admin console
     assert "stored once" in out and "demo finished" in out
+    for section in (
+        "通讯录镜像",
+        "命名规范",
+        "受管群",
+        "离职清退",
+        "确认通知",
+        "台账",
+        "响应时效",
+        "超时报表",
+    ):
+        assert f"== {section}" in out, f"demo step missing: {section}"
     assert (workdir / "wecom-app.db").exists()

@@ -42,6 +42,7 @@ def main(workdir: str, keep_running: bool, only: tuple[str, ...]) -> None:
     sim = processes.start_simulator(env, sim_port, app_port, work / "simulator.log")
     app = processes.start_app(env, app_port, work / "app.log")
     started = time.monotonic()
+    demo: Demo | None = None
     try:
         processes.wait_until_up(
             f"http://127.0.0.1:{sim_port}/_sim/clock", sim, work / "simulator.log"
@@ -60,9 +61,8 @@ def main(workdir: str, keep_running: bool, only: tuple[str, ...]) -> None:
             click.echo("simulator and app keep running; Ctrl-C stops them")
             app.wait()
     finally:
-        demo_services = locals().get("demo")
-        if demo_services is not None:
-            demo_services.services.close()
+        if demo is not None:
+            demo.services.close()
         processes.stop(app)
         processes.stop(sim)
 
@@ -89,7 +89,9 @@ def _run_step(demo: Demo, name: str) -> None:
     """Run one feature's demo step if that feature is installed."""
     try:
         module = importlib.import_module(f"wecom_app.demo.{name}")
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name != f"wecom_app.demo.{name}":
+            raise  # the step exists but something it needs is missing: say so
         return
     module.run(demo)
 
