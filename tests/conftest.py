@@ -6,7 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,6 +15,10 @@ from wecom_app.clock import FakeClock
 from wecom_app.db import Database, normalise_url, upgrade_database
 from wecom_app.settings import Settings, load_settings
 from wecom_app.wecom.crypto import CallbackCrypto
+
+if TYPE_CHECKING:
+    from tests.simulator_fixtures import Api
+    from wecom_app.simulator import SimulatorServer
 
 CORP_ID = "ww5823bf96d3bd56c7"
 AGENT_ID = 1000002
@@ -134,3 +138,24 @@ def app_crypto() -> CallbackCrypto:
 def contacts_crypto() -> CallbackCrypto:
     """The contacts channel's crypto, as WeCom would use it."""
     return CallbackCrypto(CONTACTS_TOKEN, CONTACTS_AES_KEY, CORP_ID)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SimulatorServer]:
+    """A simulator over the sample org, one per test module (modules may override it)."""
+    from tests.simulator_fixtures import start_simulator
+
+    sim = start_simulator()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def api(server: SimulatorServer) -> Iterator[Api]:
+    """A caller of the simulator's WeCom API, on a simulator reset for each test."""
+    from tests.simulator_fixtures import Api
+
+    server.state.reset()
+    client = Api(server)
+    yield client
+    client.http.close()

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.simulator_fixtures import CORP_ID, Api, start_simulator
+from tests.simulator_fixtures import CORP_ID, Api
 from wecom_app.simulator import SimulatorServer
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = start_simulator()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def api(server: SimulatorServer) -> Iterator[Api]:
-    server.state.reset()
-    client = Api(server)
-    yield client
-    client.http.close()
 
 
 def test_gettoken_issues_distinct_tokens_per_secret(api: Api) -> None:

@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.simulator_fixtures import Api, start_simulator
+from tests.simulator_fixtures import Api
 from wecom_app.simulator import SimulatorServer
 
 MEMBERS = ["zhaoming", "liuxuanmin", "zhangyao"]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = start_simulator()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def api(server: SimulatorServer) -> Iterator[Api]:
-    server.state.reset()
-    client = Api(server)
-    yield client
-    client.http.close()
 
 
 def create(api: Api, **fields: object) -> dict:

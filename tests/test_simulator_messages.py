@@ -20,14 +20,6 @@ def server() -> Iterator[SimulatorServer]:
     receiver.close()
 
 
-@pytest.fixture
-def api(server: SimulatorServer) -> Iterator[Api]:
-    server.state.reset()
-    client = Api(server)
-    yield client
-    client.http.close()
-
-
 def card(task_id: str, **extra: Any) -> dict[str, Any]:
     """Build a button_interaction template_card message body."""
     return {
