@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from callbacks.events import Event, TextMessage
@@ -36,29 +35,19 @@ def inbox_row(event: Event, raw_xml: str, now: datetime) -> dict[str, Any]:
     }
 
 
-# One Core statement per dialect, compiled once by Database.execute_one: a per-callback ORM insert
-# cost several times the database write itself (measured with scripts/bench_callbacks).
+# Concurrent callbacks in one process share one INSERT and one commit, on a connection of its
+# own: a per-callback ORM insert cost several times the database write itself (measured with
+# scripts/bench_callbacks).
 _KEY = ("channel", "dedupe_key")
-_INSERT_NEW = {
-    dialect.dialect.name: dialect.insert(InboxEvent.__table__)
-    .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
-    .returning(InboxEvent.__table__.c.id)
-    for dialect in (postgresql, sqlite)
-}
-
-
 _GROUPS: weakref.WeakKeyDictionary[Database, GroupInsert] = weakref.WeakKeyDictionary()
 
 
 def store(db: Database, event: Event, raw_xml: str, now: datetime) -> bool:
     """Commit the event unless its dedupe key is already stored; return whether it was new."""
-    row = inbox_row(event, raw_xml, now)
-    if db.is_postgres:  # concurrent callbacks share one INSERT and one commit
-        group = _GROUPS.get(db)
-        if group is None:
-            group = _GROUPS.setdefault(db, GroupInsert(db, InboxEvent.__table__, _KEY))
-        return group.insert(row)
-    return db.execute_one(_INSERT_NEW[db.engine.dialect.name], row) is not None
+    group = _GROUPS.get(db)
+    if group is None:
+        group = _GROUPS.setdefault(db, GroupInsert(db, InboxEvent.__table__, _KEY))
+    return group.insert(inbox_row(event, raw_xml, now))
 
 
 def find(session: Session, channel: str, dedupe_key: str) -> InboxEvent | None:

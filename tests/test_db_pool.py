@@ -1,9 +1,13 @@
-"""Database sessions: single-statement writes, and pooled connections checked after idling."""
+"""Database connections: dedicated ones for hot statements, pooled ones pinged after idling."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from wecom_app import db as db_module
 from wecom_app.clock import FakeClock
@@ -25,15 +29,24 @@ def _row(key: str) -> dict[str, object]:
     }
 
 
-def test_execute_one_is_durable_when_it_returns(database_url):
-    from callbacks.inbox import _INSERT_NEW
+def _insert_new(database: Database) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in the database's dialect."""
+    dialect = postgresql if database.is_postgres else sqlite
+    return (
+        dialect.insert(InboxEvent.__table__)
+        .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+        .returning(InboxEvent.__table__.c.id)
+    )
 
+
+def test_a_dedicated_connection_commits_before_it_returns(database_url):
     database = Database(database_url)
     other = Database(database_url)
     try:
-        stmt = _INSERT_NEW[database.engine.dialect.name]
-        assert database.execute_one(stmt, _row("m1")) is not None
-        assert database.execute_one(stmt, _row("m1")) is None
+        conn = database.dedicated()
+        stmt = _insert_new(database)
+        assert len(conn.execute(stmt, _row("m1"))) == 1
+        assert conn.execute(stmt, _row("m1")) == []  # the key exists: nothing returned
         with other.begin() as session:
             assert session.scalar(select(func.count()).select_from(InboxEvent)) == 1
             row = session.scalars(select(InboxEvent)).one()
@@ -43,18 +56,57 @@ def test_execute_one_is_durable_when_it_returns(database_url):
         other.dispose()
 
 
-def test_execute_one_reports_database_errors_as_sqlalchemy_errors(database_url):
-    from sqlalchemy.exc import DBAPIError
-
-    from callbacks.inbox import _INSERT_NEW
-
+def test_a_dedicated_connection_reports_database_errors_as_sqlalchemy_errors(database_url):
     database = Database(database_url)
     try:
-        stmt = _INSERT_NEW[database.engine.dialect.name]
+        conn = database.dedicated()
         with pytest.raises(DBAPIError):
-            database.execute_one(stmt, {**_row("m2"), "channel": None})  # NOT NULL
+            conn.execute(_insert_new(database), {**_row("m2"), "channel": None})  # NOT NULL
+        assert len(conn.execute(_insert_new(database), _row("m3"))) == 1  # and goes on working
     finally:
         database.dispose()
+
+
+@pytest.mark.postgres
+def test_a_dedicated_connection_that_broke_is_replaced(database_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("a server closing connections is a PostgreSQL matter")
+    database = Database(database_url)
+    try:
+        conn = database.dedicated()
+        pid_query = text("SELECT pg_backend_pid()")
+        (pid,) = conn.execute(pid_query, {})[0]
+        with database.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+        with pytest.raises(DBAPIError):
+            conn.execute(pid_query, {})  # this request fails: WeCom retries it
+        (new_pid,) = conn.execute(pid_query, {})[0]
+        assert new_pid != pid
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_dispose_closes_dedicated_connections(database_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("server-side sessions are a PostgreSQL matter")
+    database = Database(database_url)
+    observer = Database(database_url)
+    count_query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dedicated-test'"
+    )
+    try:
+        conn = database.dedicated()
+        conn.execute(text("SET application_name = 'dedicated-test'"), {})
+        with observer.engine.connect() as c:
+            assert c.execute(count_query).scalar() >= 1
+        database.dispose()
+        with observer.engine.connect() as c:
+            assert c.execute(count_query).scalar() == 0
+    finally:
+        database.dispose()
+        observer.dispose()
 
 
 @pytest.mark.postgres

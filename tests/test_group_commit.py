@@ -1,4 +1,4 @@
-"""Group commit on PostgreSQL: concurrent inserts share statements, each caller learns its own fate."""
+"""Group commit: concurrent inserts share statements, and each caller learns its own fate."""
 
 from __future__ import annotations
 
@@ -13,13 +13,9 @@ from wecom_app.db import Database
 from wecom_app.group_commit import GroupInsert
 from wecom_app.models import InboxEvent
 
-pytestmark = pytest.mark.postgres
-
 
 @pytest.fixture
-def pg(database_url):
-    if not database_url.startswith("postgres"):
-        pytest.skip("group commit serves the PostgreSQL inbox")
+def database(database_url):
     database = Database(database_url)
     yield database
     database.dispose()
@@ -45,8 +41,8 @@ def count(db: Database) -> int:
         return s.scalar(select(func.count()).select_from(InboxEvent)) or 0
 
 
-def test_concurrent_callers_each_get_their_outcome(pg) -> None:
-    group = GroupInsert(pg, InboxEvent.__table__, ("channel", "dedupe_key"))
+def test_concurrent_callers_each_get_their_outcome(database) -> None:
+    group = GroupInsert(database, InboxEvent.__table__, ("channel", "dedupe_key"))
     outcomes: dict[str, list[bool]] = {}
     lock = threading.Lock()
 
@@ -62,23 +58,23 @@ def test_concurrent_callers_each_get_their_outcome(pg) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert count(pg) == 40
+    assert count(database) == 40
     assert all(v.count(True) == 1 for v in outcomes.values())  # exactly one caller stored each
     assert sum(len(v) for v in outcomes.values()) == 8 * 60
 
 
-def test_one_batch_with_the_same_key_twice_stores_it_once(pg) -> None:
-    group = GroupInsert(pg, InboxEvent.__table__, ("channel", "dedupe_key"))
+def test_one_batch_with_the_same_key_twice_stores_it_once(database) -> None:
+    group = GroupInsert(database, InboxEvent.__table__, ("channel", "dedupe_key"))
     assert group._write([row("same"), row("same"), row("other")]) == {
         ("app", "same"),
         ("app", "other"),
     }
-    assert count(pg) == 2
+    assert count(database) == 2
 
 
-def test_a_failed_batch_fails_every_caller_and_the_next_batch_works(pg) -> None:
-    group = GroupInsert(pg, InboxEvent.__table__, ("channel", "dedupe_key"))
+def test_a_failed_batch_fails_every_caller_and_the_next_batch_works(database) -> None:
+    group = GroupInsert(database, InboxEvent.__table__, ("channel", "dedupe_key"))
     with pytest.raises(DBAPIError):
         group.insert(row("bad", channel=None))  # NOT NULL
     assert group.insert(row("good")) is True
-    assert count(pg) == 1
+    assert count(database) == 1

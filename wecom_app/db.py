@@ -6,7 +6,10 @@ session as an argument and never commit.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -114,6 +117,7 @@ class Database:
         self._writer = _sqlite_writer(self.url)
         self._statements: dict[tuple[int, tuple[str, ...]], tuple[str, list[str], list[Any]]] = {}
         self._positional = self.engine.dialect.positional
+        self._dedicated: weakref.WeakSet[DedicatedConnection] = weakref.WeakSet()
 
     @property
     def is_postgres(self) -> bool:
@@ -126,51 +130,36 @@ class Database:
         with self._writer(), self.sessions() as session, session.begin():
             yield session
 
-    def execute_one(self, stmt: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """Run one statement on a pooled DBAPI connection, commit, and return its first row.
+    def dedicated(self) -> DedicatedConnection:
+        """A connection of its own, outside the pool, for one hot single-statement path.
 
-        For the callback inbox's single INSERT, the hottest write there is: it skips the Session
-        and SQLAlchemy's per-call execution context, which cost more CPU than the database work
-        (about 100 us per call on SQLite and 230 us on PostgreSQL, measured). The statement is
-        compiled once per set of parameter names; column types still convert the values. A
-        DBAPI failure surfaces as SQLAlchemy's DBAPIError, like every other database error.
+        dispose() closes it along with the pool.
         """
-        rows = self.execute_all(stmt, params, first_only=True)
-        return rows[0] if rows else None
+        conn = DedicatedConnection(self)
+        self._dedicated.add(conn)
+        return conn
 
-    def execute_all(
-        self, stmt: Any, params: dict[str, Any], *, first_only: bool = False
-    ) -> list[tuple[Any, ...]]:
-        """Like execute_one, returning every row the statement gives back."""
+    def bind(self, stmt: Any, params: dict[str, Any]) -> tuple[str, Any]:
+        """The statement's SQL and its converted parameters, in the driver's style."""
         sql, names, processors = self._compiled(stmt, tuple(params))
         values = [
             fn(params[n]) if fn else params[n] for n, fn in zip(names, processors, strict=True)
         ]
-        args: Any = values if self._positional else dict(zip(names, values, strict=True))
-        with self._writer():
-            conn = self.engine.raw_connection()
-            # One statement needs no transaction around it: in autocommit PostgreSQL commits it
-            # durably in one round trip instead of three (BEGIN, statement, COMMIT). SQLite's
-            # connections already run in autocommit (see _sqlite_pragmas).
-            driver = conn.driver_connection
-            if self.is_postgres:
-                driver.autocommit = True  # type: ignore[union-attr]
-            try:
-                cursor = conn.cursor()
+        return sql, (values if self._positional else dict(zip(names, values, strict=True)))
+
+    def _run(self, cursor: Any, sql: str, args: Any, *, prepare: bool) -> list[tuple[Any, ...]]:
+        """Execute on a DBAPI cursor and fetch, reporting DBAPI failures as DBAPIError."""
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            if prepare:
+                cursor.execute(sql, args, prepare=True)
+            else:
                 cursor.execute(sql, args)
-                if not cursor.description:
-                    return []
-                if first_only:
-                    row = cursor.fetchone()
-                    return [tuple(row)] if row is not None else []
-                return [tuple(r) for r in cursor.fetchall()]
-            except self.engine.dialect.loaded_dbapi.Error as exc:
-                dbapi_error = self.engine.dialect.loaded_dbapi.Error
-                raise DBAPIError.instance(sql, args, exc, dbapi_error) from exc
-            finally:
-                if self.is_postgres:
-                    driver.autocommit = False  # type: ignore[union-attr]
-                conn.close()
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+        except dbapi_error as exc:
+            raise DBAPIError.instance(sql, args, exc, dbapi_error) from exc
+        finally:
+            cursor.close()
 
     def _compiled(self, stmt: Any, keys: tuple[str, ...]) -> tuple[str, list[str], list[Any]]:
         """Compile a statement for these parameter names once; remember its bind processors."""
@@ -185,8 +174,92 @@ class Database:
         return found
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled and dedicated connection."""
+        for conn in list(self._dedicated):
+            conn.close()
         self.engine.dispose()
+
+
+class DedicatedConnection:
+    """One DBAPI connection kept out of the pool, for a statement that runs very often.
+
+    Taking a connection from the pool and giving it back cost about as much CPU as the callback
+    inbox's INSERT itself. The owner must not use it from two threads at once (GroupInsert's
+    single leader guarantees that). PostgreSQL runs it in autocommit, with server-side prepared
+    statements; a connection that broke is dropped and the next call opens a fresh one. After
+    a fork the child opens its own and leaves the parent's alone.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._held = _Held()
+        weakref.finalize(self, self._held.close)
+
+    def execute(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one statement, committed when this returns; return the rows it gave back."""
+        sql, args = self.db.bind(stmt, params)
+        with self.db._writer():
+            driver = self._driver()
+            try:
+                return self.db._run(driver.cursor(), sql, args, prepare=self.db.is_postgres)
+            except DBAPIError:
+                if getattr(driver, "broken", False) or getattr(driver, "closed", False):
+                    self._held.close()
+                raise
+
+    def _driver(self) -> Any:
+        """The driver connection, opened on first use and after a fork or a failure."""
+        held = self._held
+        if held.raw is not None and held.pid != os.getpid():
+            held.forget()
+        if held.raw is None:
+            raw = self.db.engine.raw_connection()
+            driver = raw.driver_connection
+            try:
+                if self.db.is_postgres:
+                    driver.autocommit = True  # type: ignore[union-attr]
+            except BaseException:
+                raw.close()
+                raise
+            raw.detach()  # ours until closed; the pool opens another for everyone else
+            held.raw, held.driver, held.pid = raw, driver, os.getpid()
+        return held.driver
+
+    def close(self) -> None:
+        """Close the connection (a later execute opens a new one)."""
+        self._held.close()
+
+
+# Connections a forked child inherited: kept referenced so that no finaliser of the child's
+# closes a socket the parent is still using.
+_INHERITED: list[Any] = []
+
+
+class _Held:
+    """The connection a DedicatedConnection holds, closable by a finaliser without it."""
+
+    __slots__ = ("driver", "pid", "raw")
+
+    def __init__(self) -> None:
+        self.raw: Any = None
+        self.driver: Any = None
+        self.pid = 0
+
+    def forget(self) -> None:
+        """Let go of a connection inherited through fork, without touching it."""
+        _INHERITED.append((self.raw, self.driver))
+        self.raw = self.driver = None
+
+    def close(self) -> None:
+        """Close the connection if this process opened it."""
+        if self.raw is None:
+            return
+        if self.pid != os.getpid():
+            self.forget()
+            return
+        raw, self.raw, self.driver = self.raw, None, None
+        with contextlib.suppress(Exception):  # it may be broken already
+            raw.close()
 
 
 def alembic_config(url: str) -> Any:

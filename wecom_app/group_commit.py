@@ -1,10 +1,11 @@
 """Group commit: concurrent single-row inserts in one process share one statement and one commit.
 
-The callback inbox on PostgreSQL pays, per callback, a driver round trip and a commit (a WAL
-flush) whose CPU and latency dwarf the row itself. Threads that arrive while a write is in
-flight queue up; the first of them becomes the next leader and writes everyone waiting in one
-multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING, committed at once. Every caller still
-returns only after its own row is durable, so answering WeCom's 200 afterwards stays safe.
+The callback inbox pays, per callback, a driver call and a commit (a WAL write; on PostgreSQL
+also a round trip and a flush) whose CPU dwarfs the row itself. Threads that arrive while a
+write is in flight queue up; the first of them becomes the next leader and writes everyone
+waiting in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING, committed at once, on a
+connection kept for this purpose. Every caller still returns only after its own row is
+durable, so answering WeCom's 200 afterwards stays safe.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from wecom_app.db import Database
 
 MAX_BATCH = 64
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass
@@ -39,6 +41,8 @@ class GroupInsert:
         self.db = db
         self.table = table
         self.key_columns = key_columns
+        self._insert = _INSERTS[db.engine.dialect.name]
+        self._conn = db.dedicated()  # used by the leader only, so by one thread at a time
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._writing = False
@@ -88,8 +92,7 @@ class GroupInsert:
         keys = tuple(rows[0])
         stmt = self._statement(len(rows), keys)
         params = {f"{k}_{i}": row[k] for i, row in enumerate(rows) for k in keys}
-        returned = self.db.execute_all(stmt, params)
-        return {tuple(r) for r in returned}
+        return {tuple(r) for r in self._conn.execute(stmt, params)}
 
     def _statement(self, size: int, keys: tuple[str, ...]) -> Any:
         """The multi-row INSERT for `size` rows, built once per size."""
@@ -100,7 +103,7 @@ class GroupInsert:
                 for i in range(size)
             ]
             found = (
-                postgresql.insert(self.table)
+                self._insert(self.table)
                 .values(values)
                 .on_conflict_do_nothing(index_elements=list(self.key_columns))
                 .returning(*(self.table.c[c] for c in self.key_columns))
