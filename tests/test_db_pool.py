@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -63,6 +64,8 @@ def test_a_dedicated_connection_reports_database_errors_as_sqlalchemy_errors(dat
         with pytest.raises(DBAPIError):
             conn.execute(_insert_new(database), {**_row("m2"), "channel": None})  # NOT NULL
         assert len(conn.execute(_insert_new(database), _row("m3"))) == 1  # and goes on working
+        with pytest.raises((DBAPIError, ValueError)):  # a naive time is refused, not guessed at
+            conn.execute(_insert_new(database), {**_row("m4"), "received_at": datetime(2026, 1, 1)})
     finally:
         database.dispose()
 

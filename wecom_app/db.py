@@ -12,6 +12,8 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +117,6 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = _sqlite_writer(self.url)
-        self._statements: dict[tuple[int, tuple[str, ...]], tuple[str, list[str], list[Any]]] = {}
-        self._positional = self.engine.dialect.positional
         self._dedicated: weakref.WeakSet[DedicatedConnection] = weakref.WeakSet()
 
     @property
@@ -139,40 +139,6 @@ class Database:
         self._dedicated.add(conn)
         return conn
 
-    def bind(self, stmt: Any, params: dict[str, Any]) -> tuple[str, Any]:
-        """The statement's SQL and its converted parameters, in the driver's style."""
-        sql, names, processors = self._compiled(stmt, tuple(params))
-        values = [
-            fn(params[n]) if fn else params[n] for n, fn in zip(names, processors, strict=True)
-        ]
-        return sql, (values if self._positional else dict(zip(names, values, strict=True)))
-
-    def _run(self, cursor: Any, sql: str, args: Any, *, prepare: bool) -> list[tuple[Any, ...]]:
-        """Execute on a DBAPI cursor and fetch, reporting DBAPI failures as DBAPIError."""
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        try:
-            if prepare:
-                cursor.execute(sql, args, prepare=True)
-            else:
-                cursor.execute(sql, args)
-            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
-        except dbapi_error as exc:
-            raise DBAPIError.instance(sql, args, exc, dbapi_error) from exc
-        finally:
-            cursor.close()
-
-    def _compiled(self, stmt: Any, keys: tuple[str, ...]) -> tuple[str, list[str], list[Any]]:
-        """Compile a statement for these parameter names once; remember its bind processors."""
-        cache_key = (id(stmt), keys)
-        found = self._statements.get(cache_key)
-        if found is None:
-            compiled = stmt.compile(dialect=self.engine.dialect, column_keys=list(keys))
-            names = list(compiled.positiontup or keys)
-            types = {name: bind.type for name, bind in compiled.binds.items()}
-            processors = [types[n].bind_processor(self.engine.dialect) for n in names]
-            found = self._statements[cache_key] = (str(compiled), names, processors)
-        return found
-
     def dispose(self) -> None:
         """Close every pooled and dedicated connection."""
         for conn in list(self._dedicated):
@@ -181,31 +147,93 @@ class Database:
 
 
 class DedicatedConnection:
-    """One DBAPI connection kept out of the pool, for a statement that runs very often.
+    """One connection kept out of the pool, for a statement that runs very often.
 
-    Taking a connection from the pool and giving it back cost about as much CPU as the callback
-    inbox's INSERT itself. The owner must not use it from two threads at once (GroupInsert's
-    single leader guarantees that). PostgreSQL runs it in autocommit, with server-side prepared
-    statements; a connection that broke is dropped and the next call opens a fresh one. After
-    a fork the child opens its own and leaves the parent's alone.
+    Taking a connection from the pool and giving it back, and the driver's own per-call work,
+    cost more CPU than the callback inbox's INSERT itself (measured). So a statement is compiled
+    once per set of parameter names, its column types still convert the values, and then:
+
+    - on PostgreSQL it is prepared once per connection and run through libpq directly, with
+      text parameters, in autocommit (one round trip, committed durably when it returns);
+      values come back as text;
+    - on SQLite it runs on the sqlite3 connection under the writer queue.
+
+    A DBAPI failure surfaces as SQLAlchemy's DBAPIError, like every other database error; a
+    connection that broke is dropped and the next call opens a fresh one. The owner must not
+    use it from two threads at once (GroupInsert's single leader guarantees that). After a fork
+    the child opens its own and leaves the parent's alone.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._held = _Held()
         weakref.finalize(self, self._held.close)
+        dialect = db.engine.dialect
+        # Positional $n placeholders with casts: what libpq's prepared statements take.
+        self._dialect: Any = (
+            type(dialect)(paramstyle="numeric_dollar")  # type: ignore[call-arg]
+            if db.is_postgres
+            else dialect
+        )
+        self._statements: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
 
     def execute(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run one statement, committed when this returns; return the rows it gave back."""
-        sql, args = self.db.bind(stmt, params)
+        compiled = self._compile(stmt, tuple(params))
+        values = [
+            fn(params[n]) if fn else params[n]
+            for n, fn in zip(compiled.names, compiled.processors, strict=True)
+        ]
+        if self.db.is_postgres:
+            return self._execute_libpq(compiled, values)
+        dbapi_error = self.db.engine.dialect.loaded_dbapi.Error
         with self.db._writer():
-            driver = self._driver()
+            cursor = self._driver().cursor()
             try:
-                return self.db._run(driver.cursor(), sql, args, prepare=self.db.is_postgres)
-            except DBAPIError:
-                if getattr(driver, "broken", False) or getattr(driver, "closed", False):
-                    self._held.close()
-                raise
+                cursor.execute(compiled.sql, values)
+                return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+            except dbapi_error as exc:
+                raise DBAPIError.instance(compiled.sql, values, exc, dbapi_error) from exc
+            finally:
+                cursor.close()
+
+    def _execute_libpq(self, compiled: _Compiled, values: list[Any]) -> list[tuple[Any, ...]]:
+        """Prepare (once per connection) and run a statement with libpq; rows come as text."""
+        import psycopg
+        from psycopg.pq import ExecStatus
+
+        pgconn = self._driver().pgconn
+        try:
+            args = [_pg_text(v) for v in values]
+            if compiled.name not in self._held.prepared:
+                _pg_check(pgconn.prepare(compiled.name, compiled.sql.encode()), pgconn)
+                self._held.prepared.add(compiled.name)
+            result = _pg_check(pgconn.exec_prepared(compiled.name, args), pgconn)
+        except (psycopg.Error, TypeError) as exc:
+            if pgconn.status != psycopg.pq.ConnStatus.OK:
+                self._held.close()
+            error = exc if isinstance(exc, psycopg.Error) else psycopg.ProgrammingError(str(exc))
+            raise DBAPIError.instance(compiled.sql, values, error, psycopg.Error) from exc
+        if result.status != ExecStatus.TUPLES_OK:
+            return []
+        width = result.nfields
+        return [
+            tuple(_pg_value(result.get_value(row, col)) for col in range(width))
+            for row in range(result.ntuples)
+        ]
+
+    def _compile(self, stmt: Any, keys: tuple[str, ...]) -> _Compiled:
+        """Compile a statement for these parameter names once; remember its bind processors."""
+        found = self._statements.get((id(stmt), keys))
+        if found is None or found.stmt is not stmt:
+            compiled = stmt.compile(dialect=self._dialect, column_keys=list(keys))
+            names = list(compiled.positiontup or keys)
+            types = {name: bind.type for name, bind in compiled.binds.items()}
+            processors = [types[n].bind_processor(self._dialect) for n in names]
+            name = f"wecom_app_{len(self._statements)}".encode()
+            found = _Compiled(stmt, str(compiled), name, names, processors)
+            self._statements[(id(stmt), keys)] = found
+        return found
 
     def _driver(self) -> Any:
         """The driver connection, opened on first use and after a fork or a failure."""
@@ -230,6 +258,56 @@ class DedicatedConnection:
         self._held.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement compiled once: SQL, prepared-statement name, parameter order, converters."""
+
+    stmt: Any  # kept referenced, so that its id() is never reused for another statement
+    sql: str
+    name: bytes
+    names: list[str]
+    processors: list[Any]
+
+
+def _pg_text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text format (the statement's casts give it its type)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, int):
+        return str(value).encode()
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.isoformat().encode()
+    raise TypeError(f"no text form for a parameter of type {type(value).__name__}")
+
+
+def _pg_value(raw: bytes | None) -> str | None:
+    """A returned value in text format."""
+    return None if raw is None else raw.decode()
+
+
+def _pg_check(result: Any, pgconn: Any) -> Any:
+    """Return a successful libpq result, or raise the psycopg error it stands for."""
+    import psycopg
+    from psycopg.pq import DiagnosticField, ExecStatus
+
+    if result.status in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK):
+        return result
+    message = (result.error_message or pgconn.error_message or b"").decode(errors="replace")
+    sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+    try:
+        error_class = psycopg.errors.lookup(sqlstate.decode()) if sqlstate else None
+    except KeyError:
+        error_class = None
+    if error_class is None:
+        ok = pgconn.status == psycopg.pq.ConnStatus.OK
+        error_class = psycopg.DatabaseError if ok else psycopg.OperationalError
+    raise error_class(message.strip() or "query failed")
+
+
 # Connections a forked child inherited: kept referenced so that no finaliser of the child's
 # closes a socket the parent is still using.
 _INHERITED: list[Any] = []
@@ -238,17 +316,19 @@ _INHERITED: list[Any] = []
 class _Held:
     """The connection a DedicatedConnection holds, closable by a finaliser without it."""
 
-    __slots__ = ("driver", "pid", "raw")
+    __slots__ = ("driver", "pid", "prepared", "raw")
 
     def __init__(self) -> None:
         self.raw: Any = None
         self.driver: Any = None
         self.pid = 0
+        self.prepared: set[bytes] = set()  # statement names prepared on this connection
 
     def forget(self) -> None:
         """Let go of a connection inherited through fork, without touching it."""
         _INHERITED.append((self.raw, self.driver))
         self.raw = self.driver = None
+        self.prepared = set()
 
     def close(self) -> None:
         """Close the connection if this process opened it."""
@@ -258,6 +338,7 @@ class _Held:
             self.forget()
             return
         raw, self.raw, self.driver = self.raw, None, None
+        self.prepared = set()
         with contextlib.suppress(Exception):  # it may be broken already
             raw.close()
 
