@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -14,7 +18,7 @@ from wecom_app.bench.common import (
     phase_stats,
     verdict,
 )
-from wecom_app.bench.loadgen import ERROR, Outcome, build_request, parse_response
+from wecom_app.bench.loadgen import ERROR, Outcome, build_request, parse_response, run
 
 
 def test_percentile_is_nearest_rank():
@@ -123,3 +127,40 @@ def test_check_inbox_finds_lost_extra_and_duplicated(sqlite_url):
     engine.dispose()
     lost, extra, duplicated, rows = check_inbox(sqlite_url, [1, 2, 3, 3])
     assert (lost, extra, duplicated, rows) == (1, 1, 1, 3)
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    peers: ClassVar[Counter[int]] = Counter()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).peers[self.client_address[1]] += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("reconnect_every", [0, 10])
+def test_loadgen_answers_every_request_and_reconnects_when_told(reconnect_every):
+    _KeepAliveHandler.peers = Counter()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        requests = [build_request("POST", f"/r{i}", b"x" * i, port) for i in range(100)]
+        outcome = run(port, requests, seconds=30, concurrency=2, reconnect_every=reconnect_every)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(outcome.indices) == list(range(100))
+    assert outcome.errors == 0
+    served = _KeepAliveHandler.peers.values()
+    if reconnect_every:  # no connection answers more than 10; 100 answers need at least 10
+        assert max(served) <= 10 and len(served) >= 10
+    else:  # both connections kept alive throughout
+        assert len(served) == 2

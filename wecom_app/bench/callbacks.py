@@ -176,6 +176,7 @@ def bench_database(db: str, database_url: str, args: argparse.Namespace) -> Repo
                 concurrency=args.concurrency,
                 processes=args.loaders,
                 repeat=kind == "bare",
+                reconnect_every=args.reconnect_every,
             )
             phase_cpu[0] = server_cpu_seconds(server) - cpu_before
             if kind == "callback":
@@ -248,7 +249,8 @@ def print_report(reports: Sequence[Report], args: argparse.Namespace) -> None:
     print()
     print(
         f"workers={args.workers} threads={args.threads} concurrency={args.concurrency} "
-        f"seconds/phase={args.seconds:g} rounds={args.rounds}; bare = POST {BARE_PATH} "
+        f"reconnect-every={args.reconnect_every} seconds/phase={args.seconds:g} "
+        f"rounds={args.rounds}; bare = POST {BARE_PATH} "
         "with the same bytes as the callback; req/s over all rounds, p50/p99/cpu medians of rounds"
     )
     rows: list[list[object]] = []
@@ -290,6 +292,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker [4]")
     parser.add_argument("--rounds", type=int, default=2, help="phases per kind [2]")
     parser.add_argument("--loaders", type=int, default=1, help="load generator processes [1]")
+    parser.add_argument(
+        "--reconnect-every",
+        type=int,
+        default=100,
+        help="replace a connection after N answers, 0 = never [100]",
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("WECOM_APP_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),

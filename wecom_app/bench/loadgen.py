@@ -5,6 +5,12 @@ keep-alive connections from one selector loop, sending a connection's next reque
 its previous answer is complete. That costs the client a few microseconds per request, so on a
 small machine the server under test, not the generator, gets the CPU. A phase is bounded twice:
 by its duration and by the number of requests it was given. Only 127.0.0.1 is ever targeted.
+
+A connection is replaced after `reconnect_every` answers. A keep-alive connection stays with
+the server process that accepted it, so with a handful of connections one phase could land most
+of them on one process and be limited by its single interpreter lock while the others idle;
+reconnecting now and then lets the processes share the load, as a real client's connection
+churn does, and makes phases comparable with each other.
 """
 
 from __future__ import annotations
@@ -91,15 +97,19 @@ def run(
     processes: int = 1,
     repeat: bool = False,
     timeout: float = 10.0,
+    reconnect_every: int = 0,
 ) -> Outcome:
-    """Send requests over `concurrency` connections for `seconds` (or until they run out)."""
+    """Send requests over `concurrency` connections for `seconds` (or until they run out).
+
+    reconnect_every > 0 replaces each connection after that many answers.
+    """
     processes = max(1, min(processes, concurrency))
     ctx = mp.get_context("fork")
     ready, go, results = ctx.Queue(), ctx.Event(), ctx.Queue()
     workers = []
     for n in range(processes):
         conns = concurrency // processes + (1 if n < concurrency % processes else 0)
-        job = _Job(port, requests, n, processes, conns, seconds, timeout, repeat)
+        job = _Job(port, requests, n, processes, conns, seconds, timeout, repeat, reconnect_every)
         proc = ctx.Process(target=_worker, args=(job, ready, go, results), daemon=True)
         proc.start()
         workers.append(proc)
@@ -126,6 +136,7 @@ class _Job:
     seconds: float
     timeout: float
     repeat: bool
+    reconnect_every: int = 0
 
 
 class _Conn:
@@ -137,6 +148,7 @@ class _Conn:
         self.buf = bytearray()
         self.index = -1
         self.sent_at = 0.0
+        self.answers = 0
 
 
 def _worker(job: _Job, ready: Any, go: Any, results: Any) -> None:
@@ -198,6 +210,9 @@ def _on_readable(
     out.latencies.append(now - conn.sent_at)
     del conn.buf[:used]
     sel.unregister(conn.sock)
+    conn.answers += 1
+    if job.reconnect_every and conn.answers >= job.reconnect_every:
+        close = True  # hand over to a fresh connection, which any server process may accept
     if close:
         conn.sock.close()
         if now >= deadline:
@@ -229,7 +244,7 @@ def _reconnect_and_send(sel: selectors.BaseSelector, conn: _Conn, job: _Job, fee
         fresh = _Conn(job.port)
     except OSError:
         return
-    conn.sock, conn.buf = fresh.sock, fresh.buf
+    conn.sock, conn.buf, conn.answers = fresh.sock, fresh.buf, 0
     _send_next(sel, conn, job, feed)
 
 
