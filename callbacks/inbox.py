@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from callbacks.events import Event, TextMessage
 from wecom_app.db import Database
-from wecom_app.group_commit import GroupInsert
+from wecom_app.group_commit import Announcement, GroupInsert
 from wecom_app.models import InboxEvent, InboxStatus
 
 
@@ -42,12 +42,28 @@ _KEY = ("channel", "dedupe_key")
 _GROUPS: weakref.WeakKeyDictionary[Database, GroupInsert] = weakref.WeakKeyDictionary()
 
 
-def store(db: Database, event: Event, raw_xml: str, now: datetime) -> bool:
-    """Commit the event unless its dedupe key is already stored; return whether it was new."""
+def _group(db: Database) -> GroupInsert:
+    """This process's inbox writer for a database."""
     group = _GROUPS.get(db)
     if group is None:
         group = _GROUPS.setdefault(db, GroupInsert(db, InboxEvent.__table__, _KEY))
-    return group.insert(inbox_row(event, raw_xml, now))
+    return group
+
+
+def incoming(db: Database) -> Announcement:
+    """Announce, for a `with` block, an event about to be stored (see GroupInsert.expecting)."""
+    return _group(db).expecting()
+
+
+def store(
+    db: Database,
+    event: Event,
+    raw_xml: str,
+    now: datetime,
+    announcement: Announcement | None = None,
+) -> bool:
+    """Commit the event unless its dedupe key is already stored; return whether it was new."""
+    return _group(db).insert(inbox_row(event, raw_xml, now), announcement)
 
 
 def find(session: Session, channel: str, dedupe_key: str) -> InboxEvent | None:

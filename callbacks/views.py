@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from callbacks.events import APP, CONTACTS, parse_event
-from callbacks.inbox import store
+from callbacks.inbox import incoming, store
 from callbacks.verify import CallbackRequest, open_message, verify_url
 from wecom_app.errors import CallbackRejected
 from wecom_app.settings import Settings
@@ -73,10 +73,13 @@ def _serve(channel: str, crypto: CallbackCrypto) -> Response:
         echo = verify_url(crypto, req, now.timestamp(), max_age)
         log.info("callback url verified channel=%s", channel)
         return Response(echo, 200, content_type="text/plain; charset=utf-8")
-    plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
-    event = parse_event(channel, fields)
     try:
-        new = store(svc.db, event, plaintext, now)
+        # Announced while it is checked and decrypted: a concurrent inbox write may wait a
+        # moment for it and commit both together.
+        with incoming(svc.db) as announcement:
+            plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
+            event = parse_event(channel, fields)
+            new = store(svc.db, event, plaintext, now, announcement)
     except SQLAlchemyError:
         log.exception("inbox write failed channel=%s; WeCom will retry", channel)
         return Response("inbox unavailable", 503, content_type="text/plain")
