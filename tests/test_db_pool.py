@@ -130,3 +130,15 @@ def test_a_dead_idle_connection_is_replaced(database_url, monkeypatch):
     finally:
         database.dispose()
         killer.dispose()
+
+
+def test_the_sqlite_inbox_connection_syncs_every_commit(sqlite_url):
+    database = Database(sqlite_url)
+    try:
+        # FULL (2): a commit the caller answered WeCom for survives a power cut, not only a
+        # crash; pooled connections keep NORMAL (1).
+        assert database.dedicated().execute(text("PRAGMA synchronous"), {}) == [(2,)]
+        with database.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
+    finally:
+        database.dispose()

@@ -78,3 +78,58 @@ def test_a_failed_batch_fails_every_caller_and_the_next_batch_works(database) ->
         group.insert(row("bad", channel=None))  # NOT NULL
     assert group.insert(row("good")) is True
     assert count(database) == 1
+
+
+def test_no_write_access_fails_the_queued_callers_and_the_next_batch_works(
+    database, monkeypatch
+) -> None:
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    group = GroupInsert(database, InboxEvent.__table__, ("channel", "dedupe_key"))
+    real = database.writing
+
+    @contextmanager
+    def stuck():
+        raise PoolTimeout("no write access within 30 s")
+        yield
+
+    monkeypatch.setattr(database, "writing", stuck)
+    with pytest.raises(PoolTimeout):
+        group.insert(row("blocked"))
+    monkeypatch.setattr(database, "writing", real)
+    assert group.insert(row("blocked")) is True  # nothing was left half-led
+    assert count(database) == 1
+
+
+def test_announced_rows_share_a_commit_and_a_withdrawn_one_is_not_waited_for(database) -> None:
+    group = GroupInsert(database, InboxEvent.__table__, ("channel", "dedupe_key"))
+    sizes: list[int] = []
+    write = group._write
+
+    def counting_write(rows):
+        sizes.append(len(rows))
+        return write(rows)
+
+    group._write = counting_write  # type: ignore[method-assign]
+    with group.expecting() as first, group.expecting() as second:
+        announced = threading.Event()
+        results: list[bool] = []
+
+        def insert_soon() -> None:
+            announced.wait()
+            results.append(group.insert(row("second"), second))
+
+        helper = threading.Thread(target=insert_soon)
+        helper.start()
+        announced.set()
+        assert group.insert(row("first"), first) is True  # waits for "second" to join
+        helper.join()
+    assert results == [True] and sizes == [2]
+
+    with group.expecting():  # announced, then left without inserting
+        pass
+    assert group._expected == 0  # withdrawn: no leader lingers for it
+    assert group.insert(row("third")) is True
+    assert sizes == [2, 1] and count(database) == 3

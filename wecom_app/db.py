@@ -11,7 +11,7 @@ import os
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,7 +81,13 @@ def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    """WAL for concurrent readers, NORMAL sync (durable in WAL), FKs on, wait on locks."""
+    """WAL for concurrent readers, NORMAL sync, FKs on, wait on locks.
+
+    In WAL mode NORMAL keeps every commit across a crash of the process, and loses at most the
+    last ones to a power cut or an OS crash (never corrupting the file). That suits the worker's
+    transactions, which are re-derived or retried; the callback inbox's dedicated connection
+    switches to FULL, since WeCom does not redeliver what was answered 200.
+    """
     # Let SQLAlchemy, not the sqlite3 module, issue BEGIN (see _sqlite_begin_immediate).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -130,6 +136,10 @@ class Database:
         with self._writer(), self.sessions() as session, session.begin():
             yield session
 
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold SQLite's writer queue (re-entrant in a thread); on PostgreSQL, nothing."""
+        return self._writer()
+
     def dedicated(self) -> DedicatedConnection:
         """A connection of its own, outside the pool, for one hot single-statement path.
 
@@ -156,7 +166,7 @@ class DedicatedConnection:
     - on PostgreSQL it is prepared once per connection and run through libpq directly, with
       text parameters, in autocommit (one round trip, committed durably when it returns);
       values come back as text;
-    - on SQLite it runs on the sqlite3 connection under the writer queue.
+    - on SQLite it runs on the sqlite3 connection under the writer queue, with synchronous=FULL.
 
     A DBAPI failure surfaces as SQLAlchemy's DBAPIError, like every other database error; a
     connection that broke is dropped and the next call opens a fresh one. The owner must not
@@ -187,7 +197,7 @@ class DedicatedConnection:
         if self.db.is_postgres:
             return self._execute_libpq(compiled, values)
         dbapi_error = self.db.engine.dialect.loaded_dbapi.Error
-        with self.db._writer():
+        with self.db.writing():
             cursor = self._driver().cursor()
             try:
                 cursor.execute(compiled.sql, values)
@@ -246,6 +256,10 @@ class DedicatedConnection:
             try:
                 if self.db.is_postgres:
                     driver.autocommit = True  # type: ignore[union-attr]
+                else:
+                    # Whoever calls this answers WeCom after it returns: a commit must survive
+                    # a power cut too, not only a crash of the process (see _sqlite_pragmas).
+                    driver.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
             except BaseException:
                 raw.close()
                 raise

@@ -133,14 +133,22 @@ class GroupInsert:
         with self._lock:
             if self._expected and len(self._pending) < MAX_BATCH:
                 self._linger()
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        # On SQLite, queue for the file before taking the batch: rows that arrive while another
+        # process commits (and syncs) join this batch instead of waiting for the next one.
+        batch: list[_Slot] = []
         try:
-            stored = self._write([slot.row for slot in batch])
+            with self.db.writing():
+                with self._lock:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                stored = self._write([slot.row for slot in batch])
             for slot in batch:
                 key = tuple(slot.row[c] for c in self.key_columns)
                 slot.stored = key in stored
                 stored.discard(key)  # the same key twice in one batch: only the first is new
         except BaseException as exc:  # every caller in the batch must hear of it
+            if not batch:  # no write access at all: those queued now fail with it
+                with self._lock:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             for slot in batch:
                 slot.error = exc
         with self._lock:
