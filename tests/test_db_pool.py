@@ -142,3 +142,44 @@ def test_the_sqlite_inbox_connection_syncs_every_commit(sqlite_url):
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
     finally:
         database.dispose()
+
+
+@pytest.mark.postgres
+def test_an_idle_dedicated_connection_is_replaced_before_use(database_url, monkeypatch):
+    if not database_url.startswith("postgres"):
+        pytest.skip("server connections dropped while idle are a PostgreSQL matter")
+    database = Database(database_url)
+    try:
+        conn = database.dedicated()
+        pid_query = text("SELECT pg_backend_pid()")
+        first = conn.execute(pid_query, {})
+        assert conn.execute(pid_query, {}) == first  # in steady use it is kept
+        monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", -1.0)  # everything counts as idle
+        assert conn.execute(pid_query, {}) != first
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_after_a_fork_the_child_opens_its_own_dedicated_connection(database_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("a shared server socket is a PostgreSQL matter")
+    import os
+
+    database = Database(database_url)
+    try:
+        conn = database.dedicated()
+        pid_query = text("SELECT pg_backend_pid()")
+        (parent_backend,) = conn.execute(pid_query, {})[0]
+        child = os.fork()
+        if child == 0:  # the child: a backend of its own, the parent's left untouched
+            try:
+                (child_backend,) = conn.execute(pid_query, {})[0]
+                os._exit(0 if child_backend != parent_backend else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert conn.execute(pid_query, {}) == [(parent_backend,)]  # still the parent's, alive
+    finally:
+        database.dispose()

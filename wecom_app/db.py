@@ -169,7 +169,8 @@ class DedicatedConnection:
     - on SQLite it runs on the sqlite3 connection under the writer queue, with synchronous=FULL.
 
     A DBAPI failure surfaces as SQLAlchemy's DBAPIError, like every other database error; a
-    connection that broke is dropped and the next call opens a fresh one. The owner must not
+    connection that broke is dropped and the next call opens a fresh one, and so is a
+    PostgreSQL connection left idle for IDLE_PING_SECONDS. The owner must not
     use it from two threads at once (GroupInsert's single leader guarantees that). After a fork
     the child opens its own and leaves the parent's alone.
     """
@@ -250,6 +251,12 @@ class DedicatedConnection:
         held = self._held
         if held.raw is not None and held.pid != os.getpid():
             held.forget()
+        now = time.monotonic()
+        if held.raw is not None and self.db.is_postgres and now - held.used_at > IDLE_PING_SECONDS:
+            # Idle long enough for a firewall to have dropped it without a word, and a dead
+            # socket hangs rather than fails: a fresh connection costs a few ms once.
+            held.close()
+        held.used_at = now
         if held.raw is None:
             raw = self.db.engine.raw_connection()
             driver = raw.driver_connection
@@ -330,12 +337,13 @@ _INHERITED: list[Any] = []
 class _Held:
     """The connection a DedicatedConnection holds, closable by a finaliser without it."""
 
-    __slots__ = ("driver", "pid", "prepared", "raw")
+    __slots__ = ("driver", "pid", "prepared", "raw", "used_at")
 
     def __init__(self) -> None:
         self.raw: Any = None
         self.driver: Any = None
         self.pid = 0
+        self.used_at = 0.0
         self.prepared: set[bytes] = set()  # statement names prepared on this connection
 
     def forget(self) -> None:
