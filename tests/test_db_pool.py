@@ -183,3 +183,18 @@ def test_after_a_fork_the_child_opens_its_own_dedicated_connection(database_url)
         assert conn.execute(pid_query, {}) == [(parent_backend,)]  # still the parent's, alive
     finally:
         database.dispose()
+
+
+@pytest.mark.postgres
+def test_each_statement_runs_its_own_prepared_sql(database_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("server-side prepared statements are a PostgreSQL matter")
+    database = Database(database_url)
+    try:
+        conn = database.dedicated()
+        # Every statement gets its own server-side name: none runs another's SQL.
+        for i in range(50):
+            assert conn.execute(text(f"SELECT {i}"), {}) == [(str(i),)]
+        assert conn.execute(text("SELECT 'again'"), {}) == [("again",)]
+    finally:
+        database.dispose()

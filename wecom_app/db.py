@@ -7,6 +7,7 @@ session as an argument and never commit.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 import weakref
@@ -157,7 +158,7 @@ class Database:
 
 
 class DedicatedConnection:
-    """One connection kept out of the pool, for a statement that runs very often.
+    """One connection kept out of the pool, for a few statements that run very often.
 
     Taking a connection from the pool and giving it back, and the driver's own per-call work,
     cost more CPU than the callback inbox's INSERT itself (measured). So a statement is compiled
@@ -187,6 +188,7 @@ class DedicatedConnection:
             else dialect
         )
         self._statements: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
+        self._names = itertools.count()  # prepared-statement names, never reused
 
     def execute(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run one statement, committed when this returns; return the rows it gave back."""
@@ -241,7 +243,7 @@ class DedicatedConnection:
             names = list(compiled.positiontup or keys)
             types = {name: bind.type for name, bind in compiled.binds.items()}
             processors = [types[n].bind_processor(self._dialect) for n in names]
-            name = f"wecom_app_{len(self._statements)}".encode()
+            name = f"wecom_app_{next(self._names)}".encode()
             found = _Compiled(stmt, str(compiled), name, names, processors)
             self._statements[(id(stmt), keys)] = found
         return found
