@@ -68,15 +68,16 @@ def _serve(channel: str, crypto: CallbackCrypto) -> Response:
     svc = services(current_app)
     now = svc.clock.now()
     max_age = svc.settings.callback_max_age
-    req = CallbackRequest(request.method, request.args.to_dict(), _read_body())
-    if req.method == "GET":
+    if request.method == "GET":
+        req = CallbackRequest("GET", request.args.to_dict(), b"")
         echo = verify_url(crypto, req, now.timestamp(), max_age)
         log.info("callback url verified channel=%s", channel)
         return Response(echo, 200, content_type="text/plain; charset=utf-8")
     try:
-        # Announced while it is checked and decrypted: a concurrent inbox write may wait a
-        # moment for it and commit both together.
+        # Announced from the start: a concurrent inbox write may wait a moment for this event
+        # and commit both together.
         with incoming(svc.db) as announcement:
+            req = CallbackRequest("POST", request.args.to_dict(), _read_body())
             plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
             event = parse_event(channel, fields)
             new = store(svc.db, event, plaintext, now, announcement)

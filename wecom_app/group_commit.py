@@ -4,8 +4,8 @@ The callback inbox pays, per callback, a driver call and a commit (a WAL write; 
 also a round trip and a flush) whose CPU dwarfs the row itself. Threads that arrive while a
 write is in flight queue up; the first of them becomes the next leader and writes everyone
 waiting in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING, committed at once, on a
-connection kept for this purpose. Callers may announce a row early (expecting()), and a leader
-then waits briefly for announced rows to join its batch. Every caller still returns only after
+connection kept for this purpose. A leader first yields for a moment, and waits briefly for
+rows that callers announced early (expecting()), so that more rows share each commit. Every caller still returns only after
 its own row is durable, so answering WeCom's 200 afterwards stays safe.
 """
 
@@ -130,6 +130,12 @@ class GroupInsert:
 
     def _lead(self) -> None:
         """Write everything queued in one statement, then hand the lead to a waiting thread."""
+        # First a moment's yield (sleep(0) gives up the interpreter lock and the CPU: tens of
+        # microseconds on Linux), so that threads a step behind, still reading their request,
+        # can queue too; then a wait for rows announced as on their way. Measured on the
+        # callback benchmark, the yield cut PostgreSQL's CPU per callback from 126-151 us to
+        # 98-109 us; idle, it costs one callback about 70 us of latency.
+        time.sleep(0)
         with self._lock:
             if self._expected and len(self._pending) < MAX_BATCH:
                 self._linger()
