@@ -70,46 +70,45 @@ def test_a_dedicated_connection_reports_database_errors_as_sqlalchemy_errors(dat
         database.dispose()
 
 
-@pytest.mark.postgres
-def test_a_dedicated_connection_that_broke_is_replaced(database_url):
+@pytest.fixture
+def pg_database(database_url):
+    """A Database on PostgreSQL: server sessions, sockets and prepared statements are its matter."""
     if not database_url.startswith("postgres"):
-        pytest.skip("a server closing connections is a PostgreSQL matter")
+        pytest.skip("server connections and prepared statements are a PostgreSQL matter")
     database = Database(database_url)
-    try:
-        conn = database.dedicated()
-        pid_query = text("SELECT pg_backend_pid()")
-        (pid,) = conn.execute(pid_query, {})[0]
-        with database.engine.connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            other.commit()
-        with pytest.raises(DBAPIError):
-            conn.execute(pid_query, {})  # this request fails: WeCom retries it
-        (new_pid,) = conn.execute(pid_query, {})[0]
-        assert new_pid != pid
-    finally:
-        database.dispose()
+    yield database
+    database.dispose()
+
+
+def _backend(conn: Any) -> str:
+    """The PostgreSQL backend process serving a dedicated connection."""
+    return str(conn.execute(text("SELECT pg_backend_pid()"), {})[0][0])
 
 
 @pytest.mark.postgres
-def test_dispose_closes_dedicated_connections(database_url):
-    if not database_url.startswith("postgres"):
-        pytest.skip("server-side sessions are a PostgreSQL matter")
-    database = Database(database_url)
-    observer = Database(database_url)
+def test_a_dedicated_connection_that_broke_is_replaced(pg_database):
+    conn = pg_database.dedicated()
+    pid = _backend(conn)
+    with pg_database.engine.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": int(pid)})
+        other.commit()
+    with pytest.raises(DBAPIError):
+        _backend(conn)  # this request fails: WeCom retries it
+    assert _backend(conn) != pid
+
+
+@pytest.mark.postgres
+def test_dispose_closes_dedicated_connections(pg_database):
     count_query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dedicated-test'"
     )
-    try:
-        conn = database.dedicated()
-        conn.execute(text("SET application_name = 'dedicated-test'"), {})
-        with observer.engine.connect() as c:
-            assert c.execute(count_query).scalar() >= 1
-        database.dispose()
-        with observer.engine.connect() as c:
-            assert c.execute(count_query).scalar() == 0
-    finally:
-        database.dispose()
-        observer.dispose()
+    conn = pg_database.dedicated()  # referenced: one nobody holds is closed when collected
+    conn.execute(text("SET application_name = 'dedicated-test'"), {})
+    with pg_database.engine.connect() as c:
+        assert c.execute(count_query).scalar() == 1
+    pg_database.dispose()
+    with pg_database.engine.connect() as c:  # the pool reopens; the dedicated one is gone
+        assert c.execute(count_query).scalar() == 0
 
 
 @pytest.mark.postgres
@@ -145,56 +144,48 @@ def test_the_sqlite_inbox_connection_syncs_every_commit(sqlite_url):
 
 
 @pytest.mark.postgres
-def test_an_idle_dedicated_connection_is_replaced_before_use(database_url, monkeypatch):
-    if not database_url.startswith("postgres"):
-        pytest.skip("server connections dropped while idle are a PostgreSQL matter")
-    database = Database(database_url)
-    try:
-        conn = database.dedicated()
-        pid_query = text("SELECT pg_backend_pid()")
-        first = conn.execute(pid_query, {})
-        assert conn.execute(pid_query, {}) == first  # in steady use it is kept
-        monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", -1.0)  # everything counts as idle
-        assert conn.execute(pid_query, {}) != first
-    finally:
-        database.dispose()
+def test_an_idle_dedicated_connection_is_replaced_before_use(pg_database, monkeypatch):
+    conn = pg_database.dedicated()
+    first = _backend(conn)
+    assert _backend(conn) == first  # in steady use it is kept
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", -1.0)  # everything counts as idle
+    assert _backend(conn) != first
 
 
 @pytest.mark.postgres
-def test_after_a_fork_the_child_opens_its_own_dedicated_connection(database_url):
-    if not database_url.startswith("postgres"):
-        pytest.skip("a shared server socket is a PostgreSQL matter")
+def test_after_a_fork_the_child_opens_its_own_dedicated_connection(pg_database):
     import os
 
-    database = Database(database_url)
-    try:
-        conn = database.dedicated()
-        pid_query = text("SELECT pg_backend_pid()")
-        (parent_backend,) = conn.execute(pid_query, {})[0]
-        child = os.fork()
-        if child == 0:  # the child: a backend of its own, the parent's left untouched
-            try:
-                (child_backend,) = conn.execute(pid_query, {})[0]
-                os._exit(0 if child_backend != parent_backend else 1)
-            except BaseException:
-                os._exit(2)
-        _, status = os.waitpid(child, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert conn.execute(pid_query, {}) == [(parent_backend,)]  # still the parent's, alive
-    finally:
-        database.dispose()
+    conn = pg_database.dedicated()
+    parent_backend = _backend(conn)
+    child = os.fork()
+    if child == 0:  # the child: a backend of its own, the parent's left untouched
+        try:
+            os._exit(0 if _backend(conn) != parent_backend else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _backend(conn) == parent_backend  # still the parent's, and alive
 
 
 @pytest.mark.postgres
-def test_each_statement_runs_its_own_prepared_sql(database_url):
-    if not database_url.startswith("postgres"):
-        pytest.skip("server-side prepared statements are a PostgreSQL matter")
-    database = Database(database_url)
-    try:
-        conn = database.dedicated()
-        # Every statement gets its own server-side name: none runs another's SQL.
-        for i in range(50):
-            assert conn.execute(text(f"SELECT {i}"), {}) == [(str(i),)]
-        assert conn.execute(text("SELECT 'again'"), {}) == [("again",)]
-    finally:
-        database.dispose()
+def test_each_statement_runs_its_own_prepared_sql(pg_database):
+    conn = pg_database.dedicated()
+    # Every statement gets its own server-side name: none runs another's SQL.
+    for i in range(50):
+        assert conn.execute(text(f"SELECT {i}"), {}) == [(str(i),)]
+    assert conn.execute(text("SELECT 'again'"), {}) == [("again",)]
+
+
+@pytest.mark.postgres
+def test_a_dedicated_connection_nobody_holds_is_closed(pg_database):
+    import gc
+
+    count_query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dropped'")
+    conn = pg_database.dedicated()
+    conn.execute(text("SET application_name = 'dropped'"), {})
+    del conn
+    gc.collect()
+    with pg_database.engine.connect() as c:
+        assert c.execute(count_query).scalar() == 0

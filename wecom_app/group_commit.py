@@ -5,8 +5,9 @@ also a round trip and a flush) whose CPU dwarfs the row itself. Threads that arr
 write is in flight queue up; the first of them becomes the next leader and writes everyone
 waiting in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING, committed at once, on a
 connection kept for this purpose. A leader first yields for a moment, and waits briefly for
-rows that callers announced early (expecting()), so that more rows share each commit. Every caller still returns only after
-its own row is durable, so answering WeCom's 200 afterwards stays safe.
+rows that callers announced early (expecting()), so that more rows share each commit. Every
+caller still returns only after its own row is durable, so answering WeCom's 200 afterwards
+stays safe.
 """
 
 from __future__ import annotations
