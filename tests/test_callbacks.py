@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 from urllib.parse import urlencode
 
@@ -230,6 +231,45 @@ def test_incomplete_message_rejected(client, app, app_crypto, inner) -> None:
 def test_oversized_body(client, app) -> None:
     query = urlencode({"msg_signature": "a" * 40, "timestamp": "1700000000", "nonce": "n"})
     resp = _post(client, query, b"<xml>" + b"A" * 300_000 + b"</xml>")
+    assert resp.status_code == 413
+    assert inbox_count(app) == 0
+
+
+def test_body_shorter_than_its_content_length(client, app, app_crypto) -> None:
+    enc = app_crypto.encrypt(text_xml("u", "x", 5))
+    body = envelope(enc, CORP_ID).encode()
+    resp = client.post(
+        f"{APP_PATH}?{signed_query(enc)}",
+        data=body,
+        content_type="text/xml",
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},  # the sender stopped early
+    )
+    assert resp.status_code == 400 and resp.data == b"body shorter than Content-Length"
+    assert inbox_count(app) == 0
+
+
+def test_chunked_body_without_content_length_is_read_within_the_limit(client, app, app_crypto):
+    enc = app_crypto.encrypt(text_xml("u", "x", 6))
+    body = envelope(enc, CORP_ID).encode()
+    resp = client.post(
+        f"{APP_PATH}?{signed_query(enc)}",
+        input_stream=io.BytesIO(body),
+        content_type="text/xml",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert resp.status_code == 200 and inbox_count(app) == 1
+
+
+def test_oversized_chunked_body(client, app) -> None:
+    query = urlencode({"msg_signature": "a" * 40, "timestamp": "1700000000", "nonce": "n"})
+    resp = client.post(
+        f"{APP_PATH}?{query}",
+        input_stream=io.BytesIO(b"<xml>" + b"A" * 300_000 + b"</xml>"),
+        content_type="text/xml",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert resp.status_code == 413
     assert inbox_count(app) == 0
 
