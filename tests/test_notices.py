@@ -198,6 +198,18 @@ def test_ack_by_text_forms(stack: Stack, text: str) -> None:
     assert len(replies) == 1 and f"#{notice['code']}" in replies[0] and "已确认" in replies[0]
 
 
+def test_the_deployment_chooses_its_ack_words(database_url: str) -> None:
+    with running_stack(database_url, notice_ack_words="阅,已阅") as st:
+        load_mirror(st.services.db, st.sim.state.org, st.clock.now())
+        notice = send(st)
+        st.sim.events.deliver_text("sunqiangjie", "收到")  # not one of this company's words
+        st.sim.events.deliver_text("zhengchao", "已阅。")
+        st.settle()
+        receipts = receipts_by_user(st, notice["code"])
+        assert receipts["sunqiangjie"]["state"] == "sent"
+        assert receipts["zhengchao"]["state"] == "acknowledged"
+
+
 def test_text_acks_most_recent_or_the_one_named_by_code(stack: Stack) -> None:
     first = send(stack, title="第一条")
     stack.clock.advance(60)

@@ -18,7 +18,7 @@ from wecom_app.notices.audience import (
     resolve,
 )
 from wecom_app.notices.delivery import plan_batches
-from wecom_app.notices.text import read
+from wecom_app.notices.text import ack_words, read
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -128,10 +128,13 @@ def test_reading_texts(text: str, is_ack: bool, code: str | None) -> None:
     assert (reading.is_ack, reading.code) == (is_ack, code)
 
 
-def test_ack_words_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WECOM_NOTICE_ACK_WORDS", "阅,roger that")
-    assert read("阅").is_ack and read("Roger that!").is_ack
-    assert not read("收到").is_ack
+def test_ack_words_are_configurable() -> None:
+    words = ack_words("阅, roger that ,")
+    assert read("阅", words).is_ack and read("Roger that!", words).is_ack
+    assert not read("收到", words).is_ack
+    assert read("收到", ack_words(None)).is_ack  # unset: the defaults
+    with pytest.raises(ValueError):
+        ack_words(" , ,")
 
 
 @pytest.mark.parametrize(("value", "minutes"), [(None, 30), (45, 45), ("2h", 120), ("1h30m", 90)])

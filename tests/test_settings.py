@@ -72,6 +72,7 @@ def test_missing_key_is_named(env: pytest.MonkeyPatch, key: str) -> None:
         ("WECOM_AGENT_ID", "0", "greater than 0"),
         ("DATABASE_URL", "mysql://x", "sqlite:// or postgresql://"),
         ("WECOM_CALLBACK_MAX_AGE", "-5", "greater than or equal to 0"),
+        ("WECOM_NOTICE_ACK_WORDS", " , ", "at least one word"),
     ],
 )
 def test_malformed_key_is_named(env: pytest.MonkeyPatch, key: str, value: str, reason: str) -> None:

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
         "{department}-{name}", validation_alias=_key("WECOM_NAMING_TEMPLATE")
     )
     departure_notice: str | None = Field(None, validation_alias=_key("WECOM_DEPARTURE_NOTICE"))
+    notice_ack_words: str | None = Field(None, validation_alias=_key("WECOM_NOTICE_ACK_WORDS"))
 
     @classmethod
     def settings_customise_sources(
@@ -94,6 +95,15 @@ class Settings(BaseSettings):
         from wecom_app.directory.naming import check_template
 
         return check_template(value)
+
+    @field_validator("notice_ack_words")
+    @classmethod
+    def _ack_words_shape(cls, value: str | None) -> str | None:
+        from wecom_app.notices.text import parse_ack_words
+
+        if value is not None:
+            parse_ack_words(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -7,7 +7,6 @@ Words are compared after normalising width (NFKC), case, punctuation and spaces,
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -57,11 +56,20 @@ def normalise(text: str) -> str:
     return PUNCTUATION.sub("", folded)
 
 
-def ack_words() -> frozenset[str]:
-    """The configured acknowledgement words, normalised."""
-    configured = os.environ.get("WECOM_NOTICE_ACK_WORDS", "")
-    words = [w for w in configured.split(",") if w.strip()] or list(DEFAULT_ACK_WORDS)
-    return frozenset(normalise(w) for w in words)
+def parse_ack_words(configured: str) -> frozenset[str]:
+    """A comma-separated list of acknowledgement words, normalised; ValueError if it has none."""
+    words = frozenset(normalise(w) for w in configured.split(",")) - {""}
+    if not words:
+        raise ValueError("must list at least one word (comma-separated), e.g. 收到,好的,ok")
+    return words
+
+
+DEFAULT_WORDS = frozenset(normalise(w) for w in DEFAULT_ACK_WORDS)
+
+
+def ack_words(configured: str | None = None) -> frozenset[str]:
+    """The deployment's acknowledgement words (WECOM_NOTICE_ACK_WORDS), or the defaults."""
+    return parse_ack_words(configured) if configured else DEFAULT_WORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +87,7 @@ def read(text: str, words: frozenset[str] | None = None) -> Reading:
     code = match.group(1) if match else None
     rest = CODE.sub(" ", folded) if match else folded
     word = normalise(rest)
-    return Reading(bool(word) and word in (words or ack_words()), code)
+    return Reading(bool(word) and word in (words or DEFAULT_WORDS), code)
 
 
 def pending(session: Session, employee_id: int) -> list[tuple[Notice, Receipt]]:
@@ -115,13 +123,18 @@ def help_text(items: list[tuple[Notice, Receipt]], public_url: str | None = None
 
 
 def handle_text(
-    session: Session, userid: str, content: str, now: datetime, public_url: str | None = None
+    session: Session,
+    userid: str,
+    content: str,
+    now: datetime,
+    public_url: str | None = None,
+    words: frozenset[str] | None = None,
 ) -> str | None:
     """Apply a text from a member and return the reply to send (None for non-members)."""
     employee = employee_by_userid(session, userid)
     if employee is None:
         return None
-    reading = read(content)
+    reading = read(content, words)
     if not reading.is_ack:
         return help_text(pending(session, employee.id), public_url)
     if reading.code is not None:
@@ -155,8 +168,10 @@ def handle_text(
 def on_text(ctx: HandlerContext, event: TextMessage) -> None:
     """A text to the app: acknowledge if it says so, and always answer."""
     now = ctx.clock.now()
-    public_url = ctx.services.settings.public_url if ctx.services is not None else None
-    reply = handle_text(ctx.session, event.from_user, event.content, now, public_url)
+    settings = ctx.services.settings if ctx.services is not None else None
+    public_url = settings.public_url if settings is not None else None
+    words = ack_words(settings.notice_ack_words if settings is not None else None)
+    reply = handle_text(ctx.session, event.from_user, event.content, now, public_url, words)
     if reply is None:
         return
     not_before = pacing.slot_for(ctx.session, event.from_user, now, "reply")
