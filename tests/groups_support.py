@@ -101,7 +101,9 @@ class GroupEnv:
 
 
 @contextmanager
-def group_env(database_url: str, org: Org | None = None) -> Iterator[GroupEnv]:
+def group_env(
+    database_url: str, org: Org | None = None, **setting_overrides: Any
+) -> Iterator[GroupEnv]:
     """Start a simulator over the sample org and services on a migrated database."""
     from wecom_app.worker import load_features
 
@@ -111,7 +113,7 @@ def group_env(database_url: str, org: Org | None = None) -> Iterator[GroupEnv]:
     org = org or load_org(SAMPLE_ORG)
     sim = SimulatorServer(org, config, clock).start()
     settings = load_settings(**base_settings(database_url=database_url, api_base=sim.url,
-                                             corp_id=CORP))  # fmt: skip
+                                             corp_id=CORP, **setting_overrides))  # fmt: skip
     services = Services(settings, clock)
     services._client = WeComClient(
         CORP, 1000002, "app-secret", "contacts-secret", base_url=sim.url, clock=clock,

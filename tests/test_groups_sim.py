@@ -272,20 +272,21 @@ def test_two_reconcilers_do_not_double_apply(database_url: str) -> None:
         assert len(adds) == len({r.userid for r in adds})
 
 
-def test_departure_notice_text_is_configurable(env: GroupEnv) -> None:
+def test_departure_notice_text_is_configurable(database_url: str) -> None:
     from types import SimpleNamespace
 
     from wecom_app.groups import notice
 
-    group = mobile_group(env)
-    notice.configure(SimpleNamespace(departure_notice="{display_name}（{reason}）已被移出本群"))
+    template = "{display_name}（{reason}）已被移出本群"
     try:
-        depart(env, "litao")
-        env.clock.advance(2)
-        env.drain_all()
+        with group_env(database_url, departure_notice=template) as custom:
+            group = mobile_group(custom)
+            depart(custom, "litao")
+            custom.clock.advance(2)
+            custom.drain_all()
+            text = custom.chat(group.chatid)["messages"][-1]["content"]["content"]
     finally:
         notice.configure(SimpleNamespace(departure_notice=None))
-    text = env.chat(group.chatid)["messages"][-1]["content"]["content"]
     assert text == "移动研发部-李涛（已离职）已被移出本群"
 
 

@@ -73,6 +73,8 @@ def test_missing_key_is_named(env: pytest.MonkeyPatch, key: str) -> None:
         ("DATABASE_URL", "mysql://x", "sqlite:// or postgresql://"),
         ("WECOM_CALLBACK_MAX_AGE", "-5", "greater than or equal to 0"),
         ("WECOM_NOTICE_ACK_WORDS", " , ", "at least one word"),
+        ("WECOM_DEPARTURE_NOTICE", "{display_name} 已{leave}", "unknown field {leave}"),
+        ("WECOM_DEPARTURE_NOTICE", "{display_name 已离职", "not a valid template"),
     ],
 )
 def test_malformed_key_is_named(env: pytest.MonkeyPatch, key: str, value: str, reason: str) -> None:

@@ -47,6 +47,11 @@ class Services:
         self.clock = clock
         self.db = db or Database(settings.database_url)
         self._client: WeComClient | None = None
+        # The departure explanation is rendered where only a session is at hand (an outbox
+        # result handler): give it this deployment's template now.
+        from wecom_app.groups import notice
+
+        notice.configure(settings)
 
     @property
     def client(self) -> WeComClient:

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
 
         return check_template(value)
 
+    @field_validator("departure_notice")
+    @classmethod
+    def _departure_notice_shape(cls, value: str | None) -> str | None:
+        from wecom_app.groups.notice import check_template
+
+        return check_template(value) if value is not None else None
+
     @field_validator("notice_ack_words")
     @classmethod
     def _ack_words_shape(cls, value: str | None) -> str | None:

@@ -10,6 +10,21 @@ DEFAULT_NOTICE = "{display_name} 已离职，已移出本群"
 _template: str | None = None
 
 
+FIELDS = ("display_name", "name", "userid", "reason")
+
+
+def check_template(value: str) -> str:
+    """Return the template if it renders with the known fields; ValueError naming the problem."""
+    try:
+        value.format(**dict.fromkeys(FIELDS, "x"))
+    except KeyError as exc:
+        raise ValueError(f"unknown field {{{exc.args[0]}}}; use {{display_name}} {{name}} "
+                         "{userid} {reason}") from None  # fmt: skip
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"is not a valid template: {exc}") from None
+    return value
+
+
 def configure(settings: Any) -> None:
     """Use the deployment's WECOM_DEPARTURE_NOTICE template from now on."""
     global _template
