@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from tests.conftest import (
     CORP_ID,
     base_settings,
 )
+from tests.simulator_fixtures import SAMPLE_ORG
 from wecom_app.app import Services
 from wecom_app.clock import FakeClock
 from wecom_app.domain_events import EmployeeDeparted, EmployeeRenamed, subscribe
@@ -28,7 +28,6 @@ from wecom_app.simulator import Channel, SimConfig, SimulatorServer, load_org
 from wecom_app.simulator.delivery import DeliveryResult
 from wecom_app.wecom.client import WeComClient
 
-SAMPLE_ORG = Path(__file__).resolve().parent.parent / "config" / "sample-org.yaml"
 APP_SECRET, CONTACTS_SECRET = "app-secret", "contacts-secret"
 
 # Every departure and rename announced in this process, for assertions (cleared per test).

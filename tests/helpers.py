@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from wecom_app.clock import FakeClock
 from wecom_app.wecom.crypto import CallbackCrypto, Encrypted
 
 
@@ -51,3 +52,19 @@ def text_xml(user: str, content: str, msg_id: int, create_time: int = 1700000000
             "AgentID": 1000002,
         }
     )
+
+
+def inbox_values(key: str, **extra: object) -> dict[str, object]:
+    """Column values of one app-channel inbox row with the given dedupe key."""
+    return {
+        "channel": "app",
+        "dedupe_key": key,
+        "msg_type": "text",
+        "from_user": "zhangsan",
+        "create_time": 1700000000,
+        "raw_xml": "<xml/>",
+        "received_at": FakeClock().now(),
+        "status": "pending",
+        "attempts": 0,
+        **extra,
+    }

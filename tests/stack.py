@@ -26,13 +26,12 @@ from tests.conftest import (
     CORP_ID,
     base_settings,
 )
+from tests.simulator_fixtures import SAMPLE_ORG
 from wecom_app.app import Services, create_app
 from wecom_app.clock import FakeClock
 from wecom_app.settings import load_settings
 from wecom_app.simulator import Channel, SimConfig, SimulatorServer, load_org
 from wecom_app.wecom.client import WeComClient
-
-SAMPLE_ORG = Path(__file__).resolve().parent.parent / "config" / "sample-org.yaml"
 
 
 class _Quiet(WSGIRequestHandler):
@@ -121,3 +120,13 @@ def running_stack(
         server.server_close()
         services.close()
         sim.stop()
+
+
+def texts_to(stack: Stack, userid: str) -> list[str]:
+    """The text messages the app sent to one member, oldest first."""
+    with stack.sim.state.lock:
+        return [
+            m["content"]["content"]
+            for m in stack.sim.state.messages
+            if m["msgtype"] == "text" and userid in m["delivered"]
+        ]

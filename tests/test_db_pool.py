@@ -10,24 +10,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from tests.helpers import inbox_values
 from wecom_app import db as db_module
 from wecom_app.clock import FakeClock
 from wecom_app.db import Database
 from wecom_app.models import InboxEvent
-
-
-def _row(key: str) -> dict[str, object]:
-    return {
-        "channel": "app",
-        "dedupe_key": key,
-        "msg_type": "text",
-        "from_user": "zhangsan",
-        "create_time": 1700000000,
-        "raw_xml": "<xml/>",
-        "received_at": FakeClock().now(),
-        "status": "pending",
-        "attempts": 0,
-    }
 
 
 def _insert_new(database: Database) -> Any:
@@ -46,8 +33,8 @@ def test_a_dedicated_connection_commits_before_it_returns(database_url):
     try:
         conn = database.dedicated()
         stmt = _insert_new(database)
-        assert len(conn.execute(stmt, _row("m1"))) == 1
-        assert conn.execute(stmt, _row("m1")) == []  # the key exists: nothing returned
+        assert len(conn.execute(stmt, inbox_values("m1"))) == 1
+        assert conn.execute(stmt, inbox_values("m1")) == []  # the key exists: nothing returned
         with other.begin() as session:
             assert session.scalar(select(func.count()).select_from(InboxEvent)) == 1
             row = session.scalars(select(InboxEvent)).one()
@@ -62,10 +49,14 @@ def test_a_dedicated_connection_reports_database_errors_as_sqlalchemy_errors(dat
     try:
         conn = database.dedicated()
         with pytest.raises(DBAPIError):
-            conn.execute(_insert_new(database), {**_row("m2"), "channel": None})  # NOT NULL
-        assert len(conn.execute(_insert_new(database), _row("m3"))) == 1  # and goes on working
+            conn.execute(_insert_new(database), {**inbox_values("m2"), "channel": None})  # NOT NULL
+        assert (
+            len(conn.execute(_insert_new(database), inbox_values("m3"))) == 1
+        )  # and goes on working
         with pytest.raises((DBAPIError, ValueError)):  # a naive time is refused, not guessed at
-            conn.execute(_insert_new(database), {**_row("m4"), "received_at": datetime(2026, 1, 1)})
+            conn.execute(
+                _insert_new(database), {**inbox_values("m4"), "received_at": datetime(2026, 1, 1)}
+            )
     finally:
         database.dispose()
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
-from wecom_app.clock import FakeClock
+from tests.helpers import inbox_values
 from wecom_app.db import Database
 from wecom_app.group_commit import GroupInsert
 from wecom_app.models import InboxEvent
@@ -19,21 +19,6 @@ def database(database_url):
     database = Database(database_url)
     yield database
     database.dispose()
-
-
-def row(key: str, **extra: object) -> dict[str, object]:
-    return {
-        "channel": "app",
-        "dedupe_key": key,
-        "msg_type": "text",
-        "from_user": "zhangsan",
-        "create_time": 1700000000,
-        "raw_xml": "<xml/>",
-        "received_at": FakeClock().now(),
-        "status": "pending",
-        "attempts": 0,
-        **extra,
-    }
 
 
 def count(db: Database) -> int:
@@ -49,7 +34,7 @@ def test_concurrent_callers_each_get_their_outcome(database) -> None:
     def work(worker: int) -> None:
         for i in range(60):
             key = f"k{i % 40}"  # 40 keys, many written by several threads at once
-            stored = group.insert(row(key))
+            stored = group.insert(inbox_values(key))
             with lock:
                 outcomes.setdefault(key, []).append(stored)
 
@@ -65,7 +50,7 @@ def test_concurrent_callers_each_get_their_outcome(database) -> None:
 
 def test_one_batch_with_the_same_key_twice_stores_it_once(database) -> None:
     group = GroupInsert(database, InboxEvent.__table__, ("channel", "dedupe_key"))
-    assert group._write([row("same"), row("same"), row("other")]) == {
+    assert group._write([inbox_values("same"), inbox_values("same"), inbox_values("other")]) == {
         ("app", "same"),
         ("app", "other"),
     }
@@ -75,8 +60,8 @@ def test_one_batch_with_the_same_key_twice_stores_it_once(database) -> None:
 def test_a_failed_batch_fails_every_caller_and_the_next_batch_works(database) -> None:
     group = GroupInsert(database, InboxEvent.__table__, ("channel", "dedupe_key"))
     with pytest.raises(DBAPIError):
-        group.insert(row("bad", channel=None))  # NOT NULL
-    assert group.insert(row("good")) is True
+        group.insert(inbox_values("bad", channel=None))  # NOT NULL
+    assert group.insert(inbox_values("good")) is True
     assert count(database) == 1
 
 
@@ -97,9 +82,9 @@ def test_no_write_access_fails_the_queued_callers_and_the_next_batch_works(
 
     monkeypatch.setattr(database, "writing", stuck)
     with pytest.raises(PoolTimeout):
-        group.insert(row("blocked"))
+        group.insert(inbox_values("blocked"))
     monkeypatch.setattr(database, "writing", real)
-    assert group.insert(row("blocked")) is True  # nothing was left half-led
+    assert group.insert(inbox_values("blocked")) is True  # nothing was left half-led
     assert count(database) == 1
 
 
@@ -119,17 +104,17 @@ def test_announced_rows_share_a_commit_and_a_withdrawn_one_is_not_waited_for(dat
 
         def insert_soon() -> None:
             announced.wait()
-            results.append(group.insert(row("second"), second))
+            results.append(group.insert(inbox_values("second"), second))
 
         helper = threading.Thread(target=insert_soon)
         helper.start()
         announced.set()
-        assert group.insert(row("first"), first) is True  # waits for "second" to join
+        assert group.insert(inbox_values("first"), first) is True  # waits for "second" to join
         helper.join()
     assert results == [True] and sizes == [2]
 
     with group.expecting():  # announced, then left without inserting
         pass
     assert group._expected == 0  # withdrawn: no leader lingers for it
-    assert group.insert(row("third")) is True
+    assert group.insert(inbox_values("third")) is True
     assert sizes == [2, 1] and count(database) == 3

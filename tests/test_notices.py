@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import CORP_ID
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, running_stack, texts_to
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.domain_events import EmployeeDeparted, publish
 from wecom_app.models import InboxEvent, Notice, OutboxMessage, Receipt
@@ -84,15 +84,6 @@ def cards(stack: Stack, notice: dict[str, Any]) -> list[dict[str, Any]]:
 def _prefix(stack: Stack, notice: dict[str, Any]) -> str:
     with stack.services.db.begin() as s:
         return s.scalars(select(Notice.task_prefix).where(Notice.id == notice["id"])).one()
-
-
-def texts_to(stack: Stack, userid: str) -> list[str]:
-    with stack.sim.state.lock:
-        return [
-            m["content"]["content"]
-            for m in stack.sim.state.messages
-            if m["msgtype"] == "text" and userid in m["delivered"]
-        ]
 
 
 def click(stack: Stack, notice: dict[str, Any], userid: str, key: str = delivery.ACK_KEY) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, running_stack, texts_to
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.notices import delivery
 
@@ -20,15 +20,6 @@ def stack(database_url: str) -> Iterator[Stack]:
     with running_stack(database_url) as st:
         load_mirror(st.services.db, st.sim.state.org, st.clock.now())
         yield st
-
-
-def texts_to(stack: Stack, userid: str) -> list[str]:
-    with stack.sim.state.lock:
-        return [
-            m["content"]["content"]
-            for m in stack.sim.state.messages
-            if m["msgtype"] == "text" and userid in m["delivered"]
-        ]
 
 
 def settle(stack: Stack) -> None:
