@@ -226,6 +226,19 @@ def wait_ready(server: Server, path: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"gunicorn not ready after {timeout:.0f} s: see {server.log_path}")
 
 
+def start_cli(name: str, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Run a `wecom-app` command as a child process, its output in .bench/<name>.log."""
+    BENCH_DIR.mkdir(exist_ok=True)
+    with (BENCH_DIR / f"{name}.log").open("wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, "-c", "from wecom_app.cli import main; main()", *argv],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def server_cpu_seconds(server: Server) -> float:
     """CPU time (user + system) used so far by gunicorn and its workers; NaN off Linux.
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -34,13 +33,13 @@ from sqlalchemy import func, select
 
 from wecom_app.bench.common import (
     BENCH_DIR,
-    ROOT,
     format_table,
     free_port,
     fresh_postgres,
     fresh_sqlite,
     gunicorn,
     percentile,
+    start_cli,
     stop,
     verdict,
 )
@@ -90,15 +89,6 @@ def app_env(database_url: str, sim_url: str, args: argparse.Namespace) -> dict[s
     }  # fmt: skip
 
 
-def start_process(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Run a `wecom-app` command as a child process, logging under .bench/."""
-    log = (BENCH_DIR / f"departures.{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-c", "from wecom_app.cli import main; main()", *argv],
-        cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
 def start_simulator(args: argparse.Namespace, port: int, app_port: int) -> Any:
     """The simulator as its own process, with the contacts callback pointing at the app."""
     argv = [
@@ -109,7 +99,7 @@ def start_simulator(args: argparse.Namespace, port: int, app_port: int) -> Any:
         "--contacts-callback-url", f"http://127.0.0.1:{app_port}/wecom/contacts/callback",
         "--contacts-token", C_TOKEN, "--contacts-aes-key", C_AES_KEY,
     ]  # fmt: skip
-    proc = start_process("simulator", argv, {})
+    proc = start_cli("departures.simulator", argv, {})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -273,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         leaving = random.Random(SEED).sample(members, min(args.departures, len(members)))
         calls_before = Counter(httpx.get(f"{sim_url}/_sim/calls").json()["calls"])
         for i in range(args.worker_processes):
-            stack.callback(stop, start_process(f"worker{i}", ["worker"], env))
+            stack.callback(stop, start_cli(f"departures.worker{i}", ["worker"], env))
         time.sleep(2)  # let the workers start
         result = deliver_all(sim_url, leaving, args.rate, args.concurrency)
         print(f"  delivered {len(result['sent'])} callbacks in {result['seconds']:.1f} s "

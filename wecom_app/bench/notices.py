@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -29,13 +28,12 @@ from sqlalchemy import func, select
 
 from wecom_app.bench import loadgen
 from wecom_app.bench.common import (
-    BENCH_DIR,
-    ROOT,
     format_table,
     fresh_postgres,
     fresh_sqlite,
     gunicorn,
     phase_stats,
+    start_cli,
     stop,
     verdict,
 )
@@ -159,23 +157,6 @@ def counts(db: Database, notice_id: int) -> tuple[int, int]:
     return int(acked or 0), int(updated or 0)
 
 
-def start_workers(env: dict[str, str], n: int) -> list[subprocess.Popen[bytes]]:
-    """Start `wecom-app worker` processes."""
-    procs = []
-    for i in range(n):
-        log = (BENCH_DIR / f"notices.worker{i}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", "from wecom_app.cli import main; main()", "worker"],
-                cwd=ROOT,
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    return procs
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     args = parse_args(argv)
@@ -206,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["sends"] = sim.state.calls["/cgi-bin/message/send"]
         delivered = sum(len(m["delivered"]) for m in sim.state.messages)
         requests, _ = timed("encrypt card clicks", click_requests, sim, db, notice_id, server.port)
-        workers = start_workers(env, args.worker_processes)
-        for proc in workers:
-            stack.callback(stop, proc)
+        for i in range(args.worker_processes):
+            stack.callback(stop, start_cli(f"notices.worker{i}", ["worker"], env))
         started = time.perf_counter()
         outcome = loadgen.run(
             server.port, requests, seconds=args.timeout, concurrency=args.concurrency
