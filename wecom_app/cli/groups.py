@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 
 import click
@@ -80,12 +81,9 @@ def create(chatid: str | None, as_json: bool, **opts: Any) -> None:
     """
     from wecom_app.groups import service
 
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         group = service.create(services, _spec(chatid, **opts), actor="cli")
         _show_group(services, group.chatid, as_json)
-    finally:
-        services.close()
 
 
 @groups.command()
@@ -100,13 +98,10 @@ def adopt(chatid: str, as_json: bool, **opts: Any) -> None:
     from wecom_app.groups import service
     from wecom_app.groups.reconcile import reconcile
 
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         service.adopt(services, _spec(chatid, **opts), actor="cli")
         result = reconcile(services, chatid, actor="cli", cause="adopt")
         echo_json(result.to_dict()) if as_json else _print_plan(result.plan.to_dict())
-    finally:
-        services.close()
 
 
 @groups.command("list")
@@ -119,12 +114,8 @@ def list_command(as_json: bool) -> None:
     """
     from wecom_app.groups.queries import list_groups
 
-    services = load_services()
-    try:
-        with services.db.begin() as session:
-            rows = list_groups(session)
-    finally:
-        services.close()
+    with closing(load_services()) as services, services.db.begin() as session:
+        rows = list_groups(session)
     if as_json:
         echo_json(rows)
         return
@@ -142,11 +133,8 @@ def show(chatid: str, as_json: bool) -> None:
 
     Example: wecom-app groups show rdcenter --json
     """
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         _show_group(services, chatid, as_json)
-    finally:
-        services.close()
 
 
 def _print_plan(plan: dict[str, Any]) -> None:
@@ -183,14 +171,11 @@ def plan(chatid: str | None, as_json: bool) -> None:
     """
     from wecom_app.groups.reconcile import reconcile
 
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         plans = [
             reconcile(services, c, actor="cli", dry_run=True).plan.to_dict()
             for c in _each_group(services, chatid)
         ]
-    finally:
-        services.close()
     if as_json:
         echo_json(plans)
         return
@@ -210,14 +195,11 @@ def reconcile(chatid: str | None, as_json: bool) -> None:
     from wecom_app.groups.daily import check_all
     from wecom_app.groups.reconcile import reconcile as reconcile_one
 
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         if chatid:
             result: Any = reconcile_one(services, chatid, actor="cli").to_dict()
         else:
             result = check_all(services, actor="cli")
-    finally:
-        services.close()
     if as_json:
         echo_json(result)
     elif chatid:
@@ -240,11 +222,8 @@ def apply_config(path: str, dry_run: bool, as_json: bool) -> None:
     """
     from wecom_app.groups.config import apply_config as apply
 
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         results = apply(services, path, dry_run=dry_run)
-    finally:
-        services.close()
     if as_json:
         echo_json(results)
         return
@@ -275,13 +254,9 @@ def audit(
     """
     from wecom_app.groups.queries import audit_log
 
-    services = load_services()
-    try:
-        with services.db.begin() as session:
-            rows = audit_log(session, chatid=chatid, userid=userid, action=action,
-                             outcome=outcome, limit=limit)  # fmt: skip
-    finally:
-        services.close()
+    with closing(load_services()) as services, services.db.begin() as session:
+        rows = audit_log(session, chatid=chatid, userid=userid, action=action,
+                         outcome=outcome, limit=limit)  # fmt: skip
     if as_json:
         echo_json(rows)
         return

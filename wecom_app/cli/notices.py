@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 import click
@@ -80,16 +81,12 @@ def send(
             "require_ack": not no_ack,
         }
     )
-    services = load_services()
-    try:
-        with services.db.begin() as session:
-            if dry_run:
-                data = {"dry_run": True, **service.preview(session, draft).to_dict()}
-            else:
-                sent, plan = service.create(session, draft, services.clock.now())
-                data = {"notice": status.notice_dict(sent), **plan.to_dict()}
-    finally:
-        services.close()
+    with closing(load_services()) as services, services.db.begin() as session:
+        if dry_run:
+            data = {"dry_run": True, **service.preview(session, draft).to_dict()}
+        else:
+            sent, plan = service.create(session, draft, services.clock.now())
+            data = {"notice": status.notice_dict(sent), **plan.to_dict()}
     if as_json:
         echo_json(data)
         return
@@ -111,13 +108,9 @@ def status_command(ref: str, as_json: bool, receipts: bool) -> None:
     """
     from wecom_app.notices import service, status
 
-    services = load_services()
-    try:
-        with services.db.begin() as session:
-            found = service.get_notice(session, ref)
-            data = status.summary(session, found, services.clock.now(), receipts)
-    finally:
-        services.close()
+    with closing(load_services()) as services, services.db.begin() as session:
+        found = service.get_notice(session, ref)
+        data = status.summary(session, found, services.clock.now(), receipts)
     if as_json:
         echo_json(data)
         return
@@ -147,18 +140,14 @@ def resend(ref: str, as_json: bool) -> None:
     """
     from wecom_app.notices import service
 
-    services = load_services()
-    try:
-        with services.db.begin() as session:
-            found = service.get_notice(session, ref)
-            batches = service.resend(session, found, services.clock.now())
-            data = {
-                "notice": found.code,
-                "batches": len(batches),
-                "recipients": sum(len(b.userids) for b in batches),
-            }
-    finally:
-        services.close()
+    with closing(load_services()) as services, services.db.begin() as session:
+        found = service.get_notice(session, ref)
+        batches = service.resend(session, found, services.clock.now())
+        data = {
+            "notice": found.code,
+            "batches": len(batches),
+            "recipients": sum(len(b.userids) for b in batches),
+        }
     if as_json:
         echo_json(data)
     else:
@@ -179,20 +168,16 @@ def list_command(limit: int, as_json: bool) -> None:
     from wecom_app.models import Notice
     from wecom_app.notices import status
 
-    services = load_services()
-    try:
-        with services.db.begin() as session:
-            now = services.clock.now()
-            found = session.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all()
-            data = [
-                {
-                    **status.notice_dict(n),
-                    "counts": status.summary(session, n, now, False)["counts"],
-                }
-                for n in found
-            ]
-    finally:
-        services.close()
+    with closing(load_services()) as services, services.db.begin() as session:
+        now = services.clock.now()
+        found = session.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all()
+        data = [
+            {
+                **status.notice_dict(n),
+                "counts": status.summary(session, n, now, False)["counts"],
+            }
+            for n in found
+        ]
     if as_json:
         echo_json(data)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,7 @@ def overdue(
     from wecom_app.sla.config import config_for
     from wecom_app.sla.reports import overdue_report
 
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         config = config_for(services)
         try:
             moment = parse_as_of(as_of, services.clock.now(), config.calendar.tz)
@@ -53,8 +53,6 @@ def overdue(
             raise click.BadParameter(str(exc), param_hint="--as-of") from None
         with services.db.begin() as session:
             data = overdue_report(session, moment, config, notice_id)
-    finally:
-        services.close()
     if csv_file:
         Path(csv_file).write_text(export.to_csv(data), encoding="utf-8")
         click.echo(f"wrote {len(data['violations'])} violations to {csv_file}", err=True)
@@ -156,11 +154,9 @@ def sweep() -> None:
     from wecom_app.sla.config import config_for
     from wecom_app.sla.sweeper import sweep_all
 
-    services = load_services()
-    try:
-        result = sweep_all(services.db, services.clock.now(), config_for(services))
-    except ValueError as exc:
-        raise AppError(str(exc)) from None
-    finally:
-        services.close()
+    with closing(load_services()) as services:
+        try:
+            result = sweep_all(services.db, services.clock.now(), config_for(services))
+        except ValueError as exc:
+            raise AppError(str(exc)) from None
     echo_json(result.__dict__)

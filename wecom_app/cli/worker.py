@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import click
 
 from wecom_app.cli.common import echo_json, friendly_errors, load_services
@@ -17,14 +19,11 @@ def worker(once: bool) -> None:
     """
     from wecom_app.worker import run_forever, settle
 
-    services = load_services()
-    try:
+    with closing(load_services()) as services:
         if once:
             click.echo(f"processed {settle(services)} items")
         else:
             run_forever(services)
-    finally:
-        services.close()
 
 
 @click.group()
@@ -44,12 +43,11 @@ def inbox_process() -> None:
     """
     from callbacks.processing import process_pending
 
-    services = load_services()
     total = 0
-    while n := process_pending(services.db, services.clock, services):
-        total += n
+    with closing(load_services()) as services:
+        while n := process_pending(services.db, services.clock, services):
+            total += n
     click.echo(f"processed {total} inbox events")
-    services.close()
 
 
 @inbox.command("stats")
@@ -64,8 +62,7 @@ def inbox_stats(as_json: bool) -> None:
 
     from wecom_app.models import InboxEvent
 
-    services = load_services()
-    with services.db.begin() as s:
+    with closing(load_services()) as services, services.db.begin() as s:
         rows = s.execute(
             select(
                 InboxEvent.channel,
@@ -96,4 +93,3 @@ def inbox_stats(as_json: bool) -> None:
                 f"{d['channel']:9} {d['msg_type']:6} {d['event'] or '-':22} "
                 f"{d['change_type'] or '-':13} {d['status']:9} {d['count']}"
             )
-    services.close()
