@@ -1,89 +1,91 @@
-"""The one dispatch table: (MsgType, Event, ChangeType) → handler.
+"""The one dispatch table: (MsgType, Event, ChangeType) → handler, and what it must fetch first.
 
-Handlers are plain functions `handler(ctx, event) -> None` registered with `@handles(...)`.
-A second registration for the same key fails at import. Events with no handler go to the single
-fallback, which logs them; they stay in the inbox as `unhandled`.
+Handlers are plain functions `handler(ctx, event) -> None` that run inside the event's own
+transaction and never call WeCom. A handler that needs WeCom's current view (a member's details
+after a thin `change_contact`) names a fetcher, `fetch(client, event) -> data`, which the inbox
+processor runs before opening the transaction; the handler finds its result in `ctx.fetched`.
+Each feature adds its routes with `HandlerTable.add` from its register(); a second registration
+of a route fails at once. Events with no route are the single fallback: logged and kept as
+`unhandled`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from callbacks.events import Event
 from wecom_app.clock import Clock
+from wecom_app.domain_events import DomainEvents
+from wecom_app.wecom.api import WeComApi
 
-log = logging.getLogger(__name__)
-
-Route = tuple[str, str | None, str | None]
+RouteKey = tuple[str, str | None, str | None]
 
 
 @dataclass
 class HandlerContext:
-    """What a handler may use: the caller's session, the clock, and app services."""
+    """What a handler may use: its event's session and clock, the domain events, and what its
+    fetcher brought back."""
 
     session: Session
     clock: Clock
-    services: Any = None
+    events: DomainEvents
     inbox_id: int | None = None
+    received_at: datetime | None = None
+    fetched: Any = None
+
+    @property
+    def cause(self) -> str | None:
+        """The inbox event this work is caused by, for audit trails."""
+        return f"inbox:{self.inbox_id}" if self.inbox_id is not None else None
 
 
 Handler = Callable[[HandlerContext, Any], None]
-_TABLE: dict[Route, Handler] = {}
+Fetcher = Callable[[WeComApi, Any], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A handler and, if it needs WeCom's data, the fetcher that gets it first."""
+
+    handler: Handler
+    fetch: Fetcher | None = None
 
 
 class DuplicateHandler(RuntimeError):
-    """Raised at import when two handlers claim the same route."""
+    """Raised when two handlers claim the same route."""
 
 
-def handles(
-    msg_type: str, event: str | None = None, change_type: str | None = None
-) -> Callable[[Handler], Handler]:
-    """Register a handler for one route; refuse a route that already has one."""
-    route: Route = (msg_type, event, change_type)
+class HandlerTable:
+    """Routes from (MsgType, Event, ChangeType) to handlers."""
 
-    def register(fn: Handler) -> Handler:
-        if route in _TABLE:
-            raise DuplicateHandler(f"{route} already handled by {_TABLE[route].__qualname__}")
-        _TABLE[route] = fn
-        return fn
+    def __init__(self) -> None:
+        self._routes: dict[RouteKey, Route] = {}
 
-    return register
+    def add(
+        self,
+        msg_type: str,
+        event: str | None = None,
+        change_type: str | None = None,
+        *,
+        handler: Handler,
+        fetch: Fetcher | None = None,
+    ) -> None:
+        """Route one (MsgType, Event, ChangeType) to a handler; refuse a route taken already."""
+        key: RouteKey = (msg_type, event, change_type)
+        if key in self._routes:
+            taken = self._routes[key].handler
+            raise DuplicateHandler(f"{key} already handled by {getattr(taken, '__name__', taken)}")
+        self._routes[key] = Route(handler, fetch)
 
+    def route_for(self, event: Event) -> Route | None:
+        """The route of an event, or None for the fallback."""
+        return self._routes.get(event.route)
 
-def handler_for(event: Event) -> Handler | None:
-    """Find the handler for an event's route, if any."""
-    _load_handlers()
-    return _TABLE.get(event.route)
-
-
-def routes() -> dict[Route, Handler]:
-    """A copy of the table, for inspection and tests."""
-    _load_handlers()
-    return dict(_TABLE)
-
-
-def dispatch(ctx: HandlerContext, event: Event) -> bool:
-    """Run the event's handler; return False (after logging) when there is none."""
-    handler = handler_for(event)
-    if handler is None:
-        log.warning("no handler for %s (inbox %s); kept as unhandled", event.route, ctx.inbox_id)
-        return False
-    handler(ctx, event)
-    return True
-
-
-_loaded = False
-
-
-def _load_handlers() -> None:
-    """Import the handler modules once so their registrations run."""
-    global _loaded
-    if not _loaded:
-        import callbacks.handlers  # noqa: F401  (registers on import)
-
-        _loaded = True
+    def routes(self) -> dict[RouteKey, Route]:
+        """A copy of the table, for inspection and tests."""
+        return dict(self._routes)

@@ -1,56 +1,202 @@
-"""Drain the inbox: claim pending events, dispatch each to its handler, record the outcome."""
+"""Drain the inbox: lease pending events, fetch what their handlers need, handle each in its
+own transaction, record the outcome.
+
+Steps for one event, none of them holding a transaction across a WeCom call:
+
+1. claim: a short transaction leases a few pending events to this worker (a token and a lease
+   time in `available_at`; `FOR UPDATE SKIP LOCKED` on PostgreSQL);
+2. fetch: if the event's route names a fetcher, it asks WeCom now, outside any transaction.
+   WeCom unreachable, unanswering or refusing our secret is not the event's fault: the event
+   waits (its attempt not counted) and, for a while, so do other events that need WeCom, so an
+   outage never holds up events that do not (acks, departures);
+3. handle: one transaction re-checks the lease, runs the handler, marks the event done. A
+   handler that raises rolls back only its own event, which is retried with backoff and
+   `failed` after MAX_ATTEMPTS.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
-from callbacks.dispatch import HandlerContext, dispatch
-from callbacks.events import parse_event
+from callbacks.dispatch import HandlerContext, HandlerTable
+from callbacks.events import Event, parse_event
 from callbacks.xmlparse import parse_xml
-from wecom_app.clock import Clock
-from wecom_app.db import Database
+from wecom_app.errors import AppError, CredentialFailing, WeComNetworkError
 from wecom_app.models import InboxEvent, InboxStatus
+from wecom_app.services import Services
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+WECOM_AWAY = timedelta(seconds=15)  # how long events needing WeCom wait after it failed us
 
 
-def process_pending(db: Database, clock: Clock, services: Any = None, batch: int = 200) -> int:
-    """Process up to `batch` pending events in one transaction; return how many were handled."""
-    with db.begin() as session:
-        query = (
-            select(InboxEvent)
-            .where(InboxEvent.status == InboxStatus.PENDING)
-            .order_by(InboxEvent.id)
-            .limit(batch)
+@dataclass(frozen=True)
+class Claimed:
+    """An inbox event leased to this worker."""
+
+    id: int
+    channel: str
+    raw_xml: str
+    received_at: datetime
+    token: str
+
+
+class InboxProcessor:
+    """Handles inbox events for one worker, with the dispatch table it was given."""
+
+    def __init__(self, services: Services, handlers: HandlerTable) -> None:
+        self.services = services
+        self.handlers = handlers
+        self.db = services.db
+        self.clock = services.clock
+        self._wecom_away_until: datetime | None = None
+
+    def claim(self, limit: int) -> list[Claimed]:
+        """Lease up to `limit` pending events that are due, oldest first."""
+        now = self.clock.now()
+        token = secrets.token_hex(16)
+        with self.db.begin() as session:
+            query = (
+                select(InboxEvent)
+                .where(
+                    InboxEvent.status == InboxStatus.PENDING,
+                    or_(InboxEvent.available_at.is_(None), InboxEvent.available_at <= now),
+                )
+                .order_by(InboxEvent.id)
+                .limit(limit)
+            )
+            if self.db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(session.scalars(query))
+            for row in rows:
+                row.lease_token = token
+                row.available_at = now + self.services.tuning.inbox_lease
+            return [Claimed(r.id, r.channel, r.raw_xml, r.received_at, token) for r in rows]
+
+    def run_pending(self, limit: int | None = None) -> int:
+        """Claim and handle one batch of due events; return how many were claimed."""
+        batch = self.claim(limit or self.services.tuning.inbox_batch)
+        for item in batch:
+            self.process(item)
+        return len(batch)
+
+    def process(self, item: Claimed) -> str:
+        """Fetch, handle and record one event; return what became of it."""
+        try:
+            event = parse_event(item.channel, parse_xml(item.raw_xml.encode("utf-8")))
+        except AppError as exc:  # stored, but it will never parse: nothing to retry
+            return self._finish(item, InboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        route = self.handlers.route_for(event)
+        if route is None:
+            log.warning("no handler for %s (inbox %s); kept as unhandled", event.route, item.id)
+            return self._finish(item, InboxStatus.UNHANDLED, None)
+        fetched: Any = None
+        if route.fetch is not None:
+            now = self.clock.now()
+            if self._wecom_away_until is not None and now < self._wecom_away_until:
+                return self._defer(item, self._wecom_away_until, "企业微信暂不可用，稍后处理")
+            try:
+                fetched = route.fetch(self.services.client, event)
+            except (WeComNetworkError, CredentialFailing) as exc:
+                self._wecom_away_until = now + WECOM_AWAY
+                log.warning("inbox %s waits for WeCom: %s", item.id, exc)
+                return self._defer(item, self._wecom_away_until, str(exc))
+            except Exception as exc:  # the fetcher is part of the handler: count an attempt
+                return self._failed_attempt(item, exc)
+            self._wecom_away_until = None
+        return self._handle(item, event, route.handler, fetched)
+
+    def _handle(self, item: Claimed, event: Event, handler: Any, fetched: Any) -> str:
+        """Run the handler in the event's own transaction and mark the event done."""
+        try:
+            with self.db.begin() as session:
+                row = self._locked(session, item)
+                if row is None:
+                    return "lost"
+                ctx = HandlerContext(
+                    session,
+                    self.clock,
+                    self.services.events,
+                    inbox_id=item.id,
+                    received_at=item.received_at,
+                    fetched=fetched,
+                )
+                handler(ctx, event)
+                row.attempts += 1
+                self._close(row, InboxStatus.DONE, None)
+                return InboxStatus.DONE
+        except Exception as exc:  # the dispatcher is one of the few places that catches broadly
+            return self._failed_attempt(item, exc)
+
+    def _failed_attempt(self, item: Claimed, exc: Exception) -> str:
+        """Count a failed attempt; retry later with backoff, or give up after MAX_ATTEMPTS."""
+        log.exception("handler failed for inbox %s", item.id, exc_info=exc)
+        with self.db.begin() as session:
+            row = self._locked(session, item)
+            if row is None:
+                return "lost"
+            row.attempts += 1
+            row.error = f"{type(exc).__name__}: {exc}"[:2000]
+            if row.attempts >= MAX_ATTEMPTS:
+                self._close(row, InboxStatus.FAILED, row.error)
+                return InboxStatus.FAILED
+            row.lease_token = None
+            row.available_at = self.clock.now() + timedelta(seconds=2**row.attempts)
+            return "retry"
+
+    def _defer(self, item: Claimed, until: datetime, reason: str) -> str:
+        """Put an event back until `until` without counting an attempt."""
+        with self.db.begin() as session:
+            row = self._locked(session, item)
+            if row is None:
+                return "lost"
+            row.lease_token, row.available_at, row.error = None, until, reason[:2000]
+            return "deferred"
+
+    def _finish(self, item: Claimed, status: str, error: str | None) -> str:
+        with self.db.begin() as session:
+            row = self._locked(session, item)
+            if row is None:
+                return "lost"
+            row.attempts += 1
+            self._close(row, status, error)
+            return status
+
+    def _close(self, row: InboxEvent, status: str, error: str | None) -> None:
+        row.status, row.error = status, error
+        row.lease_token, row.available_at = None, None
+        row.processed_at = self.clock.now()
+
+    def _locked(self, session: Any, item: Claimed) -> InboxEvent | None:
+        """The event's row if this worker still holds its lease (locked on PostgreSQL)."""
+        query = select(InboxEvent).where(
+            InboxEvent.id == item.id,
+            InboxEvent.lease_token == item.token,
+            InboxEvent.status == InboxStatus.PENDING,
         )
-        if db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.scalars(query))
-        for row in rows:
-            ctx = HandlerContext(session, clock, services, row.id)
-            _process_one(ctx, row)
-        return len(rows)
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            log.warning("inbox %s: lease lost; another worker handles it", item.id)
+        return row
 
 
-def _process_one(ctx: HandlerContext, row: InboxEvent) -> None:
-    """Dispatch one row inside a savepoint so a failing handler undoes only its own work."""
-    row.attempts += 1
-    try:
-        with ctx.session.begin_nested():
-            event = parse_event(row.channel, parse_xml(row.raw_xml.encode("utf-8")))
-            handled = dispatch(ctx, event)
-    except Exception as exc:  # the dispatcher is one of the few places that catches broadly
-        log.exception("handler failed for inbox %s (attempt %s)", row.id, row.attempts)
-        row.error = f"{type(exc).__name__}: {exc}"[:2000]
-        if row.attempts >= MAX_ATTEMPTS:
-            row.status = InboxStatus.FAILED
-            row.processed_at = ctx.clock.now()
+def release(services: Services, items: list[Claimed]) -> None:
+    """Give back events claimed but not handled (a stopping worker)."""
+    if not items:
         return
-    row.status = InboxStatus.DONE if handled else InboxStatus.UNHANDLED
-    row.processed_at = ctx.clock.now()
-    row.error = None
+    with services.db.begin() as session:
+        for item in items:
+            session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id == item.id, InboxEvent.lease_token == item.token)
+                .values(lease_token=None, available_at=None)
+            )

@@ -1,7 +1,9 @@
 """Flask adapter for both callback channels: request → verify/decrypt → inbox → 200.
 
 Slow work never runs here: handlers run from the inbox in the worker, so WeCom gets its empty
-200 within milliseconds, and only after the event is committed.
+200 within milliseconds, and only after the event is committed. When the database fails (down,
+slow, locked) the answer is a 503 within WeCom's 5 s, the event is kept in the disk spool, and
+one log line per half minute says so.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.events import APP, CONTACTS, parse_event
-from callbacks.inbox import incoming, store
+from callbacks.inbox import Inbox
 from callbacks.verify import CallbackRequest, open_message, verify_url
-from wecom_app.errors import CallbackRejected
+from wecom_app.clock import Clock
+from wecom_app.errors import CallbackRejected, DatabaseUnavailable
 from wecom_app.settings import Settings
+from wecom_app.throttled_log import ThrottledLog
 from wecom_app.wecom.crypto import CallbackCrypto
 
 log = logging.getLogger(__name__)
@@ -37,10 +40,11 @@ def channel_cryptos(settings: Settings) -> dict[str, CallbackCrypto]:
     return cryptos
 
 
-def callbacks_blueprint(settings: Settings) -> Blueprint:
+def callbacks_blueprint(settings: Settings, inbox: Inbox, clock: Clock) -> Blueprint:
     """Build the blueprint serving both channels' GET verification and POST events."""
     bp = Blueprint("callbacks", __name__)
     cryptos = channel_cryptos(settings)
+    outage = ThrottledLog(log)
 
     def make_view(channel: str):
         def view() -> Response:
@@ -48,9 +52,18 @@ def callbacks_blueprint(settings: Settings) -> Blueprint:
             if crypto is None:
                 return _reject(channel, CallbackRejected("channel not configured", 404))
             try:
-                return _serve(channel, crypto)
+                return _serve(channel, crypto, settings.callback_max_age, inbox, clock)
             except CallbackRejected as exc:
                 return _reject(channel, exc)
+            except DatabaseUnavailable as exc:
+                outage.warning(
+                    "inbox", "inbox unavailable, callback kept in the spool, answered 503: %s",
+                    exc.reason,
+                )  # fmt: skip
+                return Response("inbox unavailable", 503, content_type="text/plain")
+            except OSError as exc:  # the spool failed too: WeCom may still retry
+                outage.warning("spool", "inbox and spool both unavailable: %s", exc)
+                return Response("inbox unavailable", 503, content_type="text/plain")
 
         view.__name__ = f"{channel}_callback"
         return view
@@ -60,29 +73,23 @@ def callbacks_blueprint(settings: Settings) -> Blueprint:
     return bp
 
 
-def _serve(channel: str, crypto: CallbackCrypto) -> Response:
+def _serve(
+    channel: str, crypto: CallbackCrypto, max_age: int, inbox: Inbox, clock: Clock
+) -> Response:
     """Answer one verified request on a channel."""
-    from wecom_app.app import services
-
-    svc = services(current_app)
-    now = svc.clock.now()
-    max_age = svc.settings.callback_max_age
+    now = clock.now()
     if request.method == "GET":
         req = CallbackRequest("GET", request.args.to_dict(), b"")
         echo = verify_url(crypto, req, now.timestamp(), max_age)
         log.info("callback url verified channel=%s", channel)
         return Response(echo, 200, content_type="text/plain; charset=utf-8")
-    try:
-        # Announced from the start: a concurrent inbox write may wait a moment for this event
-        # and commit both together.
-        with incoming(svc.db) as announcement:
-            req = CallbackRequest("POST", request.args.to_dict(), _read_body())
-            plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
-            event = parse_event(channel, fields)
-            new = store(svc.db, event, plaintext, now, announcement)
-    except SQLAlchemyError:
-        log.exception("inbox write failed channel=%s; WeCom will retry", channel)
-        return Response("inbox unavailable", 503, content_type="text/plain")
+    # Announced from the start: a concurrent inbox write may wait a moment for this event and
+    # commit both together.
+    with inbox.incoming() as announcement:
+        req = CallbackRequest("POST", request.args.to_dict(), _read_body())
+        plaintext, fields = open_message(crypto, req, now.timestamp(), max_age)
+        event = parse_event(channel, fields)
+        new = inbox.store(event, plaintext, now, announcement)
     log.info(
         "callback %s channel=%s route=%s key=%s",
         "stored" if new else "duplicate",

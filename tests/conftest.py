@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ POSTGRES_URL = os.environ.get("WECOM_APP_TEST_POSTGRES_URL", "")
 def base_settings(**overrides: Any) -> dict[str, Any]:
     """Keyword arguments for load_settings that make a complete test configuration."""
     values: dict[str, Any] = {
+        "spool_dir": os.path.join(tempfile.gettempdir(), f"wecom-app-spool-{os.getpid()}"),
         "corp_id": CORP_ID,
         "agent_id": AGENT_ID,
         "app_secret": "app-secret",
@@ -112,14 +114,17 @@ def db(settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: FakeClock) -> Iterator[Any]:
-    """The Flask app over the test database, on the fake clock."""
+def app(settings: Settings, clock: FakeClock, tmp_path: Path) -> Iterator[Any]:
+    """The Flask app over the test database, on the fake clock (nothing serves it)."""
     from wecom_app import create_app
+    from wecom_app.compose import compose
 
-    application = create_app(settings, clock=clock)
+    settings = settings.model_copy(update={"spool_dir": str(tmp_path / "spool")})
+    composition = compose(settings, clock=clock)
+    application = create_app(composition=composition)
     application.config["TESTING"] = True
     yield application
-    application.extensions["wecom_app"].db.dispose()
+    composition.close()
 
 
 @pytest.fixture

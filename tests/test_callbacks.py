@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from tests.conftest import CORP_ID
 from tests.helpers import envelope, post_event, signed_query, text_xml, xml_message
 from wecom_app.models import InboxEvent
+from wecom_app.web.context import services as services_of
 from wecom_app.wecom.crypto import CallbackCrypto
 
 APP_PATH = "/wecom/callback"
@@ -19,7 +20,7 @@ CONTACTS_PATH = "/wecom/contacts/callback"
 
 
 def inbox_count(app: Any) -> int:
-    with app.extensions["wecom_app"].db.begin() as s:
+    with services_of(app).db.begin() as s:
         return s.scalar(select(func.count()).select_from(InboxEvent)) or 0
 
 
@@ -47,7 +48,7 @@ def test_channels_do_not_accept_each_others_keys(client, app_crypto) -> None:
 def test_text_message_stored_before_200(client, app, app_crypto) -> None:
     resp = post_event(client, APP_PATH, app_crypto, text_xml("zhangsan", "收到 #12", 7001))
     assert resp.status_code == 200 and resp.data == b""
-    with app.extensions["wecom_app"].db.begin() as s:
+    with services_of(app).db.begin() as s:
         row = s.scalars(select(InboxEvent)).one()
     assert (row.channel, row.msg_type, row.from_user, row.msg_id) == (
         "app",
@@ -89,7 +90,7 @@ def test_contact_events_dedupe_by_change_type_and_user(client, app, contacts_cry
     ):
         assert post_event(client, CONTACTS_PATH, contacts_crypto, xml).status_code == 200
     assert inbox_count(app) == 3
-    with app.extensions["wecom_app"].db.begin() as s:
+    with services_of(app).db.begin() as s:
         rows = s.scalars(select(InboxEvent).order_by(InboxEvent.id)).all()
     assert [(r.channel, r.change_type, r.subject) for r in rows] == [
         ("contacts", "delete_user", "a"),
@@ -107,7 +108,7 @@ def test_card_click_stored_with_task_id(client, app, app_crypto) -> None:
         "<ResponseCode><![CDATA[rc1]]></ResponseCode><AgentID>1000002</AgentID></xml>"
     )
     assert post_event(client, APP_PATH, app_crypto, xml).status_code == 200
-    with app.extensions["wecom_app"].db.begin() as s:
+    with services_of(app).db.begin() as s:
         row = s.scalars(select(InboxEvent)).one()
     assert (row.event, row.subject, row.from_user) == ("template_card_event", "notice-12", "lisi")
 
@@ -157,7 +158,7 @@ def test_missing_echostr(client, app_crypto) -> None:
 
 
 def test_stale_timestamp_rejected_when_limit_set(app, client, app_crypto, clock) -> None:
-    app.extensions["wecom_app"].settings.callback_max_age = 300
+    services_of(app).settings.callback_max_age = 300
     old = str(int(clock.now().timestamp()) - 301)
     resp = post_event(client, APP_PATH, app_crypto, text_xml("u", "x", 2), timestamp=old)
     assert resp.status_code == 403 and resp.data == b"stale timestamp"
@@ -283,6 +284,7 @@ def test_wrong_method(client, method) -> None:
 def test_contacts_channel_unconfigured_is_404(database_url, clock) -> None:
     from tests.conftest import base_settings
     from wecom_app import create_app
+    from wecom_app.app import composition_of
     from wecom_app.settings import load_settings
 
     settings = load_settings(
@@ -291,4 +293,4 @@ def test_contacts_channel_unconfigured_is_404(database_url, clock) -> None:
     app = create_app(settings, clock=clock)
     resp = app.test_client().get(f"{CONTACTS_PATH}?msg_signature=a&timestamp=1&nonce=n&echostr=e")
     assert resp.status_code == 404
-    app.extensions["wecom_app"].db.dispose()
+    composition_of(app).close()

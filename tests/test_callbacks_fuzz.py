@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from tests.helpers import envelope, signed_query, text_xml
 from wecom_app.models import InboxEvent
+from wecom_app.web.context import services as services_of
 
 PATHS = ["/wecom/callback", "/wecom/contacts/callback"]
 FRAGMENTS = [
@@ -52,7 +53,7 @@ def test_random_requests_never_500(client, app, seed: int) -> None:
         method = rng.choice(["get", "post", "post", "put"])
         resp = getattr(client, method)(path, data=_garbage(rng), content_type="text/xml")
         assert resp.status_code < 500, (method, path, resp.status_code, resp.data)
-    with app.extensions["wecom_app"].db.begin() as s:
+    with services_of(app).db.begin() as s:
         assert s.scalar(select(func.count()).select_from(InboxEvent)) == 0
 
 

@@ -17,8 +17,16 @@ import httpx
 import pytest
 
 from wecom_app.clock import FakeClock
-from wecom_app.errors import ConfigError, WeComError, WeComNetworkError
+from wecom_app.errors import (
+    ConfigError,
+    CredentialFailing,
+    WeComError,
+    WeComNetworkError,
+    WeComNoAnswer,
+    WeComUnreachable,
+)
 from wecom_app.wecom.client import Credential, WeComClient
+from wecom_app.wecom.session import BREAKER_SECONDS
 from wecom_app.wecom.types import SendResult, User
 
 CORP_ID = "ww0123456789abcdef"
@@ -223,8 +231,8 @@ def test_missing_contacts_secret_is_a_clear_error_before_any_http(fake: FakeWeCo
 # -- retries -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("errcode", [-1, 45009, 45033])
-def test_busy_and_limit_errcodes_are_retried_with_growing_backoff(
+@pytest.mark.parametrize("errcode", [-1, 45033])
+def test_busy_errcodes_are_retried_on_reads_with_growing_backoff(
     client: WeComClient, fake: FakeWeCom, sleeps: list[float], errcode: int
 ) -> None:
     fake.script("/cgi-bin/user/get", *[{"errcode": errcode, "errmsg": "busy"}] * 3)
@@ -246,14 +254,77 @@ def test_busy_and_limit_errcodes_are_retried_with_growing_backoff(
     ],
     ids=["connect", "timeout", "http-502", "bad-json"],
 )
-def test_network_failures_are_retried_then_succeed(
+def test_network_failures_are_retried_on_reads_then_succeed(
     client: WeComClient, fake: FakeWeCom, sleeps: list[float], failure: Answer
 ) -> None:
-    fake.script("/cgi-bin/message/send", failure, failure)
-    result = client.message_send({"msgtype": "text", "text": {"content": "hi"}}, touser=["a"])
-    assert result.msgid == "m1"
-    assert fake.calls["/cgi-bin/message/send"] == 3
+    fake.script("/cgi-bin/user/get", failure, failure)
+    assert client.user_get("zhangsan").name == "张三"
+    assert fake.calls["/cgi-bin/user/get"] == 3
     assert len(sleeps) == 2
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (httpx.ConnectError("connection refused"), WeComUnreachable),
+        (httpx.ConnectTimeout("timed out"), WeComUnreachable),
+        (httpx.ReadTimeout("timed out"), WeComNoAnswer),
+        (httpx.RemoteProtocolError("peer closed"), WeComNoAnswer),
+        (httpx.Response(502, text="bad gateway"), WeComNoAnswer),
+        (httpx.Response(200, text="<html>not json</html>"), WeComNoAnswer),
+    ],
+    ids=["connect", "connect-timeout", "read-timeout", "reset", "http-502", "bad-json"],
+)
+def test_a_write_is_sent_once_and_says_whether_it_went_out(
+    client: WeComClient, fake: FakeWeCom, sleeps: list[float], failure: Answer, error: type
+) -> None:
+    fake.script("/cgi-bin/message/send", failure)
+    with pytest.raises(error):
+        client.message_send({"msgtype": "text", "text": {"content": "hi"}}, touser=["a"])
+    assert fake.calls["/cgi-bin/message/send"] == 1 and sleeps == []
+
+
+@pytest.mark.parametrize("errcode", [-1, 45009, 45033])
+def test_a_write_refused_for_the_moment_is_not_retried_inline(
+    client: WeComClient, fake: FakeWeCom, sleeps: list[float], errcode: int
+) -> None:
+    fake.script("/cgi-bin/appchat/send", {"errcode": errcode, "errmsg": "busy"})
+    with pytest.raises(WeComError) as info:
+        client.appchat_send("chat", {"msgtype": "text", "text": {"content": "hi"}})
+    assert info.value.errcode == errcode
+    assert fake.calls["/cgi-bin/appchat/send"] == 1 and sleeps == []
+
+
+def test_frequency_limit_on_a_read_is_not_retried_inline(
+    client: WeComClient, fake: FakeWeCom, sleeps: list[float]
+) -> None:
+    """45009's block lasts its whole window: a retry seconds later cannot succeed."""
+    fake.script("/cgi-bin/user/get", {"errcode": 45009, "errmsg": "api freq out of limit"})
+    with pytest.raises(WeComError) as info:
+        client.user_get("zhangsan")
+    assert info.value.errcode == 45009 and fake.calls["/cgi-bin/user/get"] == 1 and sleeps == []
+
+
+def test_a_refused_secret_opens_a_breaker_instead_of_a_gettoken_storm(
+    fake: FakeWeCom, clock: FakeClock
+) -> None:
+    transport = httpx.MockTransport(fake)
+    wecom = WeComClient(CORP_ID, 1, "rotated-away", transport=transport, clock=clock)
+    with wecom:
+        for _ in range(20):  # every queued write and every handler tries
+            with pytest.raises(CredentialFailing) as info:
+                wecom.user_get("zhangsan")
+        assert fake.calls["/cgi-bin/gettoken"] == 1
+        assert info.value.errcode == 40001 and "WECOM_APP_SECRET" in info.value.reason
+        assert set(wecom.broken_credentials()) == {"app"}
+        clock.advance(BREAKER_SECONDS + 1)
+        with pytest.raises(CredentialFailing):
+            wecom.user_get("zhangsan")  # one probe, still refused
+        assert fake.calls["/cgi-bin/gettoken"] == 2
+        fake.secrets["rotated-away"] = Credential.APP  # the administrator fixed it
+        clock.advance(BREAKER_SECONDS + 1)
+        assert wecom.user_get("zhangsan").name == "张三"
+        assert wecom.broken_credentials() == {}
 
 
 def test_gettoken_itself_is_retried(
@@ -268,11 +339,11 @@ def test_gettoken_itself_is_retried(
 def test_busy_retries_run_out_into_the_errcode(
     client: WeComClient, fake: FakeWeCom, sleeps: list[float]
 ) -> None:
-    fake.script("/cgi-bin/user/get", *[{"errcode": 45009, "errmsg": "api freq out of limit"}] * 9)
+    fake.script("/cgi-bin/user/get", *[{"errcode": -1, "errmsg": "system busy"}] * 9)
     with pytest.raises(WeComError) as info:
         client.user_get("zhangsan")
     assert not isinstance(info.value, WeComNetworkError)
-    assert info.value.errcode == 45009
+    assert info.value.errcode == -1
     assert fake.calls["/cgi-bin/user/get"] == 4
     assert len(sleeps) == 3
 

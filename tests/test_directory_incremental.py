@@ -3,11 +3,15 @@ the simulator to the app's callback URLs, then processed from the inbox."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from tests.directory_fixtures import ANNOUNCED, Mirror, mirror_fixture  # noqa: F401
+from tests.world import World as Mirror
+from tests.world import make_world
+from wecom_app.clock import FakeClock
 from wecom_app.directory.naming import NamingPolicy
 from wecom_app.directory.sync import run_full_sync
 from wecom_app.domain_events import EmployeeDeparted, EmployeeRenamed
@@ -21,8 +25,16 @@ from wecom_app.models import (
 )
 
 
+@pytest.fixture
+def mirror(database_url: str, clock: FakeClock) -> Iterator[Mirror]:
+    """The mirror's world with the contacts secret configured."""
+    with make_world(database_url, clock=clock) as world:
+        yield world
+
+
 def synced(world: Mirror) -> Mirror:
-    run_full_sync(world.db, world.services.client, world.clock, NamingPolicy(), use_list_id=True)
+    run_full_sync(world.db, world.services.client, world.clock, world.services.events,
+                  NamingPolicy(), use_list_id=True)  # fmt: skip
     return world
 
 
@@ -37,8 +49,8 @@ def history(world: Mirror, emp_id: int) -> list[str]:
         return list(session.scalars(query.order_by(EmployeeHistory.id)))
 
 
-def departures() -> list[tuple[str, str]]:
-    return [(e.userid, e.source) for e in ANNOUNCED if isinstance(e, EmployeeDeparted)]
+def departures(world: Mirror) -> list[tuple[str, str]]:
+    return [(e.userid, e.source) for e in world.announced if isinstance(e, EmployeeDeparted)]
 
 
 def inbox_statuses(world: Mirror) -> list[str]:
@@ -85,7 +97,9 @@ def test_new_userid_keeps_the_surrogate_id_and_tags(mirror: Mirror) -> None:
     assert after is not None and after.id == before.id
     assert employee(mirror, "hanyang") is None
     assert "userid_changed" in history(mirror, after.id)
-    assert any(isinstance(e, EmployeeRenamed) and e.new_userid == "hanyang2" for e in ANNOUNCED)
+    assert any(
+        isinstance(e, EmployeeRenamed) and e.new_userid == "hanyang2" for e in mirror.announced
+    )
     with mirror.db.begin() as session:
         assert "hanyang2" in session.scalars(select(TagMember.userid)).all()
 
@@ -98,7 +112,7 @@ def test_departure_by_status_is_announced_once(mirror: Mirror) -> None:
     emp = employee(mirror, "luojun")
     assert emp is not None and emp.status == "departed" and emp.departed_source == "status"
     assert emp.departed_at == mirror.clock.now()
-    assert departures() == [("luojun", "status")]
+    assert departures(mirror) == [("luojun", "status")]
     assert history(mirror, emp.id).count("left") == 1
 
 
@@ -109,7 +123,7 @@ def test_disabled_is_not_a_departure(mirror: Mirror) -> None:
     mirror.process()
     emp = employee(mirror, "majing")
     assert emp is not None and emp.status == "disabled"
-    assert departures() == []
+    assert departures(mirror) == []
     assert history(mirror, emp.id)[-2:] == ["disabled", "unsubscribed"]
 
 
@@ -127,7 +141,7 @@ def test_departure_by_delete_then_duplicate_and_stale_events(mirror: Mirror) -> 
     mirror.process()
     emp = employee(mirror, "linjun")
     assert emp is not None and emp.status == "departed" and emp.departed_source == "delete_user"
-    assert departures() == [("linjun", "delete_user")]
+    assert departures(mirror) == [("linjun", "delete_user")]
 
 
 def test_update_before_create_converges(mirror: Mirror) -> None:
@@ -159,7 +173,7 @@ def test_unsubscribe_of_someone_gone_is_a_departure(mirror: Mirror) -> None:
     mirror.deliver("subscribe", userid="chenmin")
     mirror.process()
     assert employee(mirror, "zhunan").status == "departed"  # type: ignore[union-attr]
-    assert departures() == [("zhunan", "unsubscribe")]
+    assert departures(mirror) == [("zhunan", "unsubscribe")]
     assert inbox_statuses(mirror) == ["done", "done", "done"]
 
 
@@ -223,6 +237,8 @@ def test_failing_fetch_without_payload_is_retried(mirror: Mirror) -> None:
     with mirror.db.begin() as session:
         row = session.scalars(select(InboxEvent)).one()
         assert row.status == "pending" and "48009" in (row.error or "")
+    assert mirror.process() == 0  # it waits for its backoff
+    mirror.clock.advance(5)
     mirror.process()
     assert employee(mirror, "songfang").position == "首席架构师"  # type: ignore[union-attr]
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from tests.directory_fixtures import Mirror, mirror_fixture  # noqa: F401
 from tests.test_directory_sync import _env
+from tests.world import World as Mirror
+from tests.world import make_world
+from wecom_app.clock import FakeClock
 from wecom_app.directory.diff import DeptRecord, EmployeeRecord
 from wecom_app.directory.naming import (
     NamedPerson,
@@ -20,7 +24,6 @@ from wecom_app.directory.naming import (
 from wecom_app.directory.sync import run_full_sync
 from wecom_app.errors import ConfigError
 from wecom_app.models import OutboxMessage
-from wecom_app.outbox import drain
 
 DEPTS = {
     1: DeptRecord(1, "云栖科技", None, 0),
@@ -49,12 +52,20 @@ def test_bad_templates_are_refused(template: str) -> None:
         NamingPolicy(template)
 
 
-def test_bad_template_setting_names_the_key() -> None:
+@pytest.fixture
+def mirror(database_url: str, clock: FakeClock) -> Iterator[Mirror]:
+    """The mirror's world with the contacts secret configured."""
+    with make_world(database_url, clock=clock) as world:
+        yield world
+
+
+def test_bad_template_setting_stops_start_up_naming_the_key() -> None:
     from tests.conftest import base_settings
+    from wecom_app.compose import compose
     from wecom_app.settings import load_settings
 
     with pytest.raises(ConfigError) as caught:
-        load_settings(**base_settings(naming_template="{部门}-{name}"))
+        compose(load_settings(**base_settings(naming_template="{部门}-{name}")))
     assert caught.value.key == "WECOM_NAMING_TEMPLATE"
 
 
@@ -75,7 +86,8 @@ def test_duplicates_get_a_disambiguator_and_keep_good_ones() -> None:
 
 
 def test_naming_report_and_apply_write_aliases_in_wecom(mirror: Mirror) -> None:
-    run_full_sync(mirror.db, mirror.services.client, mirror.clock, NamingPolicy(),
+    run_full_sync(mirror.db, mirror.services.client, mirror.clock, mirror.services.events,
+                  NamingPolicy(),
                   use_list_id=True)  # fmt: skip
     with mirror.db.begin() as session:
         report = {d.userid: d for d in naming_report(named_people(session))}
@@ -90,7 +102,7 @@ def test_naming_report_and_apply_write_aliases_in_wecom(mirror: Mirror) -> None:
     with mirror.db.begin() as session:
         again = apply_aliases(session, report.values(), mirror.clock.now(), "contacts-secret")
     assert queued == len(report) and again == 0
-    while drain(mirror.db, mirror.services.client, mirror.clock):
+    while mirror.outbox.drain():
         pass
     with mirror.db.begin() as session:
         statuses = set(session.scalars(select(OutboxMessage.status)))
@@ -98,7 +110,8 @@ def test_naming_report_and_apply_write_aliases_in_wecom(mirror: Mirror) -> None:
     assert mirror.org.members["hanyang"].alias == "移动研发部-韩洋"
     assert mirror.org.members["huangyao"].alias == "平台研发部-黄瑶"
 
-    run_full_sync(mirror.db, mirror.services.client, mirror.clock, NamingPolicy(),
+    run_full_sync(mirror.db, mirror.services.client, mirror.clock, mirror.services.events,
+                  NamingPolicy(),
                   use_list_id=True)  # fmt: skip
     with mirror.db.begin() as session:
         assert naming_report(named_people(session)) == []
@@ -126,7 +139,8 @@ def test_naming_command(mirror: Mirror) -> None:
 
 
 def test_employees_and_departments_api(mirror: Mirror) -> None:
-    run_full_sync(mirror.db, mirror.services.client, mirror.clock, NamingPolicy(),
+    run_full_sync(mirror.db, mirror.services.client, mirror.clock, mirror.services.events,
+                  NamingPolicy(),
                   use_list_id=True)  # fmt: skip
     client = mirror.app.test_client()
     auth = {"Authorization": "Bearer test-api-token"}
@@ -153,7 +167,8 @@ def test_helpers_for_other_features(mirror: Mirror) -> None:
         leaders_of,
     )
 
-    run_full_sync(mirror.db, mirror.services.client, mirror.clock, NamingPolicy(),
+    run_full_sync(mirror.db, mirror.services.client, mirror.clock, mirror.services.events,
+                  NamingPolicy(),
                   use_list_id=True)  # fmt: skip
     with mirror.db.begin() as session:
         assert department_subtree_ids(session, 3) == {3, 4, 5, 6}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from tests.directory_fixtures import ANNOUNCED, Mirror, mirror_fixture  # noqa: F401
+from tests.world import World as Mirror
+from tests.world import make_world
+from wecom_app.clock import FakeClock
 from wecom_app.directory.naming import NamingPolicy
 from wecom_app.directory.sync import SyncReport, run_full_sync
 from wecom_app.domain_events import EmployeeDeparted
@@ -19,10 +22,23 @@ from wecom_app.errors import WeComError
 from wecom_app.models import Department, DepartmentMember, Employee, EmployeeHistory
 
 
+@pytest.fixture
+def mirror(database_url: str, clock: FakeClock) -> Iterator[Mirror]:
+    """The mirror's world with the contacts secret configured."""
+    with make_world(database_url, clock=clock) as world:
+        yield world
+
+
 def full_sync(world: Mirror, **kwargs: Any) -> SyncReport:
     """Run a full sync with the world's client, contacts secret configured."""
     return run_full_sync(
-        world.db, world.services.client, world.clock, NamingPolicy(), use_list_id=True, **kwargs
+        world.db,
+        world.services.client,
+        world.clock,
+        world.services.events,
+        NamingPolicy(),
+        use_list_id=True,
+        **kwargs,
     )
 
 
@@ -95,7 +111,7 @@ def test_full_sync_repairs_what_lost_callbacks_missed(mirror: Mirror) -> None:
     assert employee(mirror, "chenli").display_name == "平台研发部-陈莉"
     assert employee(mirror, "litao").departments == [4]
     assert employee(mirror, "chenyi").display_name.startswith("综合行政部-")
-    departed = sorted(e.userid for e in ANNOUNCED if isinstance(e, EmployeeDeparted))
+    departed = sorted(e.userid for e in mirror.announced if isinstance(e, EmployeeDeparted))
     assert departed == ["huangyao", "penggang"]
     with mirror.db.begin() as session:
         kinds = set(
@@ -106,7 +122,7 @@ def test_full_sync_repairs_what_lost_callbacks_missed(mirror: Mirror) -> None:
     assert {"left", "renamed", "moved"} <= kinds
 
     full_sync(mirror)  # nothing new: no second announcement
-    assert len([e for e in ANNOUNCED if isinstance(e, EmployeeDeparted)]) == 2
+    assert len([e for e in mirror.announced if isinstance(e, EmployeeDeparted)]) == 2
 
 
 def test_member_outside_visibility_is_not_taken_for_departed(mirror: Mirror) -> None:
@@ -160,7 +176,7 @@ def test_wecom_error_mid_sync_changes_nothing(mirror: Mirror, path: str, errcode
     assert employee(mirror, "huangyao").status == "active"
     assert employee(mirror, "chenli").name == "陈丽"
     assert count(mirror, EmployeeHistory) == before
-    assert ANNOUNCED == []
+    assert mirror.announced == []
 
     httpx.delete(f"{mirror.sim.url}/_sim/faults").raise_for_status()
     report = full_sync(mirror)
@@ -218,11 +234,12 @@ def test_nightly_job_runs_the_full_sync(mirror: Mirror) -> None:
     from wecom_app import jobs
     from wecom_app.models import JobRun
 
-    assert jobs.run_due(mirror.db, mirror.clock, mirror.services, only={"directory_full_sync"})
+    only = jobs.JobTable([mirror.registry.jobs["directory_full_sync"]])
+    assert jobs.run_due(jobs.JobContext(mirror.services), only)
     assert count(mirror, Employee) == len(mirror.org.members)
     with mirror.db.begin() as session:
         run = session.scalars(select(JobRun)).one()
         assert run.status == "done" and run.summary is not None
         assert run.summary["added"] == len(mirror.org.members)
     # Once per day: the same slot is not run twice.
-    assert not jobs.run_due(mirror.db, mirror.clock, mirror.services, only={"directory_full_sync"})
+    assert not jobs.run_due(jobs.JobContext(mirror.services), only)

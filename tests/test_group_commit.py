@@ -76,8 +76,8 @@ def test_no_write_access_fails_the_queued_callers_and_the_next_batch_works(
     real = database.writing
 
     @contextmanager
-    def stuck():
-        raise PoolTimeout("no write access within 30 s")
+    def stuck(timeout=None):
+        raise PoolTimeout("no write access within 2 s")
         yield
 
     monkeypatch.setattr(database, "writing", stuck)

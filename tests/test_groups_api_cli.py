@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import API_TOKEN, APP_AES_KEY, APP_TOKEN
-from tests.groups_support import CORP, GroupEnv, group_env
-from wecom_app import create_app
+from tests.conftest import API_TOKEN, APP_AES_KEY, APP_TOKEN, CORP_ID
+from tests.world import World as GroupEnv
+from tests.world import make_world
 from wecom_app.cli import main
 from wecom_app.clock import SystemClock
 from wecom_app.groups import service
@@ -25,13 +25,13 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 @pytest.fixture
 def env(database_url: str) -> Iterator[GroupEnv]:
-    with group_env(database_url) as running:
+    with make_world(database_url, mirror=True) as running:
         yield running
 
 
 def cli_env(env: GroupEnv) -> dict[str, str]:
     return {
-        "WECOM_CORP_ID": CORP, "WECOM_AGENT_ID": "1000002", "WECOM_APP_SECRET": "app-secret",
+        "WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": "1000002", "WECOM_APP_SECRET": "app-secret",
         "WECOM_CALLBACK_TOKEN": APP_TOKEN, "WECOM_CALLBACK_AES_KEY": APP_AES_KEY,
         "WECOM_APP_API_TOKEN": API_TOKEN, "WECOM_API_BASE": env.sim.url,
         "DATABASE_URL": env.services.settings.database_url,
@@ -47,12 +47,9 @@ def run(env: GroupEnv, *args: str) -> str:
 def test_api_lists_groups_members_and_audit(env: GroupEnv) -> None:
     spec = GroupSpec(name="测试部工作群", owner="zhaochen",
                      rules=GroupRules.from_dict({"departments": [6]}), chatid="qa01")  # fmt: skip
-    service.create(env.services, spec, actor="api-test")
-    app = create_app(env.services.settings, clock=env.clock)
-    try:
-        check_api(app.test_client())
-    finally:
-        app.extensions["wecom_app"].db.dispose()
+    group, _ = service.create_now(env.services, env.outbox, spec, actor="api-test")
+    assert group.status == "active"
+    check_api(env.app.test_client())
 
 
 def check_api(client: Any) -> None:
@@ -84,7 +81,11 @@ def test_cli_apply_config_plan_reconcile_and_audit(env: GroupEnv) -> None:
     assert "liangbobo" in env.chat("rdcenter")["userlist"]  # plan changes nothing
     result = json.loads(run(env, "groups", "reconcile", "rdcenter", "--json"))
     assert result["queued"]
-    env.drain_all(clock=SystemClock())  # the CLI queued on the real clock
+    real = env.compose_another(clock=SystemClock())  # the CLI queued on the real clock
+    try:
+        real.outbox().drain()
+    finally:
+        real.close()
     assert "liangbobo" not in env.chat("rdcenter")["userlist"]
     rows = json.loads(run(env, "groups", "audit", "--userid", "liangbobo", "--json"))
     assert [(r["action"], r["outcome"]) for r in rows][:2] == [("remove", "applied"),

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tests.stack import running_stack
+from tests.world import make_world
+from wecom_app.clock import FakeClock
+from wecom_app.directory.naming import NamingPolicy
 from wecom_app.directory.sync import sync_services
 from wecom_app.groups import service
 from wecom_app.groups.departures import COALESCE
@@ -17,12 +19,13 @@ from wecom_app.models import GroupAudit
 
 
 def test_delete_user_callback_removes_from_groups_with_notice(database_url: str) -> None:
-    with running_stack(database_url) as stack:
-        sync_services(stack.services)
+    with make_world(database_url, clock=FakeClock()) as stack:
+        sync_services(stack.services, NamingPolicy())
         for chatid, rules in (("rd3", {"departments": [3]}), ("mob5", {"departments": [5]})):
             spec = GroupSpec(name=f"{chatid}工作群", owner="zhaoming", chatid=chatid,
                              rules=GroupRules.from_dict({**rules, "users": ["zhaoming"]}))  # fmt: skip
-            service.create(stack.services, spec, actor="test")
+            group, _ = service.create_now(stack.services, stack.outbox, spec, actor="test")
+            assert group.status == "active"
         delivery = stack.sim.events.delete_user("tangfannan")
         assert delivery.status == 200
         stack.settle()

@@ -8,14 +8,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.groups_support import GroupEnv, group_env
+from tests.world import World as GroupEnv
+from tests.world import make_world
 from wecom_app import jobs
-from wecom_app.domain_events import EmployeeDeparted, publish
+from wecom_app.domain_events import EmployeeDeparted
 from wecom_app.groups import service
 from wecom_app.groups.reconcile import reconcile
 from wecom_app.groups.rules import GroupRules, RuleError
 from wecom_app.groups.service import GroupSpec
+from wecom_app.jobs import JobContext, JobTable
 from wecom_app.models import Employee, EmployeeStatus, GroupAudit, ManagedGroup, OutboxMessage
+from wecom_app.outbox import Lane
+from wecom_app.registry import Registry
 
 MOBILE = 5  # 移动研发部, led by wangxuanqiang
 TEST_DEPT = 6  # 测试部
@@ -23,8 +27,21 @@ TEST_DEPT = 6  # 测试部
 
 @pytest.fixture
 def env(database_url: str) -> Iterator[GroupEnv]:
-    with group_env(database_url) as running:
+    with make_world(database_url, mirror=True) as running:
         yield running
+
+
+def appchat_lane(limit: int):
+    def customize(registry: Registry) -> None:
+        registry.outbox.add_lane("appchat", Lane(limit, timedelta(hours=1)))
+
+    return customize
+
+
+def create(env: GroupEnv, spec: GroupSpec) -> ManagedGroup:
+    group, outcome = service.create_now(env.services, env.outbox, spec, actor="test")
+    assert group.status == "active", outcome
+    return group
 
 
 def mobile_group(env: GroupEnv, **extra: object) -> ManagedGroup:
@@ -35,7 +52,7 @@ def mobile_group(env: GroupEnv, **extra: object) -> ManagedGroup:
         rules=GroupRules.from_dict({"departments": [MOBILE], **extra}),  # type: ignore[dict-item]
         chatid="mobile01",
     )
-    return service.create(env.services, spec, actor="test")
+    return create(env, spec)
 
 
 def audit_rows(env: GroupEnv, **where: object) -> list[GroupAudit]:
@@ -51,7 +68,8 @@ def depart(env: GroupEnv, userid: str) -> None:
     with env.db.begin() as session:
         employee = session.scalars(select(Employee).where(Employee.userid == userid)).one()
         employee.status = EmployeeStatus.DEPARTED
-        publish(session, env.clock, EmployeeDeparted(userid, env.clock.now(), "delete_user", "42"))
+        departed = EmployeeDeparted(userid, env.clock.now(), "delete_user", "42")
+        env.services.events.publish(session, env.clock, departed)
 
 
 def set_rules(env: GroupEnv, chatid: str, rules: dict) -> None:
@@ -81,10 +99,10 @@ def test_unknown_department_and_too_many_members_rejected(env: GroupEnv) -> None
         name="x群", owner="zhaoming", rules=GroupRules.from_dict({"departments": [99]})
     )
     with pytest.raises(RuleError, match="未知部门"):
-        service.create(env.services, spec, actor="test")
+        create(env, spec)
     spec.rules = GroupRules.from_dict({"tags": ["不存在"]})
     with pytest.raises(RuleError, match="标签"):
-        service.create(env.services, spec, actor="test")
+        create(env, spec)
     assert env.calls("appchat/create") == 0
 
 
@@ -95,7 +113,7 @@ def test_reconcile_adds_and_removes_in_one_call(env: GroupEnv) -> None:
     assert result.plan.add and result.plan.remove
     again = reconcile(env.services, group.chatid, actor="test")
     assert again.plan.empty  # queued changes are not planned twice
-    env.drain_all()
+    env.drain()
     chat = env.chat(group.chatid)
     assert len(chat["changes"]) == 1
     assert set(chat["userlist"]) == set(result.plan.add) | {"wangxuanqiang", "tanglintao"}
@@ -109,7 +127,7 @@ def test_departed_member_removed_with_explanation(env: GroupEnv) -> None:
     depart(env, "hanyang")
     depart(env, "litao")
     env.clock.advance(2)
-    env.drain_all()
+    env.drain()
     chat = env.chat(group.chatid)
     assert "hanyang" not in chat["userlist"] and "litao" not in chat["userlist"]
     assert len(chat["changes"]) == 1  # both departures folded into one call
@@ -125,7 +143,7 @@ def test_departed_member_removed_with_explanation(env: GroupEnv) -> None:
 def test_departing_owner_transferred_first(env: GroupEnv) -> None:
     group = mobile_group(env)
     depart(env, "wangxuanqiang")
-    env.drain_all()
+    env.drain()
     chat = env.chat(group.chatid)
     first, second = chat["changes"]
     assert first["owner"] == "tanglintao" and first["removed"] == []
@@ -140,8 +158,9 @@ def test_daily_check_repairs_drift(env: GroupEnv) -> None:
         chat = env.sim.state.chats[group.chatid]
         chat["userlist"] = [u for u in chat["userlist"] if u != "litao"] + ["zhaoming"]
     env.clock.set(env.clock.now().replace(hour=1, minute=5))  # 09:05 in Shanghai
-    assert jobs.run_due(env.db, env.clock, env.services, only={"groups_daily_check"})
-    env.drain_all()
+    only = JobTable([env.registry.jobs["groups_daily_check"]])
+    assert jobs.run_due(JobContext(env.services), only)
+    env.drain()
     members = set(env.chat(group.chatid)["userlist"])
     assert "litao" in members and "zhaoming" not in members
     with env.db.begin() as session:
@@ -152,27 +171,30 @@ def test_daily_check_repairs_drift(env: GroupEnv) -> None:
     assert {r.userid for r in drift} == {"zhaoming", "litao"}
 
 
-def test_changes_are_paced_not_dropped(env: GroupEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wecom_app import outbox
+def test_changes_are_paced_not_dropped(database_url: str) -> None:
+    with make_world(database_url, mirror=True, customize=appchat_lane(2)) as env:
+        _paced(env)
 
+
+def _paced(env: GroupEnv) -> None:
     groups = [mobile_group(env)]
     for i in range(2):
         spec = GroupSpec(name=f"测试部{i}群", owner="zhaochen",
                          rules=GroupRules.from_dict({"departments": [TEST_DEPT]}), chatid=f"t{i}")  # fmt: skip
-        groups.append(service.create(env.services, spec, actor="test"))
+        groups.append(create(env, spec))
+        env.clock.advance(timedelta(hours=1, minutes=1))
     env.clock.advance(timedelta(hours=1, minutes=1))
     env.sim.state.config.limits.appchat_changes_per_hour = 2
-    monkeypatch.setitem(outbox.LANES, "appchat", outbox.Lane(2, timedelta(hours=1)))
     for userid in ("hanyang", "litao", "zhaochen"):  # owner of t0 and t1, member of nothing else
         depart(env, userid)
     env.clock.advance(2)
-    env.drain_all()
+    env.drain()
     done = [g for g in groups if env.chat(g.chatid)["changes"]]
     assert len(done) == 2  # the lane stops at the limit instead of being refused
     env.clock.advance(timedelta(hours=1, seconds=5))
-    env.drain_all()
+    env.drain()
     env.clock.advance(timedelta(hours=1, seconds=5))
-    env.drain_all()
+    env.drain()
     with env.db.begin() as session:
         errors = session.scalars(
             select(OutboxMessage.errcode).where(OutboxMessage.errcode.is_not(None))
@@ -191,7 +213,7 @@ def test_refused_change_is_audited_as_failed(env: GroupEnv, errcode: int) -> Non
     env.sim.state.faults.append(Fault("/cgi-bin/appchat/update", "errcode", 1, errcode))
     depart(env, "hanyang")
     env.clock.advance(2)
-    env.drain_all()
+    env.drain()
     (row,) = audit_rows(env, action="remove")
     assert (row.outcome, row.errcode) == ("failed", errcode)
     with env.db.begin() as session:
@@ -200,19 +222,22 @@ def test_refused_change_is_audited_as_failed(env: GroupEnv, errcode: int) -> Non
     assert "hanyang" in env.chat(group.chatid)["userlist"]
 
 
-def test_rate_limit_is_retried_then_applied(env: GroupEnv) -> None:
+def test_rate_limit_holds_the_lane_then_applies(env: GroupEnv) -> None:
     group = mobile_group(env)
     from wecom_app.simulator.state import Fault
 
-    env.sim.state.faults.append(Fault("/cgi-bin/appchat/update", "errcode", 8, 45009))
+    env.sim.state.faults.append(Fault("/cgi-bin/appchat/update", "errcode", 2, 45009))
     depart(env, "hanyang")
     env.clock.advance(2)
-    env.drain_all()
+    env.drain()
     (row,) = audit_rows(env, action="remove")
     assert row.outcome == "queued"  # still on its way, not recorded as done
-    for _ in range(4):
-        env.clock.advance(60)
-        env.drain_all()
+    env.clock.advance(61)  # the minute hold is over; WeCom still says 45009: the hour one
+    env.drain()
+    env.clock.advance(61)
+    assert env.drain() == 0 and audit_rows(env, action="remove")[0].outcome == "queued"
+    env.clock.advance(timedelta(hours=1))
+    env.drain()
     (row,) = audit_rows(env, action="remove")
     assert row.outcome == "applied"
     assert "hanyang" not in env.chat(group.chatid)["userlist"]
@@ -231,7 +256,7 @@ def test_unknown_user_does_not_block_removals(env: GroupEnv) -> None:
         ).one().status = EmployeeStatus.DISABLED
     result = reconcile(env.services, group.chatid, actor="test")
     assert result.plan.add == ("ghost01",) and result.plan.remove == ("hanyang",)
-    env.drain_all()
+    env.drain()
     ghost = audit_rows(env, userid="ghost01", action="add")[-1]
     removal = audit_rows(env, userid="hanyang", action="remove")[-1]
     assert (ghost.outcome, ghost.errcode) == ("failed", 60111)
@@ -245,13 +270,12 @@ def test_two_reconcilers_do_not_double_apply(database_url: str) -> None:
         pytest.skip("concurrency of two workers is a PostgreSQL matter")
     import threading
 
-    from wecom_app.app import Services
+    from wecom_app.services import Services
 
-    with group_env(database_url) as env:
+    with make_world(database_url, mirror=True) as env:
         group = mobile_group(env)
         set_rules(env, group.chatid, {"departments": [TEST_DEPT], "users": ["wangxuanqiang"]})
-        other = Services(env.services.settings, env.clock)
-        other._client = env.services.client
+        other = env.compose_another()
         barrier = threading.Barrier(2)
         results = []
 
@@ -259,35 +283,43 @@ def test_two_reconcilers_do_not_double_apply(database_url: str) -> None:
             barrier.wait()
             results.append(reconcile(services, group.chatid, actor="worker"))
 
-        threads = [threading.Thread(target=run, args=(s,)) for s in (env.services, other)]
+        pair = (env.services, other.services)
+        threads = [threading.Thread(target=run, args=(s,)) for s in pair]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        other.db.dispose()
+        other.close()
         assert sum(1 for r in results if r.outbox_id is not None) == 1
-        env.drain_all()
+        env.drain()
         assert len(env.chat(group.chatid)["changes"]) == 1
         adds = audit_rows(env, action="add", actor="worker")
         assert len(adds) == len({r.userid for r in adds})
 
 
-def test_departure_notice_text_is_configurable(database_url: str) -> None:
-    from types import SimpleNamespace
-
-    from wecom_app.groups import notice
-
+def test_departure_notice_text_is_configurable_per_deployment(database_url: str) -> None:
     template = "{display_name}（{reason}）已被移出本群"
-    try:
-        with group_env(database_url, departure_notice=template) as custom:
-            group = mobile_group(custom)
-            depart(custom, "litao")
-            custom.clock.advance(2)
-            custom.drain_all()
-            text = custom.chat(group.chatid)["messages"][-1]["content"]["content"]
-    finally:
-        notice.configure(SimpleNamespace(departure_notice=None))
-    assert text == "移动研发部-李涛（已离职）已被移出本群"
+    with (
+        make_world(database_url, mirror=True, departure_notice=template) as custom,
+        make_world(database_url, mirror=True) as plain,
+    ):
+        texts = []
+        for world, userid in ((custom, "litao"), (plain, "hanyang")):
+            group = mobile_group(world) if world is custom else None
+            if group is None:  # the same database: the plain app uses the same group
+                group = custom_group(world)
+            depart(world, userid)
+            world.clock.advance(2)
+            world.drain()
+            texts.append(world.chat(group.chatid)["messages"][-1]["content"]["content"])
+    assert texts == ["移动研发部-李涛（已离职）已被移出本群", "移动研发部-韩洋 已离职，已移出本群"]
+
+
+def custom_group(world: GroupEnv) -> ManagedGroup:
+    """The group another app on this database created, adopted into this world's simulator."""
+    spec = GroupSpec(name="移动研发部工作群", owner="wangxuanqiang", chatid="mobile02",
+                     rules=GroupRules.from_dict({"departments": [MOBILE]}))  # fmt: skip
+    return create(world, spec)
 
 
 def test_owner_and_successor_leaving_together(env: GroupEnv) -> None:
@@ -295,7 +327,7 @@ def test_owner_and_successor_leaving_together(env: GroupEnv) -> None:
     depart(env, "wangxuanqiang")  # the owner: transfer to the backup owner tanglintao first
     depart(env, "tanglintao")  # ... who leaves too before anything was sent
     env.clock.advance(2)
-    env.drain_all()
+    env.drain()
     chat = env.chat(group.chatid)
     assert "wangxuanqiang" not in chat["userlist"] and "tanglintao" not in chat["userlist"]
     assert chat["owner"] in chat["userlist"]
@@ -305,17 +337,15 @@ def test_owner_and_successor_leaving_together(env: GroupEnv) -> None:
     ]
 
 
-def test_removals_wait_longer_when_the_hourly_budget_runs_low(
-    env: GroupEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_removals_wait_longer_when_the_hourly_budget_runs_low(env: GroupEnv) -> None:
     from wecom_app import outbox
     from wecom_app.groups.departures import coalesce_delay
 
-    monkeypatch.setitem(outbox.LANES, "appchat", outbox.Lane(4, timedelta(hours=1)))
+    lane = Lane(4, timedelta(hours=1))
     now = env.clock.now()
     with env.db.begin() as session:
-        assert coalesce_delay(session, now) == timedelta(seconds=1)
+        assert coalesce_delay(session, now, lane) == timedelta(seconds=1)
         for i in range(3):
             outbox.enqueue(session, "appchat_update", {"chatid": "x"}, f"k{i}", now=now,
                            lane="appchat")  # fmt: skip
-        assert coalesce_delay(session, now) == timedelta(seconds=6)
+        assert coalesce_delay(session, now, lane) == timedelta(seconds=6)

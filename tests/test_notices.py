@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,14 +14,14 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import CORP_ID
-from tests.stack import Stack, running_stack, texts_to
+from tests.world import World as Stack
+from tests.world import make_world, until
 from wecom_app.bench.mirror import load_mirror
-from wecom_app.domain_events import EmployeeDeparted, publish
+from wecom_app.clock import FakeClock
+from wecom_app.domain_events import EmployeeDeparted
 from wecom_app.models import InboxEvent, Notice, OutboxMessage, Receipt
-from wecom_app.notices import delivery
-from wecom_app.outbox import drain
+from wecom_app.notices import delivery, service
 from wecom_app.simulator.org import ACTIVE
-from wecom_app.wecom.client import WeComClient
 
 RD_TREE = {3, 4, 5, 6}  # 研发中心 and its three sub-departments in config/sample-org.yaml
 
@@ -30,7 +29,7 @@ RD_TREE = {3, 4, 5, 6}  # 研发中心 and its three sub-departments in config/s
 @pytest.fixture
 def stack(database_url: str) -> Iterator[Stack]:
     """Simulator + app over HTTP, with the mirror filled from the simulator's org."""
-    with running_stack(database_url) as st:
+    with make_world(database_url, clock=FakeClock()) as st:
         load_mirror(st.services.db, st.sim.state.org, st.clock.now())
         yield st
 
@@ -185,12 +184,12 @@ def test_ack_by_text_forms(stack: Stack, text: str) -> None:
     stack.settle()
     receipt = receipts_by_user(stack, notice["code"])["sunqiangjie"]
     assert receipt["state"] == "acknowledged" and receipt["channel"] == "text"
-    replies = texts_to(stack, "sunqiangjie")
+    replies = stack.texts_to("sunqiangjie")
     assert len(replies) == 1 and f"#{notice['code']}" in replies[0] and "已确认" in replies[0]
 
 
 def test_the_deployment_chooses_its_ack_words(database_url: str) -> None:
-    with running_stack(database_url, notice_ack_words="阅,已阅") as st:
+    with make_world(database_url, clock=FakeClock(), notice_ack_words="阅,已阅") as st:
         load_mirror(st.services.db, st.sim.state.org, st.clock.now())
         notice = send(st)
         st.sim.events.deliver_text("sunqiangjie", "收到")  # not one of this company's words
@@ -214,14 +213,14 @@ def test_text_acks_most_recent_or_the_one_named_by_code(stack: Stack) -> None:
     assert receipts_by_user(stack, second["code"])["zhengchao"]["state"] == "acknowledged"
     stack.sim.events.deliver_text("zhengchao", "收到")
     stack.settle()
-    assert texts_to(stack, "zhengchao")[-1] == "您目前没有待确认的通知。"
+    assert stack.texts_to("zhengchao")[-1] == "您目前没有待确认的通知。"
 
 
 def test_other_text_gets_help_listing_pending_notices(stack: Stack) -> None:
     notice = send(stack, title="季度安全培训")
     stack.sim.events.deliver_text("yexinjing", "这个培训在哪里？")
     stack.settle()
-    reply = texts_to(stack, "yexinjing")[-1]
+    reply = stack.texts_to("yexinjing")[-1]
     assert f"#{notice['code']} 季度安全培训" in reply and "收到 #编号" in reply
     assert receipts_by_user(stack, notice["code"])["yexinjing"]["state"] == "sent"
 
@@ -252,7 +251,7 @@ def test_late_ack_is_recorded_as_late(stack: Stack) -> None:
     stack.settle()
     receipts = receipts_by_user(stack, notice["code"])
     assert receipts["chenli"]["late"] and receipts["chenmin"]["late"]
-    assert "逾期" in texts_to(stack, "chenmin")[-1]
+    assert "逾期" in stack.texts_to("chenmin")[-1]
     assert stack.sim.state.card_updates[-1]["replace_name"] == "已收到（逾期）"
     counts = status(stack, notice["code"])["counts"]
     assert counts["late"] == 2 and counts["overdue"] == notice["recipients"] - 2
@@ -261,7 +260,8 @@ def test_late_ack_is_recorded_as_late(stack: Stack) -> None:
 def test_departed_recipient_is_excluded(stack: Stack) -> None:
     notice = send(stack)
     with stack.services.db.begin() as s:
-        publish(s, stack.clock, EmployeeDeparted("songfang", stack.clock.now(), "delete_user"))
+        departed = EmployeeDeparted("songfang", stack.clock.now(), "delete_user")
+        stack.services.events.publish(s, stack.clock, departed)
     data = status(stack, notice["code"])
     assert data["counts"]["excluded"] == 1
     assert data["counts"]["counted"] == notice["recipients"] - 1
@@ -290,36 +290,28 @@ def test_resend_only_to_non_acknowledgers(stack: Stack) -> None:
     assert status(stack, notice["code"])["counts"]["acknowledged"] == 3
 
 
-def test_outage_mid_send_ends_with_one_card_per_recipient(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 7)
-    services = stack.services
-    # A short timeout so a slow WeCom answer looks like a failure after it did send.
-    services.use_client(
-        WeComClient(
-            CORP_ID, 1000002, "app-secret", base_url=stack.sim.url, clock=stack.clock,
-            timeout=0.3, sleep=lambda _s: None, max_retries=1,
-        )
-    )  # fmt: skip
-    resp = api(
-        stack,
-        "post",
-        "/api/v1/notices",
-        json={"title": "停电通知", "audience": {"departments": [1]}},
-    )
-    notice = resp.json()["notice"]
+def test_outage_mid_send_ends_with_one_card_per_recipient(database_url: str) -> None:
+    # A short timeout, so a slow WeCom answer looks like no answer after it did send.
+    with make_world(database_url, clock=FakeClock(), client_options={"timeout": 0.3}) as stack:
+        load_mirror(stack.db, stack.org, stack.clock.now())
+        _outage_mid_send(stack)
+
+
+def _outage_mid_send(stack: Stack) -> None:
+    draft = service.draft_from({"title": "停电通知", "audience": {"departments": [1]}})
+    with stack.db.begin() as s:
+        created, _ = service.create(s, draft, stack.clock.now(), batch_size=7)
+        notice = {"code": created.code, "recipients": created.recipients, "id": created.id,
+                  "batches": created.batches}  # fmt: skip
     assert notice["batches"] > 10
-    assert drain(services.db, services.client, stack.clock, batch=2) == 2
-    faults = "/_sim/faults"
-    path = "/cgi-bin/message/send"
-    sim(stack, "post", faults, json={"path": path, "kind": "delay", "delay": 1.0, "count": 2})
-    drain(services.db, services.client, stack.clock, batch=1)
-    sim(stack, "post", faults, json={"path": path, "kind": "http500", "count": 40})
-    drain(services.db, services.client, stack.clock, batch=100)
-    time.sleep(1.5)  # let the slow calls finish inside the simulator
-    sim(stack, "delete", faults)
-    sim(stack, "post", faults, json={"path": path, "kind": "errcode", "errcode": -1, "count": 3})
+    assert stack.outbox.drain(2) == 2
+    stack.fault("message/send", "delay", delay=1.0, count=2)
+    stack.outbox.drain(1)  # sent, but the answer comes too late: no answer
+    stack.fault("message/send", "http500", count=40)
+    stack.outbox.drain(100)
+    until(lambda: stack.calls("message/send") >= 3 and len(cards(stack, notice)) >= 3)
+    stack.clear_faults()
+    stack.fault("message/send", "errcode", errcode=-1, count=3)
     for _ in range(6):
         stack.clock.advance(timedelta(minutes=16))
         stack.settle()

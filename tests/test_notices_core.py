@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from wecom_app.cli import main
+from wecom_app.errors import ConfigError
 from wecom_app.notices import pacing, service
 from wecom_app.notices.audience import (
     AudienceError,
@@ -133,8 +134,9 @@ def test_ack_words_are_configurable() -> None:
     assert read("阅", words).is_ack and read("Roger that!", words).is_ack
     assert not read("收到", words).is_ack
     assert read("收到", ack_words(None)).is_ack  # unset: the defaults
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError) as info:
         ack_words(" , ,")
+    assert info.value.key == "WECOM_NOTICE_ACK_WORDS"
 
 
 @pytest.mark.parametrize(("value", "minutes"), [(None, 30), (45, 45), ("2h", 120), ("1h30m", 90)])

@@ -8,20 +8,29 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.stack import running_stack
-from wecom_app import outbox
-from wecom_app.app import Services
+from tests.world import make_world
 from wecom_app.models import OutboxMessage
-from wecom_app.outbox import Lane, claim, drain, enqueue
+from wecom_app.outbox import Lane, enqueue
+from wecom_app.registry import Registry
 from wecom_app.simulator.state import Fault
+from wecom_app.worker import Worker
 
 TEXT = {"msgtype": "text", "text": {"content": "测试消息"}}
 
 
 @pytest.fixture
 def stack(database_url, clock):
-    with running_stack(database_url, clock) as s:
+    with make_world(database_url, clock=clock) as s:
         yield s
+
+
+def paced(limit: int):
+    """Tighten the appchat lane, as a deployment with a lower limit would."""
+
+    def customize(registry: Registry) -> None:
+        registry.outbox.add_lane("appchat", Lane(limit, timedelta(hours=1)))
+
+    return customize
 
 
 def _send(stack, key: str, users: list[str], **kw) -> bool:
@@ -48,23 +57,24 @@ def _delivered(stack, userid: str) -> int:
 def test_enqueue_is_idempotent_and_drain_sends_once(stack) -> None:
     assert _send(stack, "k1", ["zhaoming"]) is True
     assert _send(stack, "k1", ["zhaoming"]) is False
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 1
+    assert stack.outbox.drain() == 1
     (row,) = _rows(stack)
-    assert row.status == "done" and row.result["msgid"]
+    assert row.status == "done" and row.result["msgid"] and row.lease_token is None
     assert _delivered(stack, "zhaoming") == 1
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 0
+    assert stack.outbox.drain() == 0
 
 
 def test_retryable_error_backs_off_then_succeeds(stack) -> None:
     stack.sim.state.faults.append(Fault("/cgi-bin/message/send", "errcode", 10, errcode=-1))
     _send(stack, "k2", ["zhaoming"])
-    drain(stack.services.db, stack.services.client, stack.clock)
+    stack.outbox.drain()
     (row,) = _rows(stack)
     assert row.status == "pending" and row.errcode == -1 and row.next_attempt_at > stack.clock.now()
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 0  # not due yet
+    assert stack.calls("message/send") == 1  # the client sends a write once: no inline retry
+    assert stack.outbox.drain() == 0  # not due yet
     stack.sim.state.faults.clear()
     stack.clock.advance(timedelta(minutes=1))
-    drain(stack.services.db, stack.services.client, stack.clock)
+    stack.outbox.drain()
     (row,) = _rows(stack)
     assert row.status == "done" and row.attempts == 2
     assert _delivered(stack, "zhaoming") == 1
@@ -72,26 +82,46 @@ def test_retryable_error_backs_off_then_succeeds(stack) -> None:
 
 def test_final_error_recorded_with_errcode(stack) -> None:
     _send(stack, "k3", ["nobody-here"])
-    drain(stack.services.db, stack.services.client, stack.clock)
+    stack.outbox.drain()
     (row,) = _rows(stack)
     assert row.status == "failed" and row.errcode == 81013
 
 
-def test_crashed_worker_lease_expires_and_duplicate_check_prevents_double(stack) -> None:
+def test_a_text_whose_worker_died_mid_call_is_unknown_not_repeated(stack) -> None:
     _send(stack, "k4", ["zhaoming"])
-    (msg,) = claim(stack.services.db, stack.clock)
-    # The worker performs the call, then dies before recording the outcome.
-    outbox.perform(stack.services.client, msg)
-    assert claim(stack.services.db, stack.clock) == []  # leased
-    stack.clock.advance(outbox.LEASE + timedelta(seconds=1))
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 1
+    (msg,) = stack.outbox.claim()
+    stack.outbox.perform(msg)  # the call lands, then the worker dies before recording it
+    assert stack.outbox.claim() == []  # leased
+    stack.clock.advance(stack.services.tuning.outbox_lease + timedelta(seconds=1))
+    assert stack.outbox.drain() == 1
     (row,) = _rows(stack)
-    assert row.status == "done" and row.attempts == 2
-    assert _delivered(stack, "zhaoming") == 1  # WeCom's duplicate check swallowed the repeat
+    assert (row.status, row.attempts, row.unanswered) == ("unknown", 2, 1)
+    assert "中断" in row.last_error
+    assert _delivered(stack, "zhaoming") == 1  # never sent a second time
 
 
-def test_lane_paces_instead_of_dropping(stack, monkeypatch) -> None:
-    monkeypatch.setitem(outbox.LANES, "appchat", Lane(3, timedelta(hours=1)))
+def test_a_card_whose_worker_died_mid_call_is_repeated_and_deduplicated_by_task_id(stack) -> None:
+    card = {"msgtype": "template_card", "template_card": {
+        "card_type": "button_interaction", "task_id": "t-crash-1",
+        "main_title": {"title": "测试"}, "button_list": [{"text": "收到", "key": "k"}]}}  # fmt: skip
+    with stack.db.begin() as s:
+        enqueue(s, "message_send", {"msg": card, "touser": ["zhaoming"]}, "card",
+                now=stack.clock.now())  # fmt: skip
+    (msg,) = stack.outbox.claim()
+    stack.outbox.perform(msg)
+    stack.clock.advance(stack.services.tuning.outbox_lease + timedelta(seconds=1))
+    assert stack.outbox.drain() == 1
+    (row,) = _rows(stack)
+    assert row.status == "done" and row.result["delivered_earlier"] is True
+    assert stack.calls("message/send") == 2 and _delivered(stack, "zhaoming") == 1
+
+
+def test_lane_paces_instead_of_dropping(database_url, clock) -> None:
+    with make_world(database_url, clock=clock, customize=paced(3)) as stack:
+        _lane_paces(stack)
+
+
+def _lane_paces(stack) -> None:
     chatid = stack.services.client.appchat_create("测试群", "zhaoming", ["zhaoming", "zhangyao"])
     with stack.services.db.begin() as s:
         for i in range(7):
@@ -103,12 +133,12 @@ def test_lane_paces_instead_of_dropping(stack, monkeypatch) -> None:
                 now=stack.clock.now(),
                 lane="appchat",
             )
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 3
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 0
+    assert stack.outbox.drain() == 3
+    assert stack.outbox.drain() == 0
     stack.clock.advance(timedelta(hours=1, seconds=1))
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 3
+    assert stack.outbox.drain() == 3
     stack.clock.advance(timedelta(hours=1, seconds=1))
-    assert drain(stack.services.db, stack.services.client, stack.clock) == 1
+    assert stack.outbox.drain() == 1
     assert all(r.status == "done" for r in _rows(stack))
 
 
@@ -126,31 +156,35 @@ def test_two_workers_on_postgres_send_each_message_once(stack, database_url) -> 
                 **row.payload,
                 "msg": {"msgtype": "text", "text": {"content": row.idempotency_key}},
             }
-    second = Services(stack.services.settings, stack.clock)
-    second.use_client(stack.services.client)
+    second = stack.compose_another()
     errors: list[BaseException] = []
 
-    def run(svc: Services) -> None:
+    def run(worker: Worker) -> None:
         try:
-            while drain(svc.db, svc.client, stack.clock, batch=3):
+            while worker.outbox.drain(3):
                 pass
         except BaseException as exc:  # pragma: no cover - surfaced below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(svc,)) for svc in (stack.services, second)]
+    workers = (stack.worker, Worker(second))
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    second.db.dispose()
+    second.close()
     assert not errors
     assert len(stack.sim.state.messages) == 40
     with stack.services.db.begin() as s:
         assert s.scalar(select(func.count()).where(OutboxMessage.status == "done")) == 40
 
 
-def test_an_exhausted_lane_does_not_starve_other_writes(stack, monkeypatch) -> None:
-    monkeypatch.setitem(outbox.LANES, "appchat", Lane(2, timedelta(hours=1)))
+def test_an_exhausted_lane_does_not_starve_other_writes(database_url, clock) -> None:
+    with make_world(database_url, clock=clock, customize=paced(2)) as stack:
+        _exhausted_lane(stack)
+
+
+def _exhausted_lane(stack) -> None:
     chatid = stack.services.client.appchat_create("测试群", "zhaoming", ["zhaoming", "zhangyao"])
     msg = {"msgtype": "text", "text": {"content": "群消息"}}
     with stack.services.db.begin() as s:
@@ -165,7 +199,7 @@ def test_an_exhausted_lane_does_not_starve_other_writes(stack, monkeypatch) -> N
             )
     stack.clock.advance(1)
     _send(stack, "after-the-backlog", ["zhaoming"])
-    while drain(stack.services.db, stack.services.client, stack.clock):
+    while stack.outbox.drain():
         pass
     with stack.services.db.begin() as s:
         sent = s.scalar(
@@ -199,7 +233,7 @@ def test_a_burst_of_3000_group_changes_is_paced_under_wecoms_limit_not_dropped(s
             )
     hours = 0
     while True:
-        while drain(stack.services.db, stack.services.client, stack.clock, batch=200):
+        while stack.outbox.drain(200):
             pass
         with stack.services.db.begin() as s:
             left = s.scalar(select(func.count()).where(OutboxMessage.status == "pending"))

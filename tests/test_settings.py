@@ -55,6 +55,14 @@ def test_complete_environment_loads(env: pytest.MonkeyPatch) -> None:
     assert not s.contacts_channel_configured
 
 
+def start_up() -> None:
+    """What every entry point does first: read settings and compose the app from them."""
+    from wecom_app.compose import compose
+    from wecom_app.db import Database
+
+    compose(load_settings(), db=Database("sqlite:///:memory:")).close()
+
+
 @pytest.mark.parametrize("key", list(REQUIRED))
 def test_missing_key_is_named(env: pytest.MonkeyPatch, key: str) -> None:
     set_required(env, **{key: None})
@@ -80,7 +88,7 @@ def test_missing_key_is_named(env: pytest.MonkeyPatch, key: str) -> None:
 def test_malformed_key_is_named(env: pytest.MonkeyPatch, key: str, value: str, reason: str) -> None:
     set_required(env, **{key: value})
     with pytest.raises(ConfigError) as exc:
-        load_settings()
+        start_up()
     assert exc.value.key == key and reason in exc.value.reason
     assert value not in str(exc.value) or len(value) < 4  # the bad value itself is not echoed
 

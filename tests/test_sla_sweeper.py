@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from tests.sla_support import CONFIG, at, make_org, send_notice, sla_messages
 from wecom_app.clock import FakeClock
 from wecom_app.db import Database
+from wecom_app.jobs import JobContext
 from wecom_app.models import Employee, EmployeeStatus, Notice, Receipt
 from wecom_app.notices import pacing
 from wecom_app.notices.acks import acknowledge
@@ -226,8 +227,8 @@ def test_arming_starts_the_working_time_clock(db: Database) -> None:
 def test_sweep_job_runs_from_the_worker_schedule(db: Database) -> None:
     ids = make_org(db, T0)
     send_notice(db, ids, ["alice"], T0)
-    services = SimpleNamespace(db=db, clock=FakeClock(at(2026, 1, 6, 10, 20)), settings=None)
-    summary = sweep_job(services)
+    services = SimpleNamespace(db=db, clock=FakeClock(at(2026, 1, 6, 10, 20)))
+    summary = sweep_job(JobContext(services), config=CONFIG)
     assert summary["reminded"] == 1 and summary["messages"] == 1
 
 

@@ -6,50 +6,47 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import API_TOKEN, APP_AES_KEY, APP_TOKEN, CONTACTS_AES_KEY, CONTACTS_TOKEN
-from tests.stack import running_stack
-from wecom_app import jobs
+from tests.world import make_world, until
+from wecom_app.clock import FakeClock
+from wecom_app.jobs import Job, JobContext
 from wecom_app.models import InboxEvent, OutboxMessage
 from wecom_app.outbox import enqueue
+from wecom_app.registry import Registry
 
 
-@pytest.fixture
-def stack(sqlite_url, clock):
-    with running_stack(sqlite_url, clock) as s:
-        yield s
+def queue_a_message(ctx: JobContext) -> dict[str, int]:
+    with ctx.services.db.begin() as s:
+        enqueue(
+            s,
+            "message_send",
+            {"msg": {"msgtype": "text", "text": {"content": "定时"}}, "touser": ["zhaoming"]},
+            "job-msg",
+            now=ctx.services.clock.now(),
+        )
+    return {"queued": 1}
 
 
-def test_settle_sends_what_a_job_queued_in_the_same_call(stack, monkeypatch) -> None:
-    def queue_a_message(services):
-        with services.db.begin() as s:
-            enqueue(
-                s,
-                "message_send",
-                {"msg": {"msgtype": "text", "text": {"content": "定时"}}, "touser": ["zhaoming"]},
-                "job-msg",
-                now=services.clock.now(),
-            )
-        return {"queued": 1}
+def test_settle_sends_what_a_job_queued_in_the_same_call(sqlite_url) -> None:
+    def add_job(registry: Registry) -> None:
+        registry.jobs.add(Job("test_job", queue_a_message, every=timedelta(minutes=1)))
 
-    monkeypatch.setitem(
-        jobs.JOBS, "test_job", jobs.Job("test_job", queue_a_message, every=timedelta(minutes=1))
-    )
-    stack.settle()
-    with stack.services.db.begin() as s:
-        assert s.scalars(select(OutboxMessage.status)).all() == ["done"]
-    assert any("zhaoming" in m["delivered"] for m in stack.sim.state.messages)
+    with make_world(sqlite_url, clock=FakeClock(), customize=add_job) as world:
+        world.settle()
+        with world.db.begin() as s:
+            assert s.scalars(select(OutboxMessage.status)).all() == ["done"]
+        assert any("zhaoming" in m["delivered"] for m in world.sim.state.messages)
 
 
-def test_worker_process_handles_callbacks_and_stops_on_sigterm(stack) -> None:
-    stack.sim.events.deliver_text("zhaoming", "你好")
-    settings = stack.services.settings
-    env = {
+def worker_env(world) -> dict[str, str]:
+    """The environment a `wecom-app worker` process needs to join a world."""
+    settings = world.services.settings
+    return {
         **os.environ,
         "WECOM_CORP_ID": settings.corp_id,
         "WECOM_AGENT_ID": str(settings.agent_id),
@@ -59,24 +56,33 @@ def test_worker_process_handles_callbacks_and_stops_on_sigterm(stack) -> None:
         "WECOM_CONTACTS_SECRET": "contacts-secret",
         "WECOM_CONTACTS_TOKEN": CONTACTS_TOKEN,
         "WECOM_CONTACTS_AES_KEY": CONTACTS_AES_KEY,
-        "WECOM_API_BASE": stack.sim.url,
+        "WECOM_API_BASE": world.sim.url,
         "DATABASE_URL": settings.database_url,
         "WECOM_APP_API_TOKEN": API_TOKEN,
     }
+
+
+@pytest.fixture
+def world(sqlite_url):
+    with make_world(sqlite_url, clock=FakeClock()) as w:
+        yield w
+
+
+def test_worker_process_handles_callbacks_and_stops_on_sigterm(world) -> None:
+    world.sim.events.deliver_text("zhaoming", "你好")
     proc = subprocess.Popen(
         [sys.executable, "-m", "wecom_app.cli", "worker"],
-        env=env,
+        env=worker_env(world),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        status = "pending"
-        while status == "pending" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            with stack.services.db.begin() as s:
-                status = s.scalars(select(InboxEvent.status)).one()
-        assert status != "pending", "the worker did not process the inbox"
+
+        def handled() -> bool:
+            with world.db.read() as s:
+                return s.scalars(select(InboxEvent.status)).one() != "pending"
+
+        until(handled, timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=30)[0].decode()

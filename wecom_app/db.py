@@ -1,14 +1,20 @@
 """Engines and sessions: SQLite in WAL mode by default, PostgreSQL via DATABASE_URL.
 
-The caller owns the session and the transaction (`with db.begin() as session:`); services take the
-session as an argument and never commit.
+The caller owns the session and the transaction (`with db.begin() as session:` to write,
+`with db.read() as session:` to only read); services take the session as an argument and never
+commit. `db.in_transaction()` tells whether this thread holds one open, which the composition
+root uses to catch a WeCom call made from inside a transaction. `db.exclusive(name)` is a lock
+across processes for work that must not run twice at once (a full sync), taken with the
+database's own means: an advisory lock on PostgreSQL, flock() beside a SQLite file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -24,6 +30,11 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 IDLE_PING_SECONDS = 10.0  # PostgreSQL connections idle longer are pinged before reuse
+CONNECT_TIMEOUT_SECONDS = 3  # a database host that does not answer fails fast
+# The callback inbox answers WeCom within its 5 s: past these, it gives up and says 503.
+INBOX_STATEMENT_TIMEOUT_MS = 2000
+INBOX_LOCK_TIMEOUT_MS = 1000
+INBOX_WAIT_SECONDS = 2.0
 
 
 def normalise_url(url: str) -> str:
@@ -47,6 +58,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_timeout", 10)
+    kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         event.listen(engine, "checkout", _idle_pinger(engine))
@@ -99,21 +112,31 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+READ_ONLY = "wecom_app_read_only"
+
+
 def _sqlite_begin_immediate(conn: Any) -> None:
-    """Take the write lock at BEGIN so two writers queue instead of failing on upgrade."""
+    """Take the write lock at BEGIN so two writers queue instead of failing on upgrade.
+
+    A read-only transaction (Database.read) begins deferred: in WAL mode it reads a snapshot
+    and never waits for, nor holds up, a writer.
+    """
     # Straight to the driver: every transaction runs this, and SQLAlchemy's execution machinery
     # (context, events, result) around it cost about 10 us a time for nothing.
-    conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+    deferred = conn.get_execution_options().get(READ_ONLY)
+    conn.connection.driver_connection.execute("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
-def _sqlite_writer(url: str) -> Any:
-    """For a SQLite file, the shared writer queue; otherwise a lock that does nothing."""
+def _sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL, or None (PostgreSQL, in-memory SQLite)."""
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
-        return nullcontext
-    from wecom_app.sqlite_writer import writer_lock
+        return None
+    return parsed.database
 
-    return writer_lock(parsed.database).hold
+
+def _no_writer(timeout: float | None = None) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 class Database:
@@ -123,8 +146,18 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = _sqlite_writer(self.url)
+        self._file = _sqlite_file(self.url)
+        if self._file is not None:
+            from wecom_app.sqlite_writer import writer_lock
+
+            self._writer: Any = writer_lock(self._file).hold
+        else:
+            self._writer = _no_writer
         self._dedicated: weakref.WeakSet[DedicatedConnection] = weakref.WeakSet()
+        self._open = threading.local()
+        self._exclusive_guard = threading.Lock()
+        self._exclusive_held: set[str] = set()
+        self._memory_locks: dict[str, threading.Lock] = {}
 
     @property
     def is_postgres(self) -> bool:
@@ -134,12 +167,55 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Session]:
         """Open a session inside one transaction, committed on success."""
-        with self._writer(), self.sessions() as session, session.begin():
+        with self._writer(), self._tracked(), self.sessions() as session, session.begin():
             yield session
 
-    def writing(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session in a transaction that only reads; on SQLite it never waits for a writer."""
+        with self._tracked(), self.sessions() as session:
+            session.connection(execution_options={READ_ONLY: True})
+            yield session  # closing the session rolls the read transaction back
+
+    @contextmanager
+    def _tracked(self) -> Iterator[None]:
+        self._open.depth = getattr(self._open, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._open.depth -= 1
+
+    def in_transaction(self) -> bool:
+        """Whether this thread has a transaction of this database open right now."""
+        return getattr(self._open, "depth", 0) > 0
+
+    def writing(self, timeout: float | None = None) -> AbstractContextManager[None]:
         """Hold SQLite's writer queue (re-entrant in a thread); on PostgreSQL, nothing."""
-        return self._writer()
+        return self._writer(timeout)
+
+    @contextmanager
+    def exclusive(self, name: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold a lock named `name` across every process on this database.
+
+        Yields True when held; with wait=False, yields False at once if someone holds it. The
+        lock ends with the block, and with the process if it dies (the database or the kernel
+        releases it).
+        """
+        with self._exclusive_guard:
+            if name in self._exclusive_held and not wait:
+                yield False
+                return
+        lock = _PgAdvisoryLock(self, name) if self.is_postgres else _FileLock(self, name)
+        with lock.hold(wait) as held:
+            if held:
+                with self._exclusive_guard:
+                    self._exclusive_held.add(name)
+            try:
+                yield held
+            finally:
+                if held:
+                    with self._exclusive_guard:
+                        self._exclusive_held.discard(name)
 
     def dedicated(self) -> DedicatedConnection:
         """A connection of its own, outside the pool, for one hot single-statement path.
@@ -155,6 +231,64 @@ class Database:
         for conn in list(self._dedicated):
             conn.close()
         self.engine.dispose()
+
+
+class _PgAdvisoryLock:
+    """pg_advisory_lock on a connection of its own, held for the block."""
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.db, self.name = db, name
+
+    @contextmanager
+    def hold(self, wait: bool) -> Iterator[bool]:
+        from sqlalchemy import text
+
+        with self.db.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            key = {"name": f"wecom_app:{self.name}"}
+            if wait:
+                conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), key)
+                held = True
+            else:
+                held = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:name))"), key).scalar()
+                )
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+
+
+class _FileLock:
+    """flock() on a file beside the SQLite database (a thread lock for an in-memory one)."""
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.path = f"{db._file}.{name}.lock" if db._file else None
+        self.name = name
+        self.memory = db._memory_locks
+
+    @contextmanager
+    def hold(self, wait: bool) -> Iterator[bool]:
+        if self.path is None:
+            lock = self.memory.setdefault(self.name, threading.Lock())
+            held = lock.acquire(blocking=wait)
+            try:
+                yield held
+            finally:
+                if held:
+                    lock.release()
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                held = True
+            except BlockingIOError:
+                held = False
+            yield held
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 class DedicatedConnection:
@@ -200,7 +334,7 @@ class DedicatedConnection:
         if self.db.is_postgres:
             return self._execute_libpq(compiled, values)
         dbapi_error = self.db.engine.dialect.loaded_dbapi.Error
-        with self.db.writing():
+        with self.db.writing(INBOX_WAIT_SECONDS):
             cursor = self._driver().cursor()
             try:
                 cursor.execute(compiled.sql, values)
@@ -265,10 +399,18 @@ class DedicatedConnection:
             try:
                 if self.db.is_postgres:
                     driver.autocommit = True  # type: ignore[union-attr]
+                    # Whoever calls this answers WeCom within 5 s: never wait longer than this
+                    # for a lock or a statement, say 503 instead.
+                    driver.execute(  # type: ignore[union-attr]
+                        f"SET statement_timeout = {INBOX_STATEMENT_TIMEOUT_MS};"
+                        f" SET lock_timeout = {INBOX_LOCK_TIMEOUT_MS}"
+                    )
                 else:
                     # Whoever calls this answers WeCom after it returns: a commit must survive
                     # a power cut too, not only a crash of the process (see _sqlite_pragmas).
                     driver.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
+                    busy = int(INBOX_WAIT_SECONDS * 1000)
+                    driver.execute(f"PRAGMA busy_timeout={busy}")  # type: ignore[union-attr]
             except BaseException:
                 raw.close()
                 raise

@@ -1,13 +1,16 @@
 """In-process domain events: one part of the app announces a fact, others react in the same
-transaction (e.g. the mirror marks someone departed; groups and notices react)."""
+transaction (e.g. the mirror marks someone departed; groups and notices react).
+
+Reactions are added to a `DomainEvents` by each feature's register(); whoever announces a fact
+is handed the same object by its caller, so nothing depends on what happened to be imported.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -33,21 +36,25 @@ class EmployeeRenamed:
     at: datetime
 
 
+E = TypeVar("E")
 Subscriber = Callable[[Session, Clock, Any], None]
-_SUBSCRIBERS: dict[type, list[Subscriber]] = defaultdict(list)
 
 
-def subscribe(event_type: type) -> Callable[[Subscriber], Subscriber]:
-    """Register a reaction to one type of domain event."""
+class DomainEvents:
+    """Reactions by event type; `publish` runs them inside the caller's transaction."""
 
-    def register(fn: Subscriber) -> Subscriber:
-        _SUBSCRIBERS[event_type].append(fn)
-        return fn
+    def __init__(self) -> None:
+        self._subscribers: dict[type, list[Subscriber]] = {}
 
-    return register
+    def subscribe(self, event_type: type[E], fn: Callable[[Session, Clock, E], None]) -> None:
+        """Add a reaction to one type of event (run in the order added)."""
+        self._subscribers.setdefault(event_type, []).append(fn)
 
+    def subscribers(self, event_type: type) -> list[Subscriber]:
+        """The reactions to one type of event, for inspection and tests."""
+        return list(self._subscribers.get(event_type, ()))
 
-def publish(session: Session, clock: Clock, event: Any) -> None:
-    """Run every reaction to `event` inside the caller's transaction."""
-    for fn in _SUBSCRIBERS.get(type(event), []):
-        fn(session, clock, event)
+    def publish(self, session: Session, clock: Clock, event: object) -> None:
+        """Run every reaction to `event` inside the caller's transaction."""
+        for fn in self._subscribers.get(type(event), ()):
+            fn(session, clock, event)

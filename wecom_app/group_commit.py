@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
-from wecom_app.db import Database
+from wecom_app.db import INBOX_WAIT_SECONDS, Database
 
 MAX_BATCH = 64
 # How long a leader waits for announced rows. They are a parse and a decryption away, a few
@@ -144,7 +144,7 @@ class GroupInsert:
         # process commits (and syncs) join this batch instead of waiting for the next one.
         batch: list[_Slot] = []
         try:
-            with self.db.writing():
+            with self.db.writing(INBOX_WAIT_SECONDS):
                 with self._lock:
                     batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 stored = self._write([slot.row for slot in batch])

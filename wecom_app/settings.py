@@ -1,7 +1,10 @@
 """Settings from the environment, a `.env` file, or a TOML file named by WECOM_APP_CONFIG.
 
 Every key is spelled as PRODUCT.md gives it (WECOM_CORP_ID, ...). A missing or malformed key
-raises ConfigError naming it; secrets are SecretStr so they never print in logs or reprs.
+raises ConfigError naming it; secrets are SecretStr so they never print in logs or reprs. Keys
+that belong to one feature (naming template, departure notice, acknowledgement words, SLA files)
+are checked by that feature's register() when the composition root builds the app, which every
+entry point does at start-up, so a bad one still stops start-up naming its key.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class Settings(BaseSettings):
     )
     departure_notice: str | None = Field(None, validation_alias=_key("WECOM_DEPARTURE_NOTICE"))
     notice_ack_words: str | None = Field(None, validation_alias=_key("WECOM_NOTICE_ACK_WORDS"))
+    spool_dir: str = Field("instance/spool", validation_alias=_key("WECOM_APP_SPOOL_DIR"))
 
     @classmethod
     def settings_customise_sources(
@@ -89,49 +93,12 @@ class Settings(BaseSettings):
             decode_aes_key(value.get_secret_value())
         return value
 
-    @field_validator("naming_template")
-    @classmethod
-    def _naming_template_shape(cls, value: str) -> str:
-        from wecom_app.directory.naming import check_template
-
-        return check_template(value)
-
-    @field_validator("departure_notice")
-    @classmethod
-    def _departure_notice_shape(cls, value: str | None) -> str | None:
-        from wecom_app.groups.notice import check_template
-
-        return check_template(value) if value is not None else None
-
-    @field_validator("notice_ack_words")
-    @classmethod
-    def _ack_words_shape(cls, value: str | None) -> str | None:
-        from wecom_app.notices.text import parse_ack_words
-
-        if value is not None:
-            parse_ack_words(value)
-        return value
-
     @field_validator("database_url")
     @classmethod
     def _database_url_shape(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
-
-    @field_validator("sla_calendar_file")
-    @classmethod
-    def _sla_calendar_valid(cls, value: str | None) -> str | None:
-        from wecom_app.sla.config import checked_calendar_file
-
-        return checked_calendar_file(value)
-
-    @field_validator("sla_policy_file")
-    @classmethod
-    def _sla_policy_valid(cls, value: str | None) -> str | None:
-        from wecom_app.sla.config import checked_policy_file
-
-        return checked_policy_file(value)
 
     @property
     def contacts_channel_configured(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,15 +44,19 @@ class WriterLock:
         self._fd: int | None = None
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold the lock for the duration of the block (re-entrant within a thread)."""
+    def hold(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the lock for the duration of the block (re-entrant within a thread).
+
+        Give up after `timeout` seconds (WAIT_SECONDS by default) with SQLAlchemy's TimeoutError.
+        """
         if self._pid != os.getpid():
             self._reset()
-        if not self._thread_lock.acquire(timeout=WAIT_SECONDS):
-            raise exc.TimeoutError(f"no write access to {self._path} within {WAIT_SECONDS} s")
+        wait = WAIT_SECONDS if timeout is None else timeout
+        if not self._thread_lock.acquire(timeout=wait):
+            raise exc.TimeoutError(f"no write access to {self._path} within {wait:g} s")
         try:
             if self._depth == 0:
-                fcntl.flock(self._file(), fcntl.LOCK_EX)
+                self._lock_file(wait)
             self._depth += 1
             try:
                 yield
@@ -61,6 +66,25 @@ class WriterLock:
                     fcntl.flock(self._file(), fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
+
+    def _lock_file(self, wait: float) -> None:
+        """flock() the file, giving up after `wait` seconds."""
+        if wait >= WAIT_SECONDS:
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
+            return
+        deadline = time.monotonic() + wait
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise exc.TimeoutError(
+                        f"no write access to {self._path} within {wait:g} s"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
 
     def _file(self) -> int:
         """The lock file, opened once per process (flock on an inherited descriptor is shared)."""

@@ -1,90 +1,192 @@
-"""The background worker: drain the inbox, drain the outbox, run scheduled jobs; repeat."""
+"""The background worker: inbox events, outbox writes and scheduled jobs, each on its own.
+
+    inbox thread      claim → fetch (outside any transaction) → handle, one event at a time
+    outbox threads    each leases one write, performs it, records it; a heartbeat renews the
+                      leases of writes in flight
+    scheduler thread  every second, starts each due job in a thread of its own
+
+So a WeCom outage slows WeCom writes, not the recording of acks and departures; a long job (the
+09:00 group check) does not hold up the one-minute SLA sweep; and on SIGTERM every part stops
+taking work at once, calls in flight get a few seconds to finish, and whatever is left keeps its
+lease for the next worker to pick up (`Tuning.stop_grace_seconds`, 8 s by default).
+
+`settle()` is the same work done one step at a time in the calling thread until nothing is due
+(tests, the demo, `wecom-app worker --once`).
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 from typing import Any
 
-from callbacks.processing import process_pending
+from callbacks.processing import InboxProcessor, release
 from wecom_app import jobs
-from wecom_app.outbox import drain
+from wecom_app.compose import Composition
+from wecom_app.jobs import JobContext, JobTable
 
 log = logging.getLogger(__name__)
 
 
-def load_features() -> None:
-    """Import the modules that register handlers, performers, subscribers and jobs."""
-    import callbacks.dispatch as dispatch
-    import wecom_app.features  # noqa: F401
+class Worker:
+    """Runs one composition's inbox, outbox and jobs."""
 
-    dispatch.routes()
+    def __init__(self, composition: Composition, *, jobs_table: JobTable | None = None) -> None:
+        self.services = composition.services
+        self.inbox = InboxProcessor(self.services, composition.registry.handlers)
+        self.outbox = composition.outbox()
+        self.jobs = jobs_table if jobs_table is not None else composition.registry.jobs
+        self.stopping = threading.Event()
+        self._in_flight: set[str] = set()
+        self._flight_guard = threading.Lock()
+        self._running_jobs: dict[str, threading.Thread] = {}
+
+    # -- one step at a time ------------------------------------------------------------------
+
+    def tick(self, *, with_jobs: bool = True) -> dict[str, int]:
+        """One pass of everything; returns counts for logging and tests."""
+        inbox = self.inbox.run_pending()
+        outbox = self.outbox.drain()
+        ran = jobs.run_due(JobContext(self.services, self.stopping), self.jobs) if with_jobs else []
+        return {"inbox": inbox, "outbox": outbox, "jobs": len(ran)}
+
+    def settle(self, max_passes: int = 100) -> int:
+        """Tick until nothing is left to do now; return how many events and writes were done."""
+        total = 0
+        for _ in range(max_passes):
+            counts = self.tick()
+            total += counts["inbox"] + counts["outbox"]
+            if not (counts["inbox"] or counts["outbox"] or counts["jobs"]):
+                break
+        return total
+
+    # -- the long-running worker -------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work until stop() (or a signal through run_forever); returns within the grace time."""
+        tuning = self.services.tuning
+        threads = [
+            threading.Thread(target=self._inbox_loop, name="inbox", daemon=True),
+            threading.Thread(target=self._lease_heartbeat, name="outbox-leases", daemon=True),
+            threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True),
+        ]
+        threads += [
+            threading.Thread(target=self._outbox_loop, name=f"outbox-{i}", daemon=True)
+            for i in range(tuning.outbox_concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("worker started (%s outbox threads)", tuning.outbox_concurrency)
+        self.stopping.wait()
+        deadline = time.monotonic() + tuning.stop_grace_seconds
+        for thread in threads:  # the scheduler first ends, so the job list stops changing
+            thread.join(max(0.0, deadline - time.monotonic()))
+        running = list(self._running_jobs.values())
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in [*threads, *running] if t.is_alive()]
+        if left:
+            log.warning("worker stopped with %s still busy; their rows keep their leases", left)
+        log.info("worker stopped")
+
+    def stop(self) -> None:
+        """Stop taking work; run() returns once busy parts finish or the grace time is up."""
+        self.stopping.set()
+
+    def _inbox_loop(self) -> None:
+        idle = self.services.tuning.idle_seconds
+        while not self.stopping.is_set():
+            try:
+                batch = self.inbox.claim(self.services.tuning.inbox_batch)
+                for index, item in enumerate(batch):
+                    if self.stopping.is_set():
+                        release(self.services, batch[index:])
+                        return
+                    self.inbox.process(item)
+            except Exception:  # a database hiccup: keep the loop alive
+                log.exception("inbox pass failed; retrying shortly")
+                self.stopping.wait(2)
+                continue
+            if not batch:
+                self.stopping.wait(idle)
+
+    def _outbox_loop(self) -> None:
+        idle = self.services.tuning.idle_seconds
+        while not self.stopping.is_set():
+            try:
+                claimed = self.outbox.claim(1)
+            except Exception:
+                log.exception("outbox claim failed; retrying shortly")
+                self.stopping.wait(2)
+                continue
+            if not claimed:
+                self.stopping.wait(idle)
+                continue
+            item = claimed[0]
+            if self.stopping.is_set():
+                self.outbox.release(claimed)
+                return
+            with self._flight_guard:
+                self._in_flight.add(item.token)
+            try:
+                self.outbox.run(item)
+            except Exception:  # recording failed (database away): the lease runs out, no loss
+                log.exception("outbox %s could not be recorded", item.id)
+            finally:
+                with self._flight_guard:
+                    self._in_flight.discard(item.token)
+
+    def _lease_heartbeat(self) -> None:
+        every = self.services.tuning.lease_renew_seconds
+        while not self.stopping.wait(every):
+            with self._flight_guard:
+                tokens = list(self._in_flight)
+            try:
+                self.outbox.renew(tokens)
+            except Exception:  # the next beat tries again; leases are much longer than a beat
+                log.warning("could not renew outbox leases", exc_info=True)
+
+    def _schedule_loop(self) -> None:
+        every = self.services.tuning.job_check_seconds
+        while not self.stopping.is_set():
+            try:
+                self._start_due_jobs()
+            except Exception:  # a failing check must not end the scheduler
+                log.exception("scheduled jobs check failed")
+            self.stopping.wait(every)
+
+    def _start_due_jobs(self) -> None:
+        """Start every due job that is not already running here, each in its own thread."""
+        db, clock = self.services.db, self.services.clock
+        due = [
+            (jb, slot)
+            for jb, slot in jobs.due(self.jobs, clock.now())
+            if not (jb.name in self._running_jobs and self._running_jobs[jb.name].is_alive())
+        ]
+        done = jobs.finished_slots(db, [(jb.name, slot) for jb, slot in due])
+        for jb, slot in due:
+            if (jb.name, slot) in done or self.stopping.is_set():
+                continue
+            run_id = jobs.claim_slot(db, jb.name, slot, clock.now())
+            if run_id is None:
+                continue
+            ctx = JobContext(self.services, self.stopping)
+            thread = threading.Thread(
+                target=jobs.run_claimed, args=(ctx, jb, run_id), name=f"job-{jb.name}", daemon=True
+            )
+            self._running_jobs[jb.name] = thread
+            thread.start()
 
 
-# Small enough that the group removals and replies a batch of callbacks causes go out within a
-# pass, instead of after hundreds of other callbacks have been handled.
-INBOX_BATCH = 50
-JOB_CHECK_SECONDS = 5.0
-
-
-def tick(services: Any, *, with_jobs: bool = True) -> dict[str, int]:
-    """One pass of everything the worker does; returns counts for logging and tests."""
-    inbox = process_pending(services.db, services.clock, services, batch=INBOX_BATCH)
-    outbox = drain(services.db, services.client, services.clock)
-    ran = jobs.run_due(services.db, services.clock, services) if with_jobs else []
-    return {"inbox": inbox, "outbox": outbox, "jobs": len(ran)}
-
-
-def settle(services: Any, max_passes: int = 100) -> int:
-    """Tick until nothing is left to do now (for tests, the demo and one-shot runs)."""
-    total = 0
-    for _ in range(max_passes):
-        counts = tick(services)
-        work = counts["inbox"] + counts["outbox"] + counts["jobs"]  # a job may queue writes
-        total += counts["inbox"] + counts["outbox"]
-        if not work:
-            break
-    return total
-
-
-def run_forever(services: Any, idle_sleep: float = 0.2) -> None:
-    """Loop until SIGTERM/SIGINT; scheduled jobs run in their own thread.
-
-    A nightly sync or a daily group check can take minutes; callbacks (a departure to remove
-    from its groups, an acknowledgement to confirm) must not wait behind it.
-    """
-    stopping = threading.Event()
+def run_forever(worker: Worker) -> None:
+    """Run the worker until SIGTERM or SIGINT."""
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("worker stopping on signal %s", signum)
-        stopping.set()
+        worker.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    load_features()
-    job_thread = threading.Thread(target=_run_jobs, args=(services, stopping), name="jobs")
-    job_thread.start()
-    log.info("worker started")
-    while not stopping.is_set():
-        try:
-            counts = tick(services, with_jobs=False)
-        except Exception:  # keep the worker alive through a database or network hiccup
-            log.exception("worker pass failed; retrying shortly")
-            stopping.wait(2)
-            continue
-        if counts["inbox"] or counts["outbox"]:
-            log.debug("worker pass %s", counts)
-        else:
-            stopping.wait(idle_sleep)
-    job_thread.join()
-
-
-def _run_jobs(services: Any, stopping: threading.Event) -> None:
-    """Run due scheduled jobs every few seconds until the worker stops."""
-    while not stopping.is_set():
-        try:
-            jobs.run_due(services.db, services.clock, services)
-        except Exception:  # a failing job run must not end the thread
-            log.exception("scheduled jobs pass failed")
-        stopping.wait(JOB_CHECK_SECONDS)
+    worker.run()

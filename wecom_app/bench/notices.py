@@ -39,14 +39,13 @@ from wecom_app.bench.common import (
 )
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.clock import SystemClock
+from wecom_app.compose import Composition, compose
 from wecom_app.db import Database
 from wecom_app.models import Notice, OutboxMessage, Receipt
 from wecom_app.notices import delivery, service
-from wecom_app.outbox import drain
+from wecom_app.settings import load_settings
 from wecom_app.simulator import Channel, SimConfig, SimulatorServer, generate_org, payloads
 from wecom_app.simulator.delivery import Deliverer
-from wecom_app.wecom.client import WeComClient
-from wecom_app.worker import load_features
 
 CORP_ID = "ww0000000notices"
 AGENT_ID = 1000002
@@ -107,10 +106,10 @@ def create_notice(db: Database) -> tuple[int, int, str]:
         return notice.id, len(plan.audience.recipients), notice.task_prefix
 
 
-def send_all(db: Database, client: WeComClient) -> None:
+def send_all(composition: Composition) -> None:
     """Drain the outbox until the cards are all sent."""
-    clock = SystemClock()
-    while drain(db, client, clock, batch=20):
+    outbox = composition.outbox()
+    while outbox.drain(20):
         pass
 
 
@@ -160,7 +159,6 @@ def counts(db: Database, notice_id: int) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     args = parse_args(argv)
-    load_features()
     os.environ.pop("WECOM_APP_CONFIG", None)
     url = (
         fresh_postgres(os.environ.get("WECOM_APP_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL))
@@ -175,15 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     with ExitStack() as stack:
         sim = stack.enter_context(SimulatorServer(org, config))
-        client = WeComClient(CORP_ID, AGENT_ID, APP_SECRET, base_url=sim.url)
         env = app_env(url, sim.url, args)
+        os.environ.update(env)
+        composition = compose(load_settings(), clock=SystemClock())
+        stack.callback(composition.close)
         server = stack.enter_context(gunicorn(env, name="notices", ready_path="/healthz"))
         callback_url = f"http://127.0.0.1:{server.port}/wecom/callback"
         config.app_callback = Channel(callback_url, TOKEN, AES_KEY)
         (notice_id, recipients, _prefix), figures["create_s"] = timed(
             "resolve audience + record receipts", create_notice, db
         )
-        _, figures["send_s"] = timed("send cards (outbox → simulator)", send_all, db, client)
+        _, figures["send_s"] = timed("send cards (outbox → simulator)", send_all, composition)
         figures["sends"] = sim.state.calls["/cgi-bin/message/send"]
         delivered = sum(len(m["delivered"]) for m in sim.state.messages)
         requests, _ = timed("encrypt card clicks", click_requests, sim, db, notice_id, server.port)

@@ -21,6 +21,7 @@ import click
 import httpx
 
 from wecom_app.bench.common import free_port, fresh_postgres, fresh_sqlite, median, percentile
+from wecom_app.wecom.client import WeComClient
 
 POSTGRES_URL = os.environ.get(
     "WECOM_APP_BENCH_SYNC_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/bench_sync"
@@ -30,9 +31,8 @@ APP_SECRET, CONTACTS_SECRET = "bench-app-secret", "bench-contacts-secret"
 SYNC_LIMIT_S, MEMORY_LIMIT_MB, EVENT_LIMIT_MS = 60.0, 1024.0, 50.0
 
 
-def _client(api_base: str) -> Any:
+def _client(api_base: str) -> WeComClient:
     from wecom_app.clock import SystemClock
-    from wecom_app.wecom.client import WeComClient
 
     return WeComClient(CORP_ID, AGENT_ID, APP_SECRET, CONTACTS_SECRET, base_url=api_base,
                        clock=SystemClock(), timeout=120)  # fmt: skip
@@ -44,10 +44,12 @@ def child_sync(database_url: str, api_base: str) -> dict[str, Any]:
     from wecom_app.db import Database
     from wecom_app.directory.naming import NamingPolicy
     from wecom_app.directory.sync import run_full_sync
+    from wecom_app.domain_events import DomainEvents
 
     db = Database(database_url)
     started = time.perf_counter()
-    report = run_full_sync(db, _client(api_base), SystemClock(), NamingPolicy(), use_list_id=True)
+    report = run_full_sync(db, _client(api_base), SystemClock(), DomainEvents(), NamingPolicy(),
+                           use_list_id=True)  # fmt: skip
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     db.dispose()
@@ -58,16 +60,18 @@ def child_events(database_url: str, api_base: str, count: int) -> dict[str, Any]
     """Apply `count` update_user events through the dispatch table, timing each."""
     from sqlalchemy import select
 
-    from callbacks.dispatch import HandlerContext, dispatch
+    from callbacks.dispatch import HandlerContext
     from callbacks.events import UserChange
+    from wecom_app import directory
     from wecom_app.clock import SystemClock
     from wecom_app.db import Database
     from wecom_app.models import Employee, EmployeeStatus
-    from wecom_app.worker import load_features
+    from wecom_app.registry import Registry
+    from wecom_app.settings import Settings
 
-    load_features()
     db, clock, client = Database(database_url), SystemClock(), _client(api_base)
-    services = type("BenchServices", (), {"client": client, "settings": None, "db": db})()
+    registry = Registry()
+    directory.register(registry, Settings.model_construct(naming_template="{department}-{name}"))
     with db.begin() as session:
         query = select(Employee.userid, Employee.main_department).where(
             Employee.status == EmployeeStatus.ACTIVE
@@ -81,8 +85,11 @@ def child_events(database_url: str, api_base: str, count: int) -> dict[str, Any]
                            change_type="update_user", user_id=userid,
                            fields={"UserID": userid, "Department": str(dept)})  # fmt: skip
         started = time.perf_counter()
+        route = registry.handlers.route_for(event)
+        assert route is not None and route.fetch is not None
+        fetched = route.fetch(client, event)  # as the inbox does: read first, then one write
         with db.begin() as session:
-            dispatch(HandlerContext(session, clock, services), event)
+            route.handler(HandlerContext(session, clock, registry.events, fetched=fetched), event)
         timings.append(time.perf_counter() - started)
     db.dispose()
     ordered = sorted(timings)

@@ -8,6 +8,7 @@ from wecom_app.cli import db as db_commands
 from wecom_app.cli import directory as directory_commands
 from wecom_app.cli import groups as group_commands
 from wecom_app.cli import notices as notice_commands
+from wecom_app.cli import outbox as outbox_commands
 from wecom_app.cli import simulator as simulator_command
 from wecom_app.cli import sla as sla_commands
 from wecom_app.cli import worker as worker_commands
@@ -21,6 +22,7 @@ def main() -> None:
 main.add_command(db_commands.db)
 main.add_command(worker_commands.worker)
 main.add_command(worker_commands.inbox)
+main.add_command(outbox_commands.outbox)
 main.add_command(simulator_command.simulator)
 main.add_command(sla_commands.report)
 main.add_command(sla_commands.sla)

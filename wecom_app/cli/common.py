@@ -1,33 +1,50 @@
-"""Helpers shared by CLI commands: settings, services, JSON output, error reporting."""
+"""Helpers shared by CLI commands: the composition, JSON output, error reporting."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
 import click
 
+from wecom_app.compose import Composition, compose
 from wecom_app.errors import AppError, ConfigError, WeComError
+from wecom_app.services import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load_services() -> Any:
-    """Settings from the environment and the services built on them; a bad key exits 2."""
-    from wecom_app.app import Services
+def load_composition() -> Composition:
+    """Settings from the environment and everything built on them; a bad key exits 2."""
     from wecom_app.clock import SystemClock
     from wecom_app.settings import load_settings
-    from wecom_app.worker import load_features
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    load_features()
-    return Services(load_settings(), SystemClock())
+    return compose(load_settings(), clock=SystemClock())
+
+
+@contextmanager
+def composition_from_env() -> Iterator[Composition]:
+    """The composition for one command, closed when the command ends."""
+    composition = load_composition()
+    try:
+        yield composition
+    finally:
+        composition.close()
+
+
+@contextmanager
+def services_from_env() -> Iterator[Services]:
+    """The services for one command, closed when the command ends."""
+    with composition_from_env() as composition:
+        yield composition.services
 
 
 def echo_json(data: Any) -> None:

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import click
 
-from wecom_app.cli.common import echo_json, friendly_errors, load_services
+from wecom_app.cli.common import echo_json, friendly_errors, services_from_env
 from wecom_app.directory.diff import DeptRecord
-from wecom_app.directory.naming import apply_aliases, named_people, naming_report
+from wecom_app.directory.naming import (
+    apply_aliases,
+    named_people,
+    naming_report,
+    policy_from_settings,
+)
 from wecom_app.directory.queries import (
     department_to_dict,
     employee_to_dict,
     list_departments,
     list_employees,
 )
-from wecom_app.directory.sync import sync_services
+from wecom_app.directory.sync import SyncRunning, sync_services
 from wecom_app.models import EmployeeStatus
 
 STATUS_LABELS = {"active": "在职", "disabled": "已禁用", "not_activated": "未激活",
@@ -34,18 +39,30 @@ def _progress(items: list[DeptRecord]) -> AbstractContextManager[Iterable[DeptRe
 @click.command("sync")
 @click.option("--dry-run", is_flag=True, help="Show what would change without writing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--no-wait", is_flag=True, help="Exit at once if another full sync is running.")
 @friendly_errors
-def sync(dry_run: bool, as_json: bool) -> None:
+def sync(dry_run: bool, as_json: bool, no_wait: bool) -> None:
     """Mirror WeCom's departments and members into the database (full sync).
+
+    One full sync runs at a time (the nightly job included); this one waits for a running one
+    to finish first, unless --no-wait.
 
     Example:
 
         wecom-app sync --dry-run --json
     """
     tty = sys.stderr.isatty() and not as_json
-    with closing(load_services()) as services:
+    with services_from_env() as services:
         progress = _progress if tty else nullcontext
-        report = sync_services(services, dry_run=dry_run, progress=progress)
+        policy = policy_from_settings(services.settings)
+        try:
+            report = sync_services(services, policy, dry_run=dry_run, progress=progress,
+                                   wait=False)  # fmt: skip
+        except SyncRunning:
+            if no_wait:
+                raise
+            click.echo("另一个全量同步正在进行，等待其结束……", err=True)
+            report = sync_services(services, policy, dry_run=dry_run, progress=progress)
     data = report.to_dict()
     if as_json:
         echo_json(data)
@@ -85,7 +102,7 @@ def employees(
 
         wecom-app directory employees --department 3 --include-children --status active
     """
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         rows = [employee_to_dict(e) for e in list_employees(
             session, status=status, department=department,
             include_children=include_children, limit=limit,
@@ -109,7 +126,7 @@ def departments(as_json: bool) -> None:
 
         wecom-app directory departments --json
     """
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         rows = [department_to_dict(d) for d in list_departments(session)]
     if as_json:
         echo_json({"departments": rows})
@@ -133,7 +150,7 @@ def naming(apply_: bool, limit: int, as_json: bool) -> None:
 
         wecom-app directory naming --apply
     """
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         template = services.settings.naming_template
         deviations = naming_report(named_people(session))
         queued = 0

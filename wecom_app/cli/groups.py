@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import closing
 from typing import Any
 
 import click
 
-from wecom_app.cli.common import echo_json, friendly_errors, load_services
+from wecom_app.cli.common import (
+    composition_from_env,
+    echo_json,
+    friendly_errors,
+    services_from_env,
+)
+from wecom_app.services import Services
 
 
 @click.group()
@@ -56,7 +61,7 @@ def _spec(chatid: str | None, **opts: Any) -> Any:
                      backup_owner=opts["backup_owner"], chatid=chatid)  # fmt: skip
 
 
-def _show_group(services: Any, chatid: str, as_json: bool) -> None:
+def _show_group(services: Services, chatid: str, as_json: bool) -> None:
     from wecom_app.groups.queries import group_detail
 
     with services.db.begin() as session:
@@ -81,8 +86,14 @@ def create(chatid: str | None, as_json: bool, **opts: Any) -> None:
     """
     from wecom_app.groups import service
 
-    with closing(load_services()) as services:
-        group = service.create(services, _spec(chatid, **opts), actor="cli")
+    with composition_from_env() as composition:
+        services = composition.services
+        group, outcome = service.create_now(
+            services, composition.outbox(), _spec(chatid, **opts), actor="cli"
+        )
+        if group.status != "active" and not as_json:
+            why = outcome.error if outcome is not None else "已排队"
+            click.echo(f"建群未完成（{why}），worker 会继续重试", err=True)
         _show_group(services, group.chatid, as_json)
 
 
@@ -98,7 +109,7 @@ def adopt(chatid: str, as_json: bool, **opts: Any) -> None:
     from wecom_app.groups import service
     from wecom_app.groups.reconcile import reconcile
 
-    with closing(load_services()) as services:
+    with services_from_env() as services:
         service.adopt(services, _spec(chatid, **opts), actor="cli")
         result = reconcile(services, chatid, actor="cli", cause="adopt")
         echo_json(result.to_dict()) if as_json else _print_plan(result.plan.to_dict())
@@ -114,7 +125,7 @@ def list_command(as_json: bool) -> None:
     """
     from wecom_app.groups.queries import list_groups
 
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         rows = list_groups(session)
     if as_json:
         echo_json(rows)
@@ -133,7 +144,7 @@ def show(chatid: str, as_json: bool) -> None:
 
     Example: wecom-app groups show rdcenter --json
     """
-    with closing(load_services()) as services:
+    with services_from_env() as services:
         _show_group(services, chatid, as_json)
 
 
@@ -149,7 +160,7 @@ def _print_plan(plan: dict[str, Any]) -> None:
         click.echo(f"  改名为 {plan['name']}")
 
 
-def _each_group(services: Any, chatid: str | None) -> list[str]:
+def _each_group(services: Services, chatid: str | None) -> list[str]:
     from sqlalchemy import select
 
     from wecom_app.models import ManagedGroup
@@ -171,7 +182,7 @@ def plan(chatid: str | None, as_json: bool) -> None:
     """
     from wecom_app.groups.reconcile import reconcile
 
-    with closing(load_services()) as services:
+    with services_from_env() as services:
         plans = [
             reconcile(services, c, actor="cli", dry_run=True).plan.to_dict()
             for c in _each_group(services, chatid)
@@ -195,7 +206,7 @@ def reconcile(chatid: str | None, as_json: bool) -> None:
     from wecom_app.groups.daily import check_all
     from wecom_app.groups.reconcile import reconcile as reconcile_one
 
-    with closing(load_services()) as services:
+    with services_from_env() as services:
         if chatid:
             result: Any = reconcile_one(services, chatid, actor="cli").to_dict()
         else:
@@ -222,14 +233,16 @@ def apply_config(path: str, dry_run: bool, as_json: bool) -> None:
     """
     from wecom_app.groups.config import apply_config as apply
 
-    with closing(load_services()) as services:
-        results = apply(services, path, dry_run=dry_run)
+    with composition_from_env() as composition:
+        results = apply(composition.services, composition.outbox(), path, dry_run=dry_run)
     if as_json:
         echo_json(results)
         return
     for item in results:
         queued = item.get("plan", {}).get("calls", 0)
-        click.echo(f"{item['action']}\t{item['chatid']}\t{item['name']}\t排队调用 {queued} 次")
+        note = f"\t{item['note']}" if item.get("note") else ""
+        line = f"{item['action']}\t{item['chatid']}\t{item['name']}\t排队调用 {queued} 次"
+        click.echo(line + note)
 
 
 @groups.command()
@@ -254,7 +267,7 @@ def audit(
     """
     from wecom_app.groups.queries import audit_log
 
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         rows = audit_log(session, chatid=chatid, userid=userid, action=action,
                          outcome=outcome, limit=limit)  # fmt: skip
     if as_json:

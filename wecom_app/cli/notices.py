@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import closing
 from typing import Any
 
 import click
 
-from wecom_app.cli.common import echo_json, friendly_errors, load_services
+from wecom_app.cli.common import echo_json, friendly_errors, services_from_env
 
 
 @click.group("notice")
@@ -81,7 +80,7 @@ def send(
             "require_ack": not no_ack,
         }
     )
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         if dry_run:
             data = {"dry_run": True, **service.preview(session, draft).to_dict()}
         else:
@@ -108,7 +107,7 @@ def status_command(ref: str, as_json: bool, receipts: bool) -> None:
     """
     from wecom_app.notices import service, status
 
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         found = service.get_notice(session, ref)
         data = status.summary(session, found, services.clock.now(), receipts)
     if as_json:
@@ -140,7 +139,7 @@ def resend(ref: str, as_json: bool) -> None:
     """
     from wecom_app.notices import service
 
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         found = service.get_notice(session, ref)
         batches = service.resend(session, found, services.clock.now())
         data = {
@@ -168,7 +167,7 @@ def list_command(limit: int, as_json: bool) -> None:
     from wecom_app.models import Notice
     from wecom_app.notices import status
 
-    with closing(load_services()) as services, services.db.begin() as session:
+    with services_from_env() as services, services.db.begin() as session:
         now = services.clock.now()
         found = session.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all()
         data = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from wecom_app.cli.common import echo_json, friendly_errors, load_services
+from wecom_app.cli.common import echo_json, friendly_errors, services_from_env
 from wecom_app.errors import AppError
 
 
@@ -42,11 +41,11 @@ def overdue(
     """
     from wecom_app.sla import export
     from wecom_app.sla.asof import parse_as_of
-    from wecom_app.sla.config import config_for
+    from wecom_app.sla.config import SlaConfig
     from wecom_app.sla.reports import overdue_report
 
-    with closing(load_services()) as services:
-        config = config_for(services)
+    with services_from_env() as services:
+        config = SlaConfig.from_settings(services.settings)
         try:
             moment = parse_as_of(as_of, services.clock.now(), config.calendar.tz)
         except ValueError as exc:
@@ -112,10 +111,12 @@ def due_at(
     Example: wecom-app sla due-at --sent 2026-02-13T21:50 --minutes 30 --json
     """
     from wecom_app.sla.asof import parse_time
-    from wecom_app.sla.config import load_config
+    from wecom_app.sla.calendar import load_calendar
+    from wecom_app.sla.config import SlaConfig
+    from wecom_app.sla.policy import load_policy
     from wecom_app.sla.schedule import ReceiptClock, escalation_times, reminder_times
 
-    config = load_config(calendar or None, policy or None)
+    config = SlaConfig(load_calendar(calendar or None), load_policy(policy or None))
     cal, rules = config.calendar, config.policies.for_type(notice_type)
     try:
         start = parse_time(sent, cal.tz)
@@ -151,12 +152,13 @@ def sweep() -> None:
 
     Example: wecom-app sla sweep
     """
-    from wecom_app.sla.config import config_for
+    from wecom_app.sla.config import SlaConfig
     from wecom_app.sla.sweeper import sweep_all
 
-    with closing(load_services()) as services:
+    with services_from_env() as services:
         try:
-            result = sweep_all(services.db, services.clock.now(), config_for(services))
+            config = SlaConfig.from_settings(services.settings)
+            result = sweep_all(services.db, services.clock.now(), config)
         except ValueError as exc:
             raise AppError(str(exc)) from None
     echo_json(result.__dict__)

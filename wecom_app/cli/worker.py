@@ -1,12 +1,10 @@
-"""`wecom-app worker` and `wecom-app inbox`: background processing."""
+"""`wecom-app worker`, `wecom-app inbox` and `wecom-app outbox`: background processing."""
 
 from __future__ import annotations
 
-from contextlib import closing
-
 import click
 
-from wecom_app.cli.common import echo_json, friendly_errors, load_services
+from wecom_app.cli.common import composition_from_env, echo_json, friendly_errors, services_from_env
 
 
 @click.command()
@@ -15,15 +13,18 @@ from wecom_app.cli.common import echo_json, friendly_errors, load_services
 def worker(once: bool) -> None:
     """Run the background worker: inbox events, outbox writes, scheduled jobs.
 
+    It stops within seconds of SIGTERM; unfinished work is left for the next worker.
+
     Example: wecom-app worker
     """
-    from wecom_app.worker import run_forever, settle
+    from wecom_app.worker import Worker, run_forever
 
-    with closing(load_services()) as services:
+    with composition_from_env() as composition:
+        runner = Worker(composition)
         if once:
-            click.echo(f"processed {settle(services)} items")
+            click.echo(f"processed {runner.settle()} items")
         else:
-            run_forever(services)
+            run_forever(runner)
 
 
 @click.group()
@@ -37,17 +38,39 @@ def inbox() -> None:
 @inbox.command("process")
 @friendly_errors
 def inbox_process() -> None:
-    """Dispatch every pending inbox event once.
+    """Handle every pending inbox event that is due, once.
 
     Example: wecom-app inbox process
     """
-    from callbacks.processing import process_pending
+    from callbacks.processing import InboxProcessor
 
     total = 0
-    with closing(load_services()) as services:
-        while n := process_pending(services.db, services.clock, services):
+    with composition_from_env() as composition:
+        processor = InboxProcessor(composition.services, composition.registry.handlers)
+        while n := processor.run_pending():
             total += n
     click.echo(f"processed {total} inbox events")
+
+
+@inbox.command("import-spool")
+@friendly_errors
+def inbox_import_spool() -> None:
+    """Move callbacks kept on disk while the database was away into the inbox.
+
+    The web processes do this by themselves once the database answers; this is for a web host
+    that was stopped before it could.
+
+    Example: wecom-app inbox import-spool
+    """
+    from pathlib import Path
+
+    from callbacks.inbox import Inbox
+    from callbacks.spool import Spool
+
+    with services_from_env() as services:
+        spool = Spool(Path(services.settings.spool_dir))
+        moved = spool.drain(Inbox(services.db, spool).insert_rows)
+    click.echo(f"moved {moved} spooled callbacks into the inbox")
 
 
 @inbox.command("stats")
@@ -62,7 +85,7 @@ def inbox_stats(as_json: bool) -> None:
 
     from wecom_app.models import InboxEvent
 
-    with closing(load_services()) as services, services.db.begin() as s:
+    with services_from_env() as services, services.db.read() as s:
         rows = s.execute(
             select(
                 InboxEvent.channel,

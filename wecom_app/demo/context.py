@@ -11,6 +11,10 @@ import click
 import httpx
 from click.testing import CliRunner
 
+from wecom_app.compose import Composition
+from wecom_app.services import Services
+from wecom_app.worker import Worker
+
 
 @dataclass
 class Demo:
@@ -18,9 +22,14 @@ class Demo:
 
     sim_url: str  # the WeCom simulator (also serves /_sim/ inspection)
     app_url: str  # the app under gunicorn: /wecom/callback, /api/v1/...
-    services: Any  # wecom_app.app.Services for the demo database and simulator
+    composition: Composition  # over the demo database and simulator
     api_token: str
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Services:
+        """The demo's services."""
+        return self.composition.services
 
     @property
     def sim(self) -> httpx.Client:
@@ -51,9 +60,7 @@ class Demo:
 
     def settle(self) -> int:
         """Let the worker process everything due now (inbox, outbox, jobs)."""
-        from wecom_app.worker import settle
-
-        return settle(self.services)
+        return Worker(self.composition).settle()
 
     def cli(self, command: str) -> str:
         """Run a `wecom-app` command in-process with the demo environment and print its output."""

@@ -62,24 +62,22 @@ def main(workdir: str, keep_running: bool, only: tuple[str, ...]) -> None:
             app.wait()
     finally:
         if demo is not None:
-            demo.services.close()
+            demo.composition.close()
         processes.stop(app)
         processes.stop(sim)
 
 
 def _demo(env: dict[str, str], sim_port: int, app_port: int) -> Demo:
     """Build the Demo handle with services over the demo database and simulator."""
-    from wecom_app.app import Services
     from wecom_app.clock import FakeClock, SystemClock
+    from wecom_app.compose import compose
     from wecom_app.settings import load_settings
-    from wecom_app.worker import load_features
 
-    load_features()
-    services = Services(load_settings(), FakeClock(SystemClock().now()))
+    composition = compose(load_settings(), clock=FakeClock(SystemClock().now()))
     return Demo(
         f"http://127.0.0.1:{sim_port}",
         f"http://127.0.0.1:{app_port}",
-        services,
+        composition,
         env["WECOM_APP_API_TOKEN"],
         env,
     )

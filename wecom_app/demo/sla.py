@@ -9,7 +9,7 @@ from sqlalchemy import select
 from wecom_app.clock import FakeClock
 from wecom_app.demo.context import Demo
 from wecom_app.models import Employee, Notice, Receipt, ReceiptState
-from wecom_app.sla.config import SlaConfig, config_for
+from wecom_app.sla.config import SlaConfig
 from wecom_app.sla.schedule import ReceiptClock, escalation_times, reminder_times
 from wecom_app.sla.sweeper import sweep_all
 
@@ -45,7 +45,7 @@ def _texts(demo: Demo, userid: str, prefix: str = "【") -> list[str]:
 
 def _timeline(notice: Notice, sent: datetime, config: SlaConfig) -> list[tuple[datetime, str]]:
     """Every reminder and escalation point of a receipt sent at `sent`, labelled."""
-    policy = config.policies.for_type(getattr(notice, "notice_type", None))
+    policy = config.policies.for_type(None)  # notices have no type yet
     state = ReceiptClock(sent, timedelta(minutes=notice.sla_minutes))
     points = [
         (at, f"第 {i} 次提醒")
@@ -64,7 +64,8 @@ def _timeline(notice: Notice, sent: datetime, config: SlaConfig) -> list[tuple[d
 def run(demo: Demo) -> None:
     """Advance the clock through reminders and escalations, then print the overdue report."""
     demo.section("响应时效 / response SLA: reminders, escalation, overdue report")
-    services, config = demo.services, config_for(demo.services)
+    services = demo.services
+    config = SlaConfig.from_settings(services.settings)
     tz = config.calendar.tz
     notice, silent = _latest_open(demo)
     if notice is None or not silent:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from wecom_app.directory.queries import (
     department_to_dict,
@@ -11,12 +11,14 @@ from wecom_app.directory.queries import (
     list_employees,
 )
 from wecom_app.models import EmployeeStatus
-from wecom_app.web.api import ApiError, api_blueprint, transaction
+from wecom_app.web.api import ApiError, transaction
 
 MAX_LIMIT = 5000
 
+bp = Blueprint("directory", __name__)
 
-@api_blueprint.get("/employees")
+
+@bp.get("/employees")
 def employees() -> Response:
     """List employees; filter with ?status=active&department=4&include_children=1&limit=&offset=.
 
@@ -42,7 +44,7 @@ def employees() -> Response:
         return jsonify(employees=[employee_to_dict(e) for e in rows], limit=limit, offset=offset)
 
 
-@api_blueprint.get("/departments")
+@bp.get("/departments")
 def departments() -> Response:
     """List departments (add ?include_deleted=1 for deleted ones)."""
     include_deleted = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")

@@ -17,6 +17,7 @@ from wecom_app.directory.mirror import (
     membership_rows,
     row_values,
 )
+from wecom_app.domain_events import DomainEvents
 from wecom_app.models import Base, Department, DepartmentMember, Employee
 from wecom_app.models import EmployeeStatus as Status
 
@@ -44,7 +45,7 @@ EMPLOYEE_COLUMNS = (
 )
 
 
-def apply(session: Session, clock: Clock, changes: DirectoryDiff) -> None:
+def apply(session: Session, clock: Clock, events: DomainEvents, changes: DirectoryDiff) -> None:
     """Write a diff to the mirror inside the caller's transaction."""
     now = clock.now()
     _apply_departments(session, changes, now)
@@ -56,7 +57,7 @@ def apply(session: Session, clock: Clock, changes: DirectoryDiff) -> None:
     for rows in _chunks(history):
         session.execute(insert(TABLES["employee_history"]), rows)
     for userid, source in departures:
-        announce_departure(session, clock, userid, now, source, None)
+        announce_departure(session, clock, events, userid, now, source, None)
 
 
 def _dept_row(record: DeptRecord, now: datetime) -> dict[str, Any]:

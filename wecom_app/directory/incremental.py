@@ -5,26 +5,31 @@ carry only UserID/Department, and reading the current state makes duplicated and
 events converge (an update before its create simply creates). The payload is used only when
 WeCom cannot be asked. A disabled member (status 2) is not a departure: accounts are disabled
 for leave too and can come back; they drop out of everything that counts active employees.
+
+The reads happen in fetchers (`fetch_member`, `fetch_department`), which the inbox runs before
+it opens the event's transaction; the handlers only write.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from callbacks.dispatch import HandlerContext, handles
-from callbacks.events import PartyChange, Subscription, TagChange, UserChange
+from callbacks.dispatch import HandlerContext
+from callbacks.events import Event, PartyChange, Subscription, TagChange, UserChange
 from wecom_app.directory.diff import DeptRecord, EmployeeRecord
 from wecom_app.directory.mirror import depart, employee_by_userid, record_of, save_employee
-from wecom_app.directory.naming import DEFAULT_TEMPLATE, NamingPolicy, policy_from_settings
+from wecom_app.directory.naming import NamingPolicy
 from wecom_app.directory.queries import department_subtree_ids
-from wecom_app.domain_events import EmployeeRenamed, publish
-from wecom_app.errors import WeComError
+from wecom_app.domain_events import EmployeeRenamed
+from wecom_app.errors import CredentialFailing, WeComError, WeComNetworkError
 from wecom_app.models import Department, Employee, EmployeeHistory, Tag, TagMember
+from wecom_app.wecom.api import WeComApi
+from wecom_app.wecom.types import Department as WeComDepartment
 from wecom_app.wecom.types import User
 
 log = logging.getLogger(__name__)
@@ -35,51 +40,92 @@ OUTSIDE_VISIBILITY = 60011
 ID_ONLY_FIELDS = frozenset({"UserID", "NewUserID", "Department"})
 
 
-@handles("event", "change_contact", "create_user")
-@handles("event", "change_contact", "update_user")
-def on_user_changed(ctx: HandlerContext, event: UserChange) -> None:
+@dataclass(frozen=True)
+class Lookup:
+    """What WeCom said when asked: the thing, or the error it answered with."""
+
+    found: Any = None
+    error: WeComError | None = None
+
+
+def _ask(call: Any, *args: Any) -> Lookup:
+    """Run one read; WeCom's refusals become part of the answer, an outage propagates."""
+    try:
+        return Lookup(call(*args))
+    except (WeComNetworkError, CredentialFailing):
+        raise  # the inbox waits and asks again later
+    except WeComError as exc:
+        return Lookup(error=exc)
+
+
+def member_of(event: Event) -> str:
+    """The userid a member event is about (the new one after a rename)."""
+    if isinstance(event, UserChange):
+        return event.new_user_id or event.user_id
+    return event.from_user
+
+
+def fetch_member(client: WeComApi, event: Event) -> Lookup:
+    """Read the member an event is about, before the event's transaction opens."""
+    return _ask(client.user_get, member_of(event))
+
+
+def fetch_department(client: WeComApi, event: PartyChange) -> Lookup:
+    """Read a department whose event came without its name (thin payloads)."""
+    if event.name is not None:
+        return Lookup()
+    return _ask(client.department_get, event.party_id)
+
+
+def on_user_changed(ctx: HandlerContext, event: UserChange, *, policy: NamingPolicy) -> None:
     """A member was added or edited (maybe renamed, maybe removed by a new status)."""
-    userid = event.new_user_id or event.user_id
     if event.new_user_id and event.new_user_id != event.user_id:
         _rename(ctx, event.user_id, event.new_user_id)
-    _refresh_member(ctx, userid, SOURCE, departure_source="status", fields=event.fields)
+    _refresh_member(ctx, policy, member_of(event), SOURCE, departure_source="status",
+                    fields=event.fields)  # fmt: skip
 
 
-@handles("event", "change_contact", "delete_user")
 def on_user_deleted(ctx: HandlerContext, event: UserChange) -> None:
     """HR deleted a member: they left, announced once however often the event comes."""
     emp = employee_by_userid(ctx.session, event.user_id)
     if emp is None:
         log.info("delete_user for unknown member %s ignored", event.user_id)
         return
-    depart(ctx.session, ctx.clock, emp, "delete_user", _cause(ctx))
+    depart(ctx.session, ctx.clock, ctx.events, emp, "delete_user", ctx.cause)
 
 
-@handles("event", "subscribe")
-def on_subscribe(ctx: HandlerContext, event: Subscription) -> None:
+def on_subscribe(ctx: HandlerContext, event: Subscription, *, policy: NamingPolicy) -> None:
     """A member can now use the app: make sure the mirror knows them as they are."""
-    _refresh_member(ctx, event.from_user, "subscribe", departure_source="subscribe", fields={})
+    _refresh_member(ctx, policy, event.from_user, "subscribe", departure_source="subscribe",
+                    fields={})  # fmt: skip
 
 
-@handles("event", "unsubscribe")
-def on_unsubscribe(ctx: HandlerContext, event: Subscription) -> None:
+def on_unsubscribe(ctx: HandlerContext, event: Subscription, *, policy: NamingPolicy) -> None:
     """A member lost the app: a departure only if WeCom confirms they are gone or left."""
     emp = _refresh_member(
-        ctx, event.from_user, "unsubscribe", departure_source="unsubscribe", fields={}
+        ctx, policy, event.from_user, "unsubscribe", departure_source="unsubscribe", fields={}
     )
     if emp is not None:
         _note(ctx, emp.id, "unsubscribed", "unsubscribe", {"status": emp.status})
 
 
-@handles("event", "change_contact", "create_party")
-@handles("event", "change_contact", "update_party")
-def on_party_changed(ctx: HandlerContext, event: PartyChange) -> None:
+def on_party_changed(ctx: HandlerContext, event: PartyChange, *, policy: NamingPolicy) -> None:
     """A department was added, renamed or moved; names derived from it follow."""
     session, now = ctx.session, ctx.clock.now()
     dept = session.get(Department, event.party_id)
-    name = event.name if event.name is not None else (dept.name if dept else None)
+    lookup: Lookup = ctx.fetched or Lookup()
+    fresh: WeComDepartment | None = lookup.found
+    if lookup.error is not None:
+        log.warning("department %s: details unavailable (%s); the next full sync fills them",
+                    event.party_id, lookup.error)  # fmt: skip
+    name = event.name if event.name is not None else fresh.name if fresh else None
     if name is None:
-        name = _fetch_department_name(ctx, event.party_id)
+        name = dept.name if dept else ""
+    parent_id = event.parent_id
+    if parent_id is None and fresh is not None:
+        parent_id = fresh.parentid
+    order = event.order if event.order is not None else fresh.order if fresh else None
+    event = replace(event, parent_id=parent_id, order=order)
     if dept is None:
         dept = Department(id=event.party_id, name=name, leaders=[], order=0, updated_at=now)
         session.add(dept)
@@ -93,10 +139,9 @@ def on_party_changed(ctx: HandlerContext, event: PartyChange) -> None:
         dept.order = event.order
     session.flush()
     if renamed:
-        refresh_display_names(session, _policy(ctx), department_subtree_ids(session, dept.id))
+        refresh_display_names(session, policy, department_subtree_ids(session, dept.id))
 
 
-@handles("event", "change_contact", "delete_party")
 def on_party_deleted(ctx: HandlerContext, event: PartyChange) -> None:
     """A department was deleted (WeCom only deletes empty ones); kept, flagged deleted."""
     dept = ctx.session.get(Department, event.party_id)
@@ -104,7 +149,6 @@ def on_party_deleted(ctx: HandlerContext, event: PartyChange) -> None:
         dept.deleted, dept.updated_at = True, ctx.clock.now()
 
 
-@handles("event", "change_contact", "update_tag")
 def on_tag_changed(ctx: HandlerContext, event: TagChange) -> None:
     """Members or departments were added to or removed from a tag."""
     session = ctx.session
@@ -143,29 +187,37 @@ def refresh_display_names(session: Session, policy: NamingPolicy, department_ids
 
 
 def _refresh_member(
-    ctx: HandlerContext, userid: str, source: str, *, departure_source: str, fields: dict[str, Any]
+    ctx: HandlerContext,
+    policy: NamingPolicy,
+    userid: str,
+    source: str,
+    *,
+    departure_source: str,
+    fields: dict[str, Any],
 ) -> Employee | None:
-    """Bring one member's row up to date with WeCom; None when we know nothing of them."""
+    """Bring one member's row up to date with what WeCom said; None when we know nothing."""
     session = ctx.session
-    try:
-        record = EmployeeRecord.from_user(_client(ctx).user_get(userid))
-    except WeComError as exc:
+    lookup: Lookup = ctx.fetched or Lookup(error=WeComError(-1, "not fetched"))
+    if lookup.error is None:
+        record = EmployeeRecord.from_user(lookup.found)
+    else:
+        exc = lookup.error
         if exc.errcode == USER_NOT_FOUND:
             emp = employee_by_userid(session, userid)
             if emp is not None:
-                depart(session, ctx.clock, emp, _gone_source(source), _cause(ctx))
+                depart(session, ctx.clock, ctx.events, emp, _gone_source(source), ctx.cause)
             return emp
         fallback = _record_from_payload(session, userid, fields)
         if fallback is None:
             if exc.errcode == OUTSIDE_VISIBILITY:
                 log.info("member %s is outside the app's visibility; left as is", userid)
                 return employee_by_userid(session, userid)
-            raise
+            raise exc
         record = fallback
-    record = replace(record, display_name=_display_name(session, _policy(ctx), record))
+    record = replace(record, display_name=_display_name(session, policy, record))
     return save_employee(
-        session, ctx.clock, record, source=source, departure_source=departure_source,
-        cause=_cause(ctx),
+        session, ctx.clock, ctx.events, record, source=source,
+        departure_source=departure_source, cause=ctx.cause,
     )  # fmt: skip
 
 
@@ -187,7 +239,7 @@ def _rename(ctx: HandlerContext, old: str, new: str) -> None:
         member.userid = new
     _note(ctx, emp.id, "userid_changed", SOURCE, {"old": old, "new": new})
     session.flush()
-    publish(session, ctx.clock, EmployeeRenamed(old_userid=old, new_userid=new, at=now))
+    ctx.events.publish(session, ctx.clock, EmployeeRenamed(old_userid=old, new_userid=new, at=now))
 
 
 def _record_from_payload(
@@ -244,35 +296,8 @@ def _all_departments(session: Session) -> dict[int, DeptRecord]:
     }
 
 
-def _fetch_department_name(ctx: HandlerContext, dept_id: int) -> str:
-    try:
-        return _client(ctx).department_get(dept_id).name
-    except WeComError as exc:
-        log.warning(
-            "department %s: name unavailable (%s); the next full sync fills it", dept_id, exc
-        )
-        return ""
-
-
 def _note(
     ctx: HandlerContext, emp_id: int, kind: str, source: str, details: dict[str, Any]
 ) -> None:
     ctx.session.add(EmployeeHistory(employee_id=emp_id, kind=kind, at=ctx.clock.now(),
                                     source=source, details=details))  # fmt: skip
-
-
-def _client(ctx: HandlerContext) -> Any:
-    if ctx.services is None:
-        raise WeComError(-1, "no WeCom client available to this handler")
-    return ctx.services.client
-
-
-def _policy(ctx: HandlerContext) -> NamingPolicy:
-    settings = getattr(ctx.services, "settings", None)
-    return (
-        policy_from_settings(settings) if settings is not None else NamingPolicy(DEFAULT_TEMPLATE)
-    )
-
-
-def _cause(ctx: HandlerContext) -> str | None:
-    return f"inbox:{ctx.inbox_id}" if ctx.inbox_id is not None else None

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
 from wecom_app.directory.diff import DeptRecord, EmployeeRecord
-from wecom_app.domain_events import EmployeeDeparted, publish
+from wecom_app.domain_events import DomainEvents, EmployeeDeparted
 from wecom_app.models import Department, DepartmentMember, Employee, EmployeeHistory
 from wecom_app.models import EmployeeStatus as Status
 
@@ -98,10 +98,17 @@ def membership_rows(employee_id: int, record: EmployeeRecord) -> list[dict[str, 
 
 
 def announce_departure(
-    session: Session, clock: Clock, userid: str, at: datetime, source: str, cause: str | None
+    session: Session,
+    clock: Clock,
+    events: DomainEvents,
+    userid: str,
+    at: datetime,
+    source: str,
+    cause: str | None,
 ) -> None:
     """Tell the rest of the app that someone left (call once per departure)."""
-    publish(session, clock, EmployeeDeparted(userid=userid, at=at, source=source, cause=cause))
+    departed = EmployeeDeparted(userid=userid, at=at, source=source, cause=cause)
+    events.publish(session, clock, departed)
 
 
 def employee_by_userid(session: Session, userid: str) -> Employee | None:
@@ -112,6 +119,7 @@ def employee_by_userid(session: Session, userid: str) -> Employee | None:
 def save_employee(
     session: Session,
     clock: Clock,
+    events: DomainEvents,
     record: EmployeeRecord,
     *,
     source: str,
@@ -128,7 +136,8 @@ def save_employee(
         _history(session, emp.id, "joined", now, source, {"userid": record.userid})
         _set_memberships(session, emp.id, record)
         if record.status == Status.DEPARTED:
-            _depart(session, clock, emp, departure_source or source, cause, now, announce=False)
+            _depart(session, clock, events, emp, departure_source or source, cause, now,
+                    announce=False)  # fmt: skip
         return emp
     old = record_of(emp)
     kinds = history_kinds(old, record)
@@ -150,23 +159,29 @@ def save_employee(
     if set(details["changed"]) & {"departments", "main_department", "leader_in"}:
         _set_memberships(session, emp.id, record)
     if leaving:
-        _depart(session, clock, emp, departure_source or source, cause, now)
+        _depart(session, clock, events, emp, departure_source or source, cause, now)
     return emp
 
 
 def depart(
-    session: Session, clock: Clock, emp: Employee, source: str, cause: str | None = None
+    session: Session,
+    clock: Clock,
+    events: DomainEvents,
+    emp: Employee,
+    source: str,
+    cause: str | None = None,
 ) -> bool:
     """Mark an employee departed and announce it; False when they had already left."""
     if emp.status == Status.DEPARTED:
         return False
-    _depart(session, clock, emp, source, cause, clock.now())
+    _depart(session, clock, events, emp, source, cause, clock.now())
     return True
 
 
 def _depart(
     session: Session,
     clock: Clock,
+    events: DomainEvents,
     emp: Employee,
     source: str,
     cause: str | None,
@@ -178,7 +193,7 @@ def _depart(
     emp.updated_at = now
     _history(session, emp.id, "left", now, source, {"cause": cause} if cause else {})
     if announce:
-        announce_departure(session, clock, emp.userid, now, source, cause)
+        announce_departure(session, clock, events, emp.userid, now, source, cause)
 
 
 def _history(

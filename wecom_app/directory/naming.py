@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +20,8 @@ from sqlalchemy.orm import Session
 from wecom_app.directory.diff import DeptRecord, EmployeeRecord
 from wecom_app.errors import ConfigError
 from wecom_app.models import Employee, EmployeeStatus
-from wecom_app.outbox import LANES, Lane, enqueue
+from wecom_app.outbox import Lane, enqueue
+from wecom_app.settings import Settings
 
 DEFAULT_TEMPLATE = "{department}-{name}"
 PLACEHOLDERS = frozenset({"department", "name", "region"})
@@ -31,7 +31,7 @@ MAX_ALIAS_CHARS = 32
 ALIAS_LANE = "directory_alias"
 # Alias writes count against the corp's 10,000 calls/min and 150,000/hour API budget; leave
 # most of it to everything else.
-LANES.setdefault(ALIAS_LANE, Lane(20000, timedelta(hours=1)))
+ALIAS_PACE = Lane(20000, timedelta(hours=1))
 NAMED_STATUSES = (EmployeeStatus.ACTIVE, EmployeeStatus.NOT_ACTIVATED)
 
 
@@ -74,9 +74,12 @@ class NamingPolicy:
         )
 
 
-def policy_from_settings(settings: Any) -> NamingPolicy:
-    """The policy configured by WECOM_NAMING_TEMPLATE (default 部门-姓名)."""
-    return NamingPolicy(getattr(settings, "naming_template", None) or DEFAULT_TEMPLATE)
+def policy_from_settings(settings: Settings) -> NamingPolicy:
+    """The policy configured by WECOM_NAMING_TEMPLATE (default 部门-姓名); ConfigError if bad."""
+    try:
+        return NamingPolicy(settings.naming_template or DEFAULT_TEMPLATE)
+    except ValueError as exc:
+        raise ConfigError("WECOM_NAMING_TEMPLATE", str(exc)) from None
 
 
 def region_of(dept_id: int, departments: Mapping[int, DeptRecord]) -> int:

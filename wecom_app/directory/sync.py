@@ -3,7 +3,9 @@
 Fetching happens before any write, so a WeCom error mid-fetch (after the client's bounded
 retries) leaves the mirror untouched; applying happens in one transaction, so it lands whole
 or not at all. One `user/list` per department (it is not recursive) plus `department/list` and
-a few `user/list_id` pages is all it costs.
+a few `user/list_id` pages is all it costs. One full sync runs at a time across every process
+(`Database.exclusive`): a second one waits for the first, or with wait=False says one is
+running and does nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from wecom_app.clock import Clock
 from wecom_app.db import Database
@@ -32,16 +34,27 @@ from wecom_app.directory.diff import (
     diff,
 )
 from wecom_app.directory.mirror import dept_record_of, record_of
-from wecom_app.directory.naming import NamingPolicy, policy_from_settings
-from wecom_app.jobs import job
+from wecom_app.directory.naming import NamingPolicy
+from wecom_app.domain_events import DomainEvents
+from wecom_app.errors import AppError
+from wecom_app.jobs import JobContext
 from wecom_app.models import Department
-from wecom_app.wecom.client import WeComClient
+from wecom_app.services import Services
+from wecom_app.wecom.api import WeComApi
 
 # Requests in flight while walking departments: enough to hide latency, far below WeCom's
 # concurrency limit (45033).
 FETCH_THREADS = 4
 
 Progress = Callable[[list[DeptRecord]], AbstractContextManager[Iterable[DeptRecord]]]
+LOCK = "directory_full_sync"
+
+
+class SyncRunning(AppError):
+    """Another full sync holds the lock."""
+
+    def __init__(self) -> None:
+        super().__init__("另一个全量同步正在进行，本次未执行")
 
 
 @dataclass
@@ -73,7 +86,7 @@ class SyncReport:
 
 
 def fetch_snapshot(
-    client: WeComClient,
+    client: WeComApi,
     policy: NamingPolicy,
     *,
     use_list_id: bool,
@@ -89,7 +102,7 @@ def fetch_snapshot(
 
 
 def _members(
-    client: WeComClient, departments: list[DeptRecord], progress: Progress
+    client: WeComApi, departments: list[DeptRecord], progress: Progress
 ) -> dict[str, EmployeeRecord]:
     """Every department's direct members, a few requests in flight at once.
 
@@ -125,8 +138,9 @@ def load_mirror(session: Any) -> MirrorSnapshot:
 
 def run_full_sync(
     db: Database,
-    client: WeComClient,
+    client: WeComApi,
     clock: Clock,
+    events: DomainEvents,
     policy: NamingPolicy,
     *,
     use_list_id: bool,
@@ -139,10 +153,7 @@ def run_full_sync(
     fetched_at = clock.now()
     snapshot = fetch_snapshot(client, policy, use_list_id=use_list_id, progress=progress)
     fetched = wall.monotonic()
-    with db.begin() as session:
-        changes = diff(load_mirror(session), snapshot, fetched_at)
-        if not dry_run:
-            bulk.apply(session, clock, changes)
+    changes = _apply(db, clock, events, snapshot, fetched_at, dry_run)
     calls = Counter(client.calls)
     calls.subtract(calls_before)
     return SyncReport(
@@ -157,6 +168,33 @@ def run_full_sync(
     )
 
 
+def _apply(
+    db: Database,
+    clock: Clock,
+    events: DomainEvents,
+    snapshot: WeComSnapshot,
+    fetched_at: Any,
+    dry_run: bool,
+) -> DirectoryDiff:
+    """Diff against the mirror and apply, in one transaction.
+
+    A callback can add a department or a member between our read of the mirror and our
+    insert; the transaction then fails on its unique key and is done again once, from a fresh
+    read, so the sync lands whole instead of failing.
+    """
+    for tries_left in (1, 0):
+        try:
+            with db.begin() as session:
+                changes = diff(load_mirror(session), snapshot, fetched_at)
+                if not dry_run:
+                    bulk.apply(session, clock, events, changes)
+                return changes
+        except IntegrityError:
+            if not tries_left:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _examples(changes: DirectoryDiff, limit: int = 20) -> dict[str, list[str]]:
     """A few userids per kind of change, so a dry run shows whom it would touch."""
     return {
@@ -167,22 +205,35 @@ def _examples(changes: DirectoryDiff, limit: int = 20) -> dict[str, list[str]]:
 
 
 def sync_services(
-    services: Any, *, dry_run: bool = False, progress: Progress = nullcontext
+    services: Services,
+    policy: NamingPolicy,
+    *,
+    dry_run: bool = False,
+    progress: Progress = nullcontext,
+    wait: bool = True,
 ) -> SyncReport:
-    """Run a full sync with the app's configured database, client, clock and naming policy."""
-    settings = services.settings
-    return run_full_sync(
-        services.db,
-        services.client,
-        services.clock,
-        policy_from_settings(settings),
-        use_list_id=bool(settings.secret("contacts_secret")),
-        dry_run=dry_run,
-        progress=progress,
-    )
+    """Run a full sync with the app's database, client and clock, one at a time.
+
+    With wait=False, raise SyncRunning at once when another sync holds the lock.
+    """
+    with services.db.exclusive(LOCK, wait=wait) as held:
+        if not held:
+            raise SyncRunning()
+        return run_full_sync(
+            services.db,
+            services.client,
+            services.clock,
+            services.events,
+            policy,
+            use_list_id=bool(services.settings.secret("contacts_secret")),
+            dry_run=dry_run,
+            progress=progress,
+        )
 
 
-@job("directory_full_sync", daily_at=time(2, 0))
-def nightly_full_sync(services: Any) -> dict[str, Any]:
+def nightly_full_sync(ctx: JobContext, *, policy: NamingPolicy) -> dict[str, Any]:
     """Repair whatever lost callbacks missed, every night at 02:00 (Asia/Shanghai)."""
-    return sync_services(services).to_dict()
+    try:
+        return sync_services(ctx.services, policy, wait=False).to_dict()
+    except SyncRunning as exc:
+        return {"skipped": str(exc)}

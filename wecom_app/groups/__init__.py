@@ -6,6 +6,35 @@ ledger.py     queue changes through the outbox + audit     outcomes.py   record 
 reconcile.py  read WeCom, plan under lock, queue           departures.py EmployeeDeparted reaction
 daily.py      the 09:00 check job                          config.py     YAML group declarations
 queries.py    reads for the API and CLI                    api.py        /api/v1/groups
+notice.py     the departure explanation posted in a group
 """
 
-from wecom_app.groups import daily, departures, outcomes  # noqa: F401  (registrations)
+from __future__ import annotations
+
+from datetime import time, timedelta
+from functools import partial
+
+from wecom_app.registry import Registry
+from wecom_app.settings import Settings
+
+# WeCom allows 1000 group changes per hour per corp (older docs: 100); keep a margin.
+APPCHAT_PACE_PER_HOUR = 950
+
+
+def register(registry: Registry, settings: Settings) -> None:
+    """Add the groups' departure reaction, result handlers, lane, daily check and API."""
+    from wecom_app.domain_events import EmployeeDeparted
+    from wecom_app.groups import api, daily, departures, ledger, outcomes, service
+    from wecom_app.groups.notice import DepartureNotice
+    from wecom_app.jobs import Job
+    from wecom_app.outbox import Lane
+
+    notice = DepartureNotice.from_settings(settings)
+    outbox = registry.outbox
+    outbox.add_lane(ledger.LANE, Lane(APPCHAT_PACE_PER_HOUR, timedelta(hours=1)))
+    outbox.on_result(ledger.KIND, partial(outcomes.record_update, notice=notice))
+    outbox.on_result(service.CREATE, outcomes.record_create)
+    remove = partial(departures.remove_departed, lanes=outbox.lanes)
+    registry.events.subscribe(EmployeeDeparted, remove)
+    registry.jobs.add(Job("groups_daily_check", daily.daily_check, daily_at=time(9, 0)))
+    registry.api.append(api.bp)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from wecom_app.groups import queries
 from wecom_app.groups.mirror import GroupNotFound
-from wecom_app.web.api import ApiError, api_blueprint, transaction
+from wecom_app.web.api import ApiError, transaction
+
+bp = Blueprint("groups", __name__)
 
 
-@api_blueprint.get("/groups")
+@bp.get("/groups")
 def list_groups() -> Response:
     """Every managed group with member counts, last reconcile and drift."""
     with transaction() as session:
         return jsonify(groups=queries.list_groups(session))
 
 
-@api_blueprint.get("/groups/audit")
+@bp.get("/groups/audit")
 def group_audit() -> Response:
     """The audit log, newest first; filter with ?chatid=&userid=&action=&outcome=&limit=."""
     try:
@@ -28,7 +30,7 @@ def group_audit() -> Response:
         return jsonify(audit=queries.audit_log(session, limit=limit, **args))
 
 
-@api_blueprint.get("/groups/<chatid>")
+@bp.get("/groups/<chatid>")
 def show_group(chatid: str) -> Response:
     """One group: rules, members with canonical names, pending changes, drift."""
     with transaction() as session:

@@ -18,6 +18,8 @@ from wecom_app.groups.reconcile import reconcile
 from wecom_app.groups.rules import RuleError
 from wecom_app.groups.service import GroupSpec
 from wecom_app.models import ManagedGroup
+from wecom_app.outbox import Outbox
+from wecom_app.services import Services
 
 ACTOR = "config"
 
@@ -38,7 +40,9 @@ def load_specs(path: str | Path) -> list[GroupSpec]:
     return specs
 
 
-def apply_config(services: Any, path: str | Path, *, dry_run: bool = False) -> list[dict]:
+def apply_config(
+    services: Services, outbox: Outbox, path: str | Path, *, dry_run: bool = False
+) -> list[dict]:
     """Create, adopt or update each declared group, then reconcile it; return what was done."""
     specs = load_specs(path)
     with services.db.begin() as session:
@@ -55,11 +59,11 @@ def apply_config(services: Any, path: str | Path, *, dry_run: bool = False) -> l
             action = "update" if spec.chatid in known else "adopt" if spec.adopt else "create"
             results.append({"chatid": spec.chatid, "name": spec.name, "action": action})
             continue
-        results.append(_apply_one(services, spec, spec.chatid in known))
+        results.append(_apply_one(services, outbox, spec, spec.chatid in known))
     return results
 
 
-def _apply_one(services: Any, spec: GroupSpec, known: bool) -> dict[str, Any]:
+def _apply_one(services: Services, outbox: Outbox, spec: GroupSpec, known: bool) -> dict[str, Any]:
     """Bring one declared group into being and queue its reconciliation."""
     if known:
         with services.db.begin() as session:
@@ -72,7 +76,11 @@ def _apply_one(services: Any, spec: GroupSpec, known: bool) -> dict[str, Any]:
         service.adopt(services, spec, actor=ACTOR)
         action = "adopt"
     else:
-        service.create(services, spec, actor=ACTOR)
+        group, outcome = service.create_now(services, outbox, spec, actor=ACTOR)
+        if group.status != "active":
+            why = outcome.error if outcome is not None else "已排队，由 worker 创建"
+            return {"chatid": group.chatid, "name": spec.name, "action": "create",
+                    "status": group.status, "note": why}  # fmt: skip
         action = "create"
     assert spec.chatid is not None
     result = reconcile(services, spec.chatid, actor=ACTOR, cause="apply-config")

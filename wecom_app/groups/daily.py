@@ -3,34 +3,60 @@
 from __future__ import annotations
 
 import logging
-from datetime import time
+import threading
 from typing import Any
 
 from sqlalchemy import select
 
-from wecom_app.errors import AppError, WeComError
+from wecom_app.errors import AppError, CredentialFailing, WeComError, WeComNetworkError
 from wecom_app.groups.mirror import org_view
 from wecom_app.groups.reconcile import reconcile
 from wecom_app.groups.rules import RuleError
-from wecom_app.jobs import job
+from wecom_app.jobs import JobContext
 from wecom_app.models import ManagedGroup
+from wecom_app.services import Services
 
 log = logging.getLogger(__name__)
 
 ACTOR = "daily_check"
 
 
-def check_all(services: Any, *, actor: str = ACTOR) -> dict[str, Any]:
-    """Reconcile every managed group; summarise drift found and changes queued."""
-    with services.db.begin() as session:
-        chatids = list(session.scalars(select(ManagedGroup.chatid).order_by(ManagedGroup.id)))
+# Answers that mean "stop asking for now": the rest of the groups would get the same.
+STOP_ERRCODES = frozenset({45009, 45033})
+
+
+def check_all(
+    services: Services, *, actor: str = ACTOR, stopping: threading.Event | None = None
+) -> dict[str, Any]:
+    """Reconcile every managed group; summarise drift found and changes queued.
+
+    The check stops early, saying so, when the worker is stopping, when WeCom is unreachable or
+    refuses our secret, or when it answers a frequency limit: the next run picks up.
+    """
+    with services.db.read() as session:
+        chatids = list(
+            session.scalars(
+                select(ManagedGroup.chatid)
+                .where(ManagedGroup.status != "creating")
+                .order_by(ManagedGroup.id)
+            )
+        )
         org = org_view(session)  # one snapshot for all groups; the check takes seconds
     summary: dict[str, Any] = {"groups": len(chatids), "drifted": [], "changes_queued": 0,
                                "errors": []}  # fmt: skip
-    for chatid in chatids:
+    for index, chatid in enumerate(chatids):
+        if stopping is not None and stopping.is_set():
+            summary["stopped_early"] = {"checked": index, "reason": "worker stopping"}
+            break
         try:
             result = reconcile(services, chatid, actor=actor, cause="每日检查", org=org)
+        except (WeComNetworkError, CredentialFailing) as exc:
+            summary["stopped_early"] = {"checked": index, "reason": str(exc)}
+            break
         except (WeComError, RuleError, AppError) as exc:
+            if isinstance(exc, WeComError) and exc.errcode in STOP_ERRCODES:
+                summary["stopped_early"] = {"checked": index, "reason": str(exc)}
+                break
             log.warning("daily check of %s failed: %s", chatid, exc)
             summary["errors"].append({"chatid": chatid, "error": str(exc)})
             continue
@@ -48,7 +74,6 @@ def check_all(services: Any, *, actor: str = ACTOR) -> dict[str, Any]:
     return summary
 
 
-@job("groups_daily_check", daily_at=time(9, 0))
-def daily_check(services: Any) -> dict[str, Any]:
+def daily_check(ctx: JobContext) -> dict[str, Any]:
     """Every morning at 09:00 (Asia/Shanghai): repair and report membership drift."""
-    return check_all(services)
+    return check_all(ctx.services, stopping=ctx.stopping)

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
-from wecom_app.domain_events import EmployeeDeparted, subscribe
+from wecom_app.domain_events import EmployeeDeparted
 from wecom_app.groups.ledger import LANE, queue_plan
 from wecom_app.groups.mirror import userids_of
 from wecom_app.groups.outcomes import DEPARTURE_ACTOR
@@ -28,7 +28,7 @@ from wecom_app.models import (
     OutboxStatus,
 )
 from wecom_app.models.groups import AuditOutcome
-from wecom_app.outbox import LANES
+from wecom_app.outbox import Lane
 
 COALESCE = timedelta(seconds=1)
 # (share of the hourly appchat budget used, wait before sending): the scarcer the budget, the
@@ -36,14 +36,15 @@ COALESCE = timedelta(seconds=1)
 BACKOFF = ((0.25, 1.0), (0.5, 3.0), (0.9, 6.0), (1.0, 60.0))
 
 
-@subscribe(EmployeeDeparted)
-def remove_departed(session: Session, clock: Clock, event: EmployeeDeparted) -> None:
+def remove_departed(
+    session: Session, clock: Clock, event: EmployeeDeparted, *, lanes: dict[str, Lane]
+) -> None:
     """Queue the removal of a departed employee from every managed group they are in."""
     now = clock.now()
     cause = f"{event.source}:{event.cause}" if event.cause else event.source
     groups = _groups_with(session, event.userid)
     queued = _queued(session, [g.id for g in groups])
-    delay = coalesce_delay(session, now) if groups else COALESCE
+    delay = coalesce_delay(session, now, lanes[LANE]) if groups else COALESCE
     for group in groups:
         removing, owner = queued.get(group.id, (set(), None))
         if event.userid in removing:
@@ -64,9 +65,8 @@ def remove_departed(session: Session, clock: Clock, event: EmployeeDeparted) -> 
                        delay=delay, merge=True)  # fmt: skip
 
 
-def coalesce_delay(session: Session, now: datetime) -> timedelta:
+def coalesce_delay(session: Session, now: datetime, lane: Lane) -> timedelta:
     """How long a removal waits for others to join its call, given the lane's hourly budget."""
-    lane = LANES[LANE]
     used = session.scalar(
         select(func.count())
         .select_from(OutboxMessage)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+
+from wecom_app.errors import ConfigError
+from wecom_app.settings import Settings
 
 DEFAULT_NOTICE = "{display_name} 已离职，已移出本群"
-
-_template: str | None = None
-
-
 FIELDS = ("display_name", "name", "userid", "reason")
 
 
@@ -25,34 +24,28 @@ def check_template(value: str) -> str:
     return value
 
 
-def configure(settings: Any) -> None:
-    """Use the deployment's WECOM_DEPARTURE_NOTICE template from now on."""
-    global _template
-    _template = getattr(settings, "departure_notice", None) or DEFAULT_NOTICE
+@dataclass(frozen=True)
+class DepartureNotice:
+    """One deployment's departure text (WECOM_DEPARTURE_NOTICE), checked when built."""
 
+    template: str = DEFAULT_NOTICE
 
-def template() -> str:
-    """The configured template; read from the environment once if nobody configured it."""
-    global _template
-    if _template is None:
-        from wecom_app.errors import ConfigError
-        from wecom_app.settings import load_settings
+    def __post_init__(self) -> None:
+        check_template(self.template)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DepartureNotice:
+        """The configured notice; ConfigError naming WECOM_DEPARTURE_NOTICE when it is bad."""
         try:
-            configure(load_settings())
-        except ConfigError:
-            _template = DEFAULT_NOTICE
-    return _template or DEFAULT_NOTICE
+            return cls(settings.departure_notice or DEFAULT_NOTICE)
+        except ValueError as exc:
+            raise ConfigError("WECOM_DEPARTURE_NOTICE", str(exc)) from None
 
-
-def departure_text(people: Iterable[tuple[str, str, str]], reason: str = "已离职") -> str:
-    """One line per removed person, from (userid, name, display_name) triples."""
-    lines = []
-    for userid, name, display_name in people:
-        fields = {"display_name": display_name or name or userid, "name": name or userid,
-                  "userid": userid, "reason": reason}  # fmt: skip
-        try:
-            lines.append(template().format(**fields))
-        except (KeyError, IndexError, ValueError):
-            lines.append(DEFAULT_NOTICE.format(**fields))
-    return "\n".join(lines)
+    def text(self, people: Iterable[tuple[str, str, str]], reason: str = "已离职") -> str:
+        """One line per removed person, from (userid, name, display_name) triples."""
+        lines = []
+        for userid, name, display_name in people:
+            fields = {"display_name": display_name or name or userid, "name": name or userid,
+                      "userid": userid, "reason": reason}  # fmt: skip
+            lines.append(self.template.format(**fields))
+        return "\n".join(lines)

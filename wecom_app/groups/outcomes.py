@@ -1,5 +1,6 @@
 """What happens when WeCom answers a group change: audit the real outcome, update the cache,
-start the deferred step, and explain departures in the group."""
+start the deferred step, and explain departures in the group; and when it answers a group
+creation queued through the outbox."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from wecom_app.groups.ledger import KIND, REF, queue_update
-from wecom_app.groups.notice import departure_text
+from wecom_app.groups.ledger import REF, queue_update
+from wecom_app.groups.notice import DepartureNotice
 from wecom_app.groups.plan import Update
 from wecom_app.models import Employee, GroupAudit, GroupMember, ManagedGroup, OutboxMessage
 from wecom_app.models.groups import AuditOutcome
-from wecom_app.outbox import Outcome, enqueue, on_result
+from wecom_app.outbox import Outcome, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,9 @@ BAD_MEMBER = {60111, 86007}  # an added userid WeCom does not know or will not a
 DEPARTURE_ACTOR = "departure"
 
 
-@on_result(KIND)
-def record_update(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
+def record_update(
+    session: Session, msg: OutboxMessage, outcome: Outcome, *, notice: DepartureNotice
+) -> None:
     """Turn the queued audit rows of one `appchat/update` into what really happened."""
     if msg.ref_type != REF or msg.ref_id is None:
         return
@@ -42,7 +44,7 @@ def record_update(session: Session, msg: OutboxMessage, outcome: Outcome) -> Non
     own = [r for r in rows if r.step <= step]
     deferred = [r for r in rows if r.step > step]
     if outcome.ok:
-        _applied(session, group, msg, own, deferred, now)
+        _applied(session, group, msg, own, deferred, now, notice)
     elif outcome.errcode in BAD_MEMBER and msg.payload.get("add_user_list") and _has_more(msg):
         _retry_without_adds(session, group, msg, own + deferred, outcome, now)
     else:
@@ -56,9 +58,13 @@ def _applied(
     own: list[GroupAudit],
     deferred: list[GroupAudit],
     now: datetime,
+    notice: DepartureNotice,
 ) -> None:
+    stale = set((msg.result or {}).get("not_in_chat", []))
     for row in own:
         row.outcome, row.done_at = AuditOutcome.APPLIED, now
+        if row.action == "remove" and row.userid in stale:
+            row.detail = "移出时已不在群中"
     payload = msg.payload
     removed = set(payload.get("del_user_list", []))
     if removed:
@@ -80,13 +86,22 @@ def _applied(
         new_id = queue_update(session, group, Update(2, remove=removals), now=now)
         for row in deferred:
             row.outbox_id = new_id
-    departed = [r.userid for r in own if r.action == "remove" and r.actor == DEPARTURE_ACTOR]
+    departed = [
+        r.userid
+        for r in own
+        if r.action == "remove" and r.actor == DEPARTURE_ACTOR and r.userid not in stale
+    ]
     if departed:
-        _announce(session, group, msg.id, [u for u in departed if u], now)
+        _announce(session, group, msg.id, [u for u in departed if u], now, notice)
 
 
 def _announce(
-    session: Session, group: ManagedGroup, msg_id: int, userids: list[str], now: datetime
+    session: Session,
+    group: ManagedGroup,
+    msg_id: int,
+    userids: list[str],
+    now: datetime,
+    notice: DepartureNotice,
 ) -> None:
     """Post the Chinese explanation of a departure removal into the group."""
     found = {
@@ -94,7 +109,7 @@ def _announce(
         for e in session.scalars(select(Employee).where(Employee.userid.in_(userids)))
     }
     people = [found.get(u, (u, u, u)) for u in userids]
-    text = departure_text(people)
+    text = notice.text(people)
     payload = {"chatid": group.chatid, "msg": {"msgtype": "text", "text": {"content": text}}}
     enqueue(
         session,
@@ -159,3 +174,42 @@ def _failed(
 def _fail(row: GroupAudit, outcome: Outcome, now: datetime, note: str | None = None) -> None:
     row.outcome, row.done_at, row.errcode = AuditOutcome.FAILED, now, outcome.errcode
     row.error = f"{note}：{outcome.error}" if note else outcome.error
+
+
+def record_create(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
+    """A group queued for creation exists now (or could not be made): say what WeCom did."""
+    if msg.ref_type != REF or msg.ref_id is None:
+        return
+    group = session.get(ManagedGroup, int(msg.ref_id), with_for_update=True)
+    if group is None:
+        return
+    now = msg.done_at or group.updated_at
+    rows = list(
+        session.scalars(
+            select(GroupAudit).where(
+                GroupAudit.outbox_id == msg.id, GroupAudit.outcome == AuditOutcome.QUEUED
+            )
+        )
+    )
+    if not outcome.ok:
+        group.status = "error"
+        for row in rows:
+            _fail(row, outcome, now, "建群失败")
+        log.warning("group %s could not be created: %s", group.chatid, outcome.error)
+        return
+    result = outcome.result or {}
+    members = list(result.get("userlist", msg.payload.get("userlist", [])))
+    group.actual_owner = result.get("owner") or msg.payload.get("owner")
+    group.actual_name = result.get("name") or msg.payload.get("name")
+    group.status, group.updated_at, group.version = "active", now, group.version + 1
+    if not result.get("adopted"):
+        group.last_reconciled_at = now
+    session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
+    session.add_all(GroupMember(group_id=group.id, userid=u, since=now) for u in members)
+    for row in rows:
+        if row.action == "add" and row.userid not in members:
+            _fail(row, outcome, now, "接管的已有群中没有此人，将由核对补齐")
+            continue
+        row.outcome, row.done_at = AuditOutcome.APPLIED, now
+        if row.action == "create" and result.get("adopted"):
+            row.detail = f"{row.detail or ''}（群已存在，已接管）"

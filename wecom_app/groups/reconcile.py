@@ -21,6 +21,7 @@ from wecom_app.groups.plan import MembershipPlan, make_plan
 from wecom_app.groups.rules import GroupRules, OrgView, desired_members
 from wecom_app.models import Employee, EmployeeStatus, GroupMember, ManagedGroup
 from wecom_app.models.groups import AuditOutcome
+from wecom_app.services import Services
 from wecom_app.wecom.types import AppChat
 
 MAX_TRIES = 3
@@ -129,11 +130,10 @@ def observe(
     return drift
 
 
-def fetch(services: Any, group: ManagedGroup) -> AppChat:
+def fetch(services: Services, group: ManagedGroup) -> AppChat:
     """Read a group from WeCom; a refusal is recorded on the group and raised."""
     try:
-        chat: AppChat = services.client.appchat_get(group.chatid)
-        return chat
+        return services.client.appchat_get(group.chatid)
     except WeComError as exc:
         with services.db.begin() as session:
             row = session.get(ManagedGroup, group.id)
@@ -144,7 +144,7 @@ def fetch(services: Any, group: ManagedGroup) -> AppChat:
 
 
 def reconcile(
-    services: Any,
+    services: Services,
     chatid: str,
     *,
     actor: str,

@@ -1,20 +1,31 @@
-"""Create, adopt and (re)define managed groups."""
+"""Create, adopt and (re)define managed groups.
+
+Creating a group is a WeCom write like any other: `create` queues `appchat/create` through the
+outbox in the transaction that defines the group, with a chatid chosen here, so a lost answer
+can be repeated safely (WeCom answers 86215 and the chat is adopted). `create_now` is the
+workflow a command uses: it queues, then has the outbox perform that row at once.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from wecom_app.groups.ledger import audit
+from wecom_app.groups.ledger import LANE, REF, audit
 from wecom_app.groups.mirror import employee_ids, org_view
 from wecom_app.groups.rules import GroupRules, OrgView, RuleError, check_name, desired_members
-from wecom_app.models import GroupMember, ManagedGroup
+from wecom_app.models import GroupMember, ManagedGroup, OutboxMessage
 from wecom_app.models.groups import AuditOutcome
+from wecom_app.outbox import Outbox, Outcome, enqueue
+from wecom_app.services import Services
+
+CREATE = "appchat_create"
 
 CHATID = re.compile(r"^[0-9a-zA-Z]{1,32}$")
 KINDS = ("高管群", "部门工作群", "项目群", "其他")
@@ -67,7 +78,9 @@ def validate(spec: GroupSpec, org: OrgView) -> dict[str, str]:
     return members
 
 
-def define(session: Session, spec: GroupSpec, group: ManagedGroup | None, now: Any) -> ManagedGroup:
+def define(
+    session: Session, spec: GroupSpec, group: ManagedGroup | None, now: datetime
+) -> ManagedGroup:
     """Insert or update a group's definition (name, kind, owners, rules)."""
     owner_id, backup_id = employee_ids(session, [spec.owner, spec.backup_owner])
     if group is None:
@@ -79,34 +92,50 @@ def define(session: Session, spec: GroupSpec, group: ManagedGroup | None, now: A
     return group
 
 
-def create(services: Any, spec: GroupSpec, *, actor: str) -> ManagedGroup:
-    """Create a group chat in WeCom with the members its rules give, and start managing it."""
-    with services.db.begin() as session:
-        members = validate(spec, org_view(session))
-        if spec.chatid and session.scalar(
-            select(ManagedGroup.id).where(ManagedGroup.chatid == spec.chatid)
-        ):
-            raise RuleError(f"已有受管群使用 chatid {spec.chatid}")
+def create(
+    session: Session, spec: GroupSpec, *, actor: str, now: datetime
+) -> tuple[ManagedGroup, int]:
+    """Define a group and queue its creation in WeCom with the members its rules give.
+
+    Returns the group and the outbox row that will create it.
+    """
+    members = validate(spec, org_view(session))
+    if spec.chatid and session.scalar(
+        select(ManagedGroup.id).where(ManagedGroup.chatid == spec.chatid)
+    ):
+        raise RuleError(f"已有受管群使用 chatid {spec.chatid}")
     spec.chatid = spec.chatid or "wg" + secrets.token_hex(12)
-    chatid = services.client.appchat_create(
-        check_name(spec.name), spec.owner, sorted(members), spec.chatid
-    )
-    spec.chatid = chatid
-    now = services.clock.now()
+    group = define(session, spec, None, now)
+    group.status = "creating"
+    payload = {"name": group.name, "owner": spec.owner, "userlist": sorted(members),
+               "chatid": spec.chatid}  # fmt: skip
+    key = f"groups:create:{spec.chatid}"
+    enqueue(session, CREATE, payload, key, now=now, lane=LANE, ref=(REF, str(group.id)))
+    msg_id = session.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+    ).one()
+    audit(session, group, "create", now, actor=actor, detail=group.name, outbox_id=msg_id)
+    for userid, reason in sorted(members.items()):
+        audit(session, group, "add", now, actor=actor, userid=userid, reason=reason,
+              outbox_id=msg_id)  # fmt: skip
+    return group, msg_id
+
+
+def create_now(
+    services: Services, outbox: Outbox, spec: GroupSpec, *, actor: str
+) -> tuple[ManagedGroup, Outcome | None]:
+    """Queue a group's creation and perform it at once; the worker retries it if WeCom fails."""
     with services.db.begin() as session:
-        group = define(session, spec, None, now)
-        group.actual_owner, group.actual_name = spec.owner, group.name
-        group.last_reconciled_at = now
-        session.add_all(GroupMember(group_id=group.id, userid=u, since=now) for u in members)
-        audit(session, group, "create", now, actor=actor, detail=group.name,
-              outcome=AuditOutcome.APPLIED, done_at=now)  # fmt: skip
-        for userid, reason in sorted(members.items()):
-            audit(session, group, "add", now, actor=actor, userid=userid, reason=reason,
-                  outcome=AuditOutcome.APPLIED, done_at=now)  # fmt: skip
-        return group
+        group, msg_id = create(session, spec, actor=actor, now=services.clock.now())
+        group_id = group.id
+    outcome = outbox.perform_now(msg_id)
+    with services.db.begin() as session:
+        created = session.get(ManagedGroup, group_id)
+        assert created is not None
+        return created, outcome
 
 
-def adopt(services: Any, spec: GroupSpec, *, actor: str) -> ManagedGroup:
+def adopt(services: Services, spec: GroupSpec, *, actor: str) -> ManagedGroup:
     """Start managing a chat this app created earlier; its members are reconciled next."""
     if not spec.chatid:
         raise RuleError("接管已有群需要 chatid")

@@ -21,7 +21,7 @@ from wecom_app.models.notices import (
     Receipt,
     ReceiptState,
 )
-from wecom_app.models.outbox import OutboxMessage, OutboxStatus
+from wecom_app.models.outbox import Hold, OutboxMessage, OutboxStatus
 
 __all__ = [
     "AckChannel",
@@ -34,6 +34,7 @@ __all__ = [
     "EmployeeStatus",
     "GroupAudit",
     "GroupMember",
+    "Hold",
     "InboxEvent",
     "InboxStatus",
     "JobRun",

@@ -44,5 +44,9 @@ class InboxEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A worker leases the row while it fetches and handles it; a failed attempt sets when the
+    # next may start. NULL: available now.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)

@@ -6,3 +6,28 @@ service.py   create, preview, resend, cancel  status.py   counts and receipts
 acks.py      acks, card clicks, departures    text.py     "收到", "收到 #12" text replies
 link.py      OAuth acknowledgement page       api.py      /api/v1/notices
 """
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+
+from wecom_app.registry import Registry
+from wecom_app.settings import Settings
+
+
+def register(registry: Registry, settings: Settings) -> None:
+    """Add card clicks, text replies, the departure reaction, send results, jobs and pages."""
+    from wecom_app.domain_events import EmployeeDeparted
+    from wecom_app.jobs import Job
+    from wecom_app.notices import acks, api, delivery, link, pacing, text
+
+    replies = text.TextReplies(text.ack_words(settings.notice_ack_words), settings.public_url)
+    registry.handlers.add("text", handler=partial(text.on_text, replies=replies))
+    registry.handlers.add("event", "template_card_event", handler=acks.on_card_click)
+    registry.events.subscribe(EmployeeDeparted, acks.exclude_departed)
+    registry.outbox.on_result("message_send", delivery.record_send)
+    prune = Job("notices.prune_member_sends", pacing.prune_job, every=timedelta(minutes=10))
+    registry.jobs.add(prune)
+    registry.api.append(api.bp)
+    registry.pages.append(link.link_blueprint)

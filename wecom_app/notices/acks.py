@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, aliased
 
-from callbacks.dispatch import HandlerContext, handles
+from callbacks.dispatch import HandlerContext
 from callbacks.events import TemplateCardEvent
 from wecom_app.clock import Clock
-from wecom_app.domain_events import EmployeeDeparted, subscribe
+from wecom_app.domain_events import EmployeeDeparted
 from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.notices import delivery
 from wecom_app.outbox import enqueue
@@ -149,7 +149,6 @@ def careful_click(
     return None
 
 
-@handles("event", "template_card_event")
 def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
     """A card button click: ack (or record feedback) and update the clicker's card."""
     session, now = ctx.session, ctx.clock.now()
@@ -178,7 +177,6 @@ def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
     )
 
 
-@subscribe(EmployeeDeparted)
 def exclude_departed(session: Session, clock: Clock, event: EmployeeDeparted) -> None:
     """Someone who left before acknowledging no longer counts, nor appears as overdue."""
     employee = employee_by_userid(session, event.userid)

@@ -4,36 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
 from wecom_app.models import Notice
 from wecom_app.notices import service, status
-from wecom_app.notices.link import link_blueprint
-from wecom_app.web.api import ApiError, api_blueprint, transaction
+from wecom_app.web.api import ApiError, transaction
+from wecom_app.web.context import services
+
+bp = Blueprint("notices", __name__)
 
 
 def _now() -> Any:
-    from wecom_app.app import services
-
-    return services(current_app).clock.now()
-
-
-def _register_link_page(state: BlueprintSetupState) -> None:
-    # The link page lives outside /api/v1 (no bearer token: WeCom OAuth identifies the member),
-    # so it rides along with the API blueprint's registration.
-    state.app.register_blueprint(link_blueprint)
-
-
-api_blueprint.record_once(_register_link_page)
+    return services().clock.now()
 
 
 def _flag(name: str) -> bool:
     return request.args.get(name, "").lower() in ("1", "true", "yes")
 
 
-@api_blueprint.post("/notices")
+@bp.post("/notices")
 def create_notice() -> Any:
     """Create and send a notice; with ?dry_run=1 only preview its audience."""
     try:
@@ -48,7 +38,7 @@ def create_notice() -> Any:
     return jsonify(body), 201
 
 
-@api_blueprint.get("/notices")
+@bp.get("/notices")
 def list_notices() -> Any:
     """The latest notices, newest first (?limit=, default 50)."""
     limit = min(max(int(request.args.get("limit", 50) or 50), 1), 500)
@@ -57,7 +47,7 @@ def list_notices() -> Any:
         return jsonify(notices=[status.notice_dict(n) for n in notices])
 
 
-@api_blueprint.get("/notices/<ref>")
+@bp.get("/notices/<ref>")
 def notice_status(ref: str) -> Any:
     """A notice's counts by state and department, and its receipts.
 
@@ -77,7 +67,7 @@ def notice_status(ref: str) -> Any:
         return jsonify(data)
 
 
-@api_blueprint.post("/notices/<ref>/resend")
+@bp.post("/notices/<ref>/resend")
 def resend_notice(ref: str) -> Any:
     """Send the card again to everyone who has not acknowledged."""
     try:
@@ -90,7 +80,7 @@ def resend_notice(ref: str) -> Any:
         raise ApiError(str(exc), 409) from None
 
 
-@api_blueprint.post("/notices/<ref>/cancel")
+@bp.post("/notices/<ref>/cancel")
 def cancel_notice(ref: str) -> Any:
     """Stop collecting acknowledgements for a notice."""
     with transaction() as session:

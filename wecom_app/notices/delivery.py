@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from wecom_app.models import Employee, Notice, OutboxMessage, Receipt, ReceiptState
 from wecom_app.notices import pacing
-from wecom_app.outbox import Outcome, enqueue, on_result
+from wecom_app.outbox import Outcome, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -81,24 +81,32 @@ def card(notice: Notice, task: str) -> dict[str, Any]:
 
 
 def plan_batches(
-    userids: Sequence[str], history: dict[str, list[datetime]], now: datetime, first: int
+    userids: Sequence[str],
+    history: dict[str, list[datetime]],
+    now: datetime,
+    first: int,
+    size: int = BATCH_SIZE,
 ) -> list[Batch]:
-    """Split recipients into paced batches of ≤ 1000, numbered from `first`."""
+    """Split recipients into paced batches of ≤ `size` (WeCom: 1000), numbered from `first`."""
     batches = []
     number = first
     for at, group in pacing.plan(userids, history, now).items():
-        for start in range(0, len(group), BATCH_SIZE):
-            batches.append(Batch(number, at, group[start : start + BATCH_SIZE]))
+        for start in range(0, len(group), size):
+            batches.append(Batch(number, at, group[start : start + size]))
             number += 1
     return batches
 
 
 def schedule(
-    session: Session, notice: Notice, userids: Sequence[str], now: datetime
+    session: Session,
+    notice: Notice,
+    userids: Sequence[str],
+    now: datetime,
+    batch_size: int = BATCH_SIZE,
 ) -> list[Batch]:
     """Plan, reserve and enqueue the card batches for these recipients of a notice."""
     history = pacing.history(session, userids, now)
-    batches = plan_batches(userids, history, now, notice.batches + 1)
+    batches = plan_batches(userids, history, now, notice.batches + 1, batch_size)
     for batch in batches:
         pacing.reserve(session, batch.userids, batch.not_before, "notice")
         task = task_id(notice, batch.number)
@@ -159,7 +167,6 @@ def employee_ids(session: Session, userids: Iterable[str]) -> list[int]:
     return found
 
 
-@on_result("message_send")
 def record_send(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
     """Update a batch's receipts from WeCom's answer to its card send."""
     if msg.ref_type != BATCH_REF or not msg.ref_id:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from html import escape
 
-from flask import Blueprint, Response, current_app, redirect, request, url_for
+from flask import Blueprint, Response, redirect, request, url_for
 
 from wecom_app.errors import WeComError
 from wecom_app.models import NoticeStatus
 from wecom_app.notices.acks import acknowledge, employee_by_userid, find_receipt
 from wecom_app.notices.service import NoticeError, get_notice
+from wecom_app.web.context import services
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ def ack_url(public_url: str, code: str) -> str:
 @link_blueprint.get("/n/<code>/ack")
 def start(code: str) -> Response:
     """Send the member through WeCom's silent OAuth, back to the confirmation step."""
-    from wecom_app.app import services
-
-    svc = services(current_app)
+    svc = services()
     base = (svc.settings.public_url or request.host_url).rstrip("/")
     back = base + url_for("notice_link.done", code=code)
     return redirect(svc.client.oauth_authorize_url(back, state=code[:64]), 302)  # type: ignore[return-value]
@@ -57,9 +56,7 @@ def start(code: str) -> Response:
 @link_blueprint.get("/n/<code>/ack/done")
 def done(code: str) -> Response:
     """Turn WeCom's OAuth code into the member and acknowledge the notice for them."""
-    from wecom_app.app import services
-
-    svc = services(current_app)
+    svc = services()
     oauth_code = request.args.get("code", "")
     if not oauth_code:
         return _page("无法确认", "链接缺少企业微信授权信息，请在企业微信中重新打开。", "warn", 400)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from wecom_app.jobs import job
+from wecom_app.jobs import JobContext
 from wecom_app.models import MemberSend
 
 # A little below WeCom's numbers: retries after an outage can bunch planned sends together.
@@ -115,8 +115,7 @@ def prune(session: Session, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-@job("notices.prune_member_sends", every=timedelta(minutes=10))
-def prune_job(services: Any) -> dict[str, Any]:
+def prune_job(ctx: JobContext) -> dict[str, Any]:
     """Drop ledger rows that no limit window can see any more."""
-    with services.db.begin() as session:
-        return {"pruned": prune(session, services.clock.now())}
+    with ctx.services.db.begin() as session:
+        return {"pruned": prune(session, ctx.services.clock.now())}

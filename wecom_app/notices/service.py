@@ -118,8 +118,10 @@ def preview(session: Session, draft: Draft) -> Preview:
     return Preview(audience, audience.by_department(directory.names))
 
 
-def create(session: Session, draft: Draft, now: datetime) -> tuple[Notice, Preview]:
-    """Store a notice with one receipt per recipient and queue its cards."""
+def create(
+    session: Session, draft: Draft, now: datetime, *, batch_size: int = delivery.BATCH_SIZE
+) -> tuple[Notice, Preview]:
+    """Store a notice with one receipt per recipient and queue its cards (≤ batch_size each)."""
     plan = preview(session, draft)
     notice = Notice(
         title=draft.title,
@@ -140,7 +142,7 @@ def create(session: Session, draft: Draft, now: datetime) -> tuple[Notice, Previ
     notice.code = str(notice.id)
     recipients = plan.audience.recipients
     userids = [r.userid for r in recipients]
-    batches = delivery.schedule(session, notice, userids, now)
+    batches = delivery.schedule(session, notice, userids, now, batch_size)
     batch_of = {u: b.number for b in batches for u in b.userids}
     rows = [
         {

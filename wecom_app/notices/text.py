@@ -15,8 +15,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbacks.dispatch import HandlerContext, handles
+from callbacks.dispatch import HandlerContext
 from callbacks.events import TextMessage
+from wecom_app.errors import ConfigError
 from wecom_app.models import Notice, NoticeStatus, Receipt
 from wecom_app.notices import pacing
 from wecom_app.notices.acks import ACKABLE, acknowledge, employee_by_userid, find_receipt
@@ -69,7 +70,20 @@ DEFAULT_WORDS = frozenset(normalise(w) for w in DEFAULT_ACK_WORDS)
 
 def ack_words(configured: str | None = None) -> frozenset[str]:
     """The deployment's acknowledgement words (WECOM_NOTICE_ACK_WORDS), or the defaults."""
-    return parse_ack_words(configured) if configured else DEFAULT_WORDS
+    if not configured:
+        return DEFAULT_WORDS
+    try:
+        return parse_ack_words(configured)
+    except ValueError as exc:
+        raise ConfigError("WECOM_NOTICE_ACK_WORDS", str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class TextReplies:
+    """How this deployment reads and answers texts: its ack words and public URL."""
+
+    words: frozenset[str] = DEFAULT_WORDS
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +178,12 @@ def handle_text(
     return reply
 
 
-@handles("text")
-def on_text(ctx: HandlerContext, event: TextMessage) -> None:
+def on_text(ctx: HandlerContext, event: TextMessage, *, replies: TextReplies) -> None:
     """A text to the app: acknowledge if it says so, and always answer."""
     now = ctx.clock.now()
-    settings = ctx.services.settings if ctx.services is not None else None
-    public_url = settings.public_url if settings is not None else None
-    words = ack_words(settings.notice_ack_words if settings is not None else None)
-    reply = handle_text(ctx.session, event.from_user, event.content, now, public_url, words)
+    reply = handle_text(
+        ctx.session, event.from_user, event.content, now, replies.public_url, replies.words
+    )
     if reply is None:
         return
     not_before = pacing.slot_for(ctx.session, event.from_user, now, "reply")

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from wecom_app.sla import export
 from wecom_app.sla.asof import parse_as_of
-from wecom_app.sla.config import config_for
+from wecom_app.sla.config import SlaConfig
 from wecom_app.sla.reports import overdue_report
-from wecom_app.web.api import ApiError, api_blueprint, transaction
+from wecom_app.web.api import ApiError, transaction
+from wecom_app.web.context import services
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-@api_blueprint.get("/reports/overdue")
-def overdue() -> Any:
-    """Overdue and late acknowledgements (?as_of=, ?notice=, ?format=json|csv|xlsx)."""
-    from wecom_app.app import services
+def reports_blueprint(config: SlaConfig) -> Blueprint:
+    """The report routes over one deployment's SLA configuration."""
+    bp = Blueprint("reports", __name__)
+    bp.add_url_rule("/reports/overdue", view_func=lambda: overdue(config), endpoint="overdue")
+    return bp
 
-    svc = services(current_app)
-    config = config_for(svc)
+
+def overdue(config: SlaConfig) -> Any:
+    """Overdue and late acknowledgements (?as_of=, ?notice=, ?format=json|csv|xlsx)."""
+    svc = services()
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "csv", "xlsx"):
         raise ApiError("format must be json, csv or xlsx")

@@ -10,17 +10,15 @@ it is still handled by the sweeper when its `next_action_at` comes, with catch-u
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from wecom_app.models import Notice, OutboxMessage, OutboxStatus, Receipt, ReceiptState
 from wecom_app.sla.config import SlaConfig
+from wecom_app.sla.decisions import SweepResult
 from wecom_app.sla.schedule import ReceiptClock, next_action
-
-if TYPE_CHECKING:
-    from wecom_app.sla.sweeper import SweepResult
 
 LOOKBACK = timedelta(minutes=15)
 BATCH_REF = "notice_batch"  # the outbox ref type of notice card batches
@@ -31,7 +29,7 @@ def sla_times(
 ) -> tuple[datetime, datetime | None]:
     """A freshly sent receipt's (due_at, next_action_at) under the working calendar."""
     state = ReceiptClock(sent_at, timedelta(minutes=notice.sla_minutes))
-    policy = config.policies.for_type(getattr(notice, "notice_type", None))
+    policy = config.policies.for_type(None)  # notices have no type yet
     action = next_action(state, policy, config.calendar)
     due = config.calendar.add_working_time(sent_at, state.sla)
     return due, action.at if action else None
@@ -39,8 +37,6 @@ def sla_times(
 
 def arm_recent(session: Session, now: datetime, config: SlaConfig) -> SweepResult:
     """Arm the unarmed receipts of card batches finished within LOOKBACK."""
-    from wecom_app.sla.sweeper import SweepResult
-
     refs = session.scalars(
         select(OutboxMessage.ref_id).where(
             OutboxMessage.done_at > now - LOOKBACK,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from wecom_app.errors import ConfigError
+from wecom_app.settings import Settings
 from wecom_app.sla.calendar import WorkingCalendar, load_calendar
 from wecom_app.sla.policy import PolicyBook, load_policy
 
@@ -18,36 +19,24 @@ class SlaConfig:
     calendar: WorkingCalendar
     policies: PolicyBook
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlaConfig:
+        """Load the files WECOM_APP_SLA_CALENDAR and WECOM_APP_SLA_POLICY name (or built-ins).
 
-@functools.lru_cache(maxsize=8)
-def load_config(calendar_file: str | None, policy_file: str | None) -> SlaConfig:
-    """Load (once per pair of paths) the calendar and policy files; None means built-in."""
-    return SlaConfig(load_calendar(calendar_file), load_policy(policy_file))
-
-
-def config_for(services: Any) -> SlaConfig:
-    """The SLA configuration named by a deployment's settings."""
-    settings = services.settings
-    return load_config(
-        getattr(settings, "sla_calendar_file", None), getattr(settings, "sla_policy_file", None)
-    )
+        A file that is missing or malformed raises ConfigError naming its key, with the line
+        and the reason.
+        """
+        return cls(
+            _load("WECOM_APP_SLA_CALENDAR", settings.sla_calendar_file, load_calendar),
+            _load("WECOM_APP_SLA_POLICY", settings.sla_policy_file, load_policy),
+        )
 
 
-def checked_calendar_file(path: str | None) -> str | None:
-    """Validate a calendar file for settings; a bad one raises ValueError with line and reason."""
-    return _checked(path, load_calendar)
+T = TypeVar("T")
 
 
-def checked_policy_file(path: str | None) -> str | None:
-    """Validate a policy file for settings; a bad one raises ValueError with line and reason."""
-    return _checked(path, load_policy)
-
-
-def _checked(path: str | None, loader: Any) -> str | None:
-    if not path:
-        return None
+def _load(key: str, path: str | None, loader: Callable[[str | None], T]) -> T:
     try:
-        loader(path)
-    except ConfigError as exc:
-        raise ValueError(f"{exc.key}: {exc.reason}") from None
-    return path
+        return loader(path)
+    except ConfigError as exc:  # name the setting, then the file and line
+        raise ConfigError(key, f"{exc.key}: {exc.reason}") from None

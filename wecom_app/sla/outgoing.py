@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,11 +21,9 @@ from wecom_app.models import Notice, OutboxMessage, OutboxStatus
 from wecom_app.notices import pacing
 from wecom_app.sla import messages
 from wecom_app.sla.config import SlaConfig
+from wecom_app.sla.decisions import Decision
 from wecom_app.sla.escalation import Person
 from wecom_app.sla.schedule import REMIND
-
-if TYPE_CHECKING:
-    from wecom_app.sla.sweeper import Decision
 
 MAX_TOUSER = 1000
 DUPLICATE_CHECK = 4 * 3600  # seconds: WeCom's maximum

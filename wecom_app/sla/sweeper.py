@@ -12,21 +12,22 @@ nothing is sent outside working time.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.orm import Session
 
-from wecom_app.jobs import job
+from wecom_app.db import Database
+from wecom_app.jobs import JobContext
 from wecom_app.models import Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.notices import pacing
 from wecom_app.sla.arming import arm_recent
-from wecom_app.sla.config import SlaConfig, config_for
+from wecom_app.sla.config import SlaConfig
+from wecom_app.sla.decisions import Decision, SweepResult
 from wecom_app.sla.escalation import Person, org_view, people_by_id
 from wecom_app.sla.outgoing import Outgoing, send_digests, send_reminders
-from wecom_app.sla.policy import SlaPolicy
 from wecom_app.sla.schedule import REMIND, Action, ReceiptClock, after, due_actions, next_action
 
 log = logging.getLogger(__name__)
@@ -49,39 +50,6 @@ CLAIM_COLUMNS = (
     Receipt.reminded_count,
     Receipt.escalation_level,
 )
-
-
-@dataclass
-class SweepResult:
-    """Counts from one or more sweeps, for logs, the job summary and the benchmark."""
-
-    armed: int = 0  # freshly delivered receipts whose working-time clock was started
-    claimed: int = 0
-    reminded: int = 0
-    escalated: int = 0
-    closed: int = 0
-    postponed: int = 0
-    messages: int = 0
-    still_due: int = 0  # receipts whose next step is also already due (catch-up)
-
-    def add(self, other: SweepResult) -> None:
-        """Accumulate another sweep's counts."""
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-
-@dataclass
-class Decision:
-    """One claimed receipt: its clock, policy, deadline, and what to do now."""
-
-    row: Row[Any]
-    person: Person
-    state: ReceiptClock
-    policy: SlaPolicy
-    due: datetime
-    actions: list[Action]
-    slot: datetime | None = None  # when the reminder may go (member limit)
-    targets: list[str] = field(default_factory=list)
 
 
 def claim_query(now: datetime, limit: int = BATCH, postgres: bool = False) -> Any:
@@ -143,7 +111,7 @@ def _decide(
     if notice is None or person is None or not _open(row, notice, person):
         return _update(row, None, row.due_at)
     cal = config.calendar
-    policy = config.policies.for_type(getattr(notice, "notice_type", None))
+    policy = config.policies.for_type(None)  # notices have no type yet
     state = ReceiptClock(
         row.sent_at, timedelta(minutes=notice.sla_minutes), row.reminded_count, row.escalation_level
     )
@@ -255,7 +223,7 @@ STORE_SQL = text(
 )
 
 
-def sweep_all(db: Any, now: datetime, config: SlaConfig, batch: int = BATCH) -> SweepResult:
+def sweep_all(db: Database, now: datetime, config: SlaConfig, batch: int = BATCH) -> SweepResult:
     """Sweep in transactions of `batch` receipts until nothing is due at `now`."""
     total = SweepResult()
     with db.begin() as session:
@@ -269,10 +237,9 @@ def sweep_all(db: Any, now: datetime, config: SlaConfig, batch: int = BATCH) -> 
     return total
 
 
-@job("sla_sweep", every=timedelta(minutes=1))
-def sweep_job(services: Any) -> dict[str, Any]:
+def sweep_job(ctx: JobContext, *, config: SlaConfig) -> dict[str, Any]:
     """Send due SLA reminders and escalations (every minute)."""
-    result = sweep_all(services.db, services.clock.now(), config_for(services))
+    result = sweep_all(ctx.services.db, ctx.services.clock.now(), config)
     if result.claimed:
         log.info("sla sweep %s", result)
     return asdict(result)

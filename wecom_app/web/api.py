@@ -1,18 +1,19 @@
 """The JSON API under /api/v1/, guarded by `Authorization: Bearer <WECOM_APP_API_TOKEN>`.
 
-Feature modules add their routes to `api_blueprint`; this module owns only auth and errors.
+Each feature brings its own blueprint of routes; `api_blueprint` mounts them all below one
+prefix behind one token check. This module owns only auth, errors and the request transaction.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
-api_blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+from wecom_app.web.context import services
 
 
 class ApiError(Exception):
@@ -24,12 +25,9 @@ class ApiError(Exception):
         self.status = status
 
 
-@api_blueprint.before_request
 def require_token() -> Response | None:
     """Refuse requests without the configured bearer token (compared in constant time)."""
-    from wecom_app.app import services
-
-    expected = services(current_app).settings.secret("api_token")
+    expected = services().settings.secret("api_token")
     header = request.headers.get("Authorization", "")
     given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -40,16 +38,23 @@ def require_token() -> Response | None:
     return None
 
 
-@api_blueprint.errorhandler(ApiError)
 def api_error(exc: ApiError) -> tuple[Response, int]:
     """Answer an ApiError as JSON."""
     return jsonify(error=exc.message), exc.status
 
 
+def api_blueprint(children: Iterable[Blueprint]) -> Blueprint:
+    """The /api/v1 blueprint with every feature's routes below it, built once per app."""
+    bp = Blueprint("api", __name__, url_prefix="/api/v1")
+    bp.before_request(require_token)
+    bp.register_error_handler(ApiError, api_error)
+    for child in children:
+        bp.register_blueprint(child)
+    return bp
+
+
 @contextmanager
 def transaction() -> Iterator[Session]:
     """A session in one transaction on the app's database."""
-    from wecom_app.app import services
-
-    with services(current_app).db.begin() as session:
+    with services().db.begin() as session:
         yield session

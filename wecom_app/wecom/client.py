@@ -2,7 +2,9 @@
 
 Tokens, retries, the API base URL and the egress proxy live in one place, `ApiSession`; pass
 `transport` to talk to a fake WeCom in tests, or point `base_url` at the simulator. Errors are
-described in `wecom_app.wecom.session`.
+described in `wecom_app.wecom.session`. Reads may be retried inside the client; writes are sent
+once, and the outbox decides what to do when one fails. `WeComApi` (wecom_app.wecom.api) is the
+interface the rest of the app is typed against.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import httpx
 
 from wecom_app.clock import Clock
 from wecom_app.errors import WeComError, WeComNetworkError
-from wecom_app.wecom.session import DEFAULT_BASE_URL, ApiSession, Credential
+from wecom_app.wecom.session import DEFAULT_BASE_URL, ApiSession, Broken, Credential, RequestHook
 from wecom_app.wecom.types import (
     AppChat,
     Department,
@@ -53,6 +55,7 @@ class WeComClient:
         sleep: Callable[[float], None] = time.sleep,
         max_retries: int = 3,
         backoff: float = 0.5,
+        before_request: RequestHook | None = None,
     ) -> None:
         self.corp_id = corp_id
         self.agent_id = int(agent_id)
@@ -68,6 +71,7 @@ class WeComClient:
             sleep=sleep,
             max_retries=max_retries,
             backoff=backoff,
+            before_request=before_request,
         )
 
     def close(self) -> None:
@@ -89,6 +93,10 @@ class WeComClient:
     def calls(self) -> Counter[str]:
         """Return a snapshot of how many HTTP requests went to each API path."""
         return self._session.calls
+
+    def broken_credentials(self) -> dict[str, Broken]:
+        """Credentials WeCom refused, refused here too until their next probe."""
+        return self._session.broken()
 
     # -- directory (WECOM.md §4) -------------------------------------------------------------
 
@@ -150,7 +158,8 @@ class WeComClient:
 
     def user_update(self, userid: str, **fields: Any) -> None:
         """Change a member's fields, e.g. alias (contacts secret)."""
-        self._post(Credential.CONTACTS, "/cgi-bin/user/update", {"userid": userid, **fields})
+        body = {"userid": userid, **fields}
+        self._post(Credential.CONTACTS, "/cgi-bin/user/update", body, write=True)
 
     # -- messages and cards (WECOM.md §5) ----------------------------------------------------
 
@@ -174,7 +183,8 @@ class WeComClient:
         if duplicate_check_interval is not None:
             body["enable_duplicate_check"] = 1
             body["duplicate_check_interval"] = duplicate_check_interval
-        return SendResult.from_api(self._post(Credential.APP, "/cgi-bin/message/send", body))
+        data = self._post(Credential.APP, "/cgi-bin/message/send", body, write=True)
+        return SendResult.from_api(data)
 
     def update_template_card(
         self,
@@ -196,12 +206,12 @@ class WeComClient:
             body["template_card"] = dict(card)
         else:
             body["button"] = {"replace_name": replace_name}
-        data = self._post(Credential.APP, "/cgi-bin/message/update_template_card", body)
+        data = self._post(Credential.APP, "/cgi-bin/message/update_template_card", body, write=True)
         return split_ids(data.get("invaliduser"))
 
     def message_recall(self, msgid: str) -> None:
         """Recall a message sent in the last 24 hours."""
-        self._post(Credential.APP, "/cgi-bin/message/recall", {"msgid": msgid})
+        self._post(Credential.APP, "/cgi-bin/message/recall", {"msgid": msgid}, write=True)
 
     # -- app group chats (WECOM.md §6) -------------------------------------------------------
 
@@ -213,7 +223,7 @@ class WeComClient:
         if chatid:
             body["chatid"] = chatid
         path = "/cgi-bin/appchat/create"
-        return str(_field(self._post(Credential.APP, path, body), "chatid", path))
+        return str(_field(self._post(Credential.APP, path, body, write=True), "chatid", path))
 
     def appchat_update(
         self,
@@ -230,7 +240,7 @@ class WeComClient:
             body["add_user_list"] = added
         if removed := list(del_user_list):
             body["del_user_list"] = removed
-        self._post(Credential.APP, "/cgi-bin/appchat/update", body)
+        self._post(Credential.APP, "/cgi-bin/appchat/update", body, write=True)
 
     def appchat_get(self, chatid: str) -> AppChat:
         """Fetch a group chat this app created."""
@@ -240,7 +250,8 @@ class WeComClient:
 
     def appchat_send(self, chatid: str, msg: Mapping[str, Any]) -> None:
         """Post a message (text, markdown, textcard, news, file...) into a group chat."""
-        self._post(Credential.APP, "/cgi-bin/appchat/send", {**msg, "chatid": chatid})
+        body = {**msg, "chatid": chatid}
+        self._post(Credential.APP, "/cgi-bin/appchat/send", body, write=True)
 
     # -- OAuth inside the WeCom client (WECOM.md §8) -----------------------------------------
 
@@ -273,8 +284,10 @@ class WeComClient:
     def _get(self, cred: Credential, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._session.call(cred, "GET", path, params=params)
 
-    def _post(self, cred: Credential, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._session.call(cred, "POST", path, body=body)
+    def _post(
+        self, cred: Credential, path: str, body: Mapping[str, Any], *, write: bool = False
+    ) -> dict[str, Any]:
+        return self._session.call(cred, "POST", path, body=body, write=write)
 
 
 def _field(data: Mapping[str, Any], key: str, path: str) -> Any:

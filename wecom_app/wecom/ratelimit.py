@@ -1,8 +1,9 @@
-"""How the client backs off when WeCom is busy, throttling us, or unreachable.
+"""How the client backs off, on reads, when WeCom is busy or unreachable.
 
-WeCom answers -1 (busy), 45009 (frequency limit) and 45033 (too many concurrent calls) for
-conditions that pass; a 45009 can also mean an hour-long ban, so retries stay bounded and the
-caller's outbox takes over when they run out.
+WeCom answers -1 (busy) and 45033 (too many concurrent calls) for conditions that pass in a
+moment: a read retries them a few times. 45009 (frequency limit) is not among them: its block
+lasts the whole window of the limit that was hit, a minute or an hour, so a retry seconds later
+cannot succeed; the outbox pauses the lane instead (`wecom_app.holds`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 BUSY = -1
 FREQUENCY_LIMIT = 45009
 CONCURRENCY_LIMIT = 45033
-RETRYABLE_ERRCODES = frozenset({BUSY, FREQUENCY_LIMIT, CONCURRENCY_LIMIT})
+RETRYABLE_ERRCODES = frozenset({BUSY, CONCURRENCY_LIMIT})
 
 
 @dataclass
