@@ -67,7 +67,7 @@ class World:
     sim: SimulatorServer
     composition: Composition
     app: Flask
-    clock: FakeClock
+    clock: Any  # a FakeClock, or the system clock for tests that need real time to pass
     app_url: str = ""
     announced: list[Any] = field(default_factory=list)  # departures and renames, in order
     _worker: Worker | None = None
@@ -168,6 +168,13 @@ class World:
         with httpx.Client(base_url=self.sim.url, timeout=10) as http:
             http.post("/_sim/faults", json=body).raise_for_status()
 
+    def sim_post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST to the simulator's /_sim/ API and return its JSON answer."""
+        with httpx.Client(base_url=self.sim.url, timeout=10) as http:
+            answer = http.post(path, json=body)
+            answer.raise_for_status()
+            return answer.json()
+
     def clear_faults(self) -> None:
         """Remove every injected fault."""
         with httpx.Client(base_url=self.sim.url, timeout=10) as http:
@@ -191,7 +198,9 @@ class World:
 
     def compose_another(self, clock: Clock | None = None, **overrides: Any) -> Composition:
         """A second composition on the same database and simulator (a second worker)."""
-        settings = self.services.settings.model_copy(update=overrides)
+        from wecom_app.settings import load_settings
+
+        settings = load_settings(**{**self.services.settings.model_dump(), **overrides})
         return compose(settings, clock=clock or self.clock, tuning=self.services.tuning,
                        client_options={"sleep": lambda _s: None})  # fmt: skip
 
@@ -200,7 +209,7 @@ class World:
 def make_world(
     database_url: str,
     *,
-    clock: FakeClock | None = None,
+    clock: Clock | None = None,
     org: Org | Path = SAMPLE_ORG,
     mirror: bool = False,
     serve: bool = True,

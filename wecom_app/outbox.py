@@ -155,6 +155,7 @@ class Claimed:
     payload: dict[str, Any]
     token: str
     attempt: Attempt
+    due: datetime  # when it was due before the lease: a hold puts it back in this place
     orphaned: bool = False  # found with an expired lease: its last attempt got no answer
 
 
@@ -283,11 +284,13 @@ class Outbox:
         if orphaned:
             msg.unanswered += 1
         token = secrets.token_hex(16)
+        due = msg.next_attempt_at
         msg.lease_token, msg.next_attempt_at = token, now + self.lease
         msg.attempts += 1
         msg.last_attempt_at = now
         attempt = Attempt(msg.attempts, after_no_answer=msg.unanswered > 0)
-        return Claimed(msg.id, msg.kind, msg.lane, dict(msg.payload), token, attempt, orphaned)
+        payload = dict(msg.payload)
+        return Claimed(msg.id, msg.kind, msg.lane, payload, token, attempt, due, orphaned)
 
     def _blocked(self, session: Session, now: datetime) -> tuple[set[str], set[str]]:
         """Lanes and kinds that live holds keep waiting."""
@@ -358,7 +361,7 @@ class Outbox:
                     .where(OutboxMessage.id == item.id, OutboxMessage.lease_token == item.token)
                     .values(
                         lease_token=None,
-                        next_attempt_at=self.clock.now(),
+                        next_attempt_at=item.due,
                         attempts=OutboxMessage.attempts - 1,
                     )
                 )
@@ -408,9 +411,11 @@ class Outbox:
                 status = "failed"
             if status == "hold":
                 assert outcome.hold is not None
-                hold = holds.place(session, outcome.hold, now, self.prints)
+                holds.place(session, outcome.hold, now, self.prints)
                 msg.attempts -= 1  # WeCom asked us to wait: not an attempt
-                msg.next_attempt_at = hold.until
+                # The hold keeps the whole lane waiting; the row keeps its place in the queue,
+                # so writes to one group still go in the order they were decided.
+                msg.next_attempt_at = claimed.due
                 return True
             if status == "retry":
                 msg.next_attempt_at = now + backoff(msg.attempts)

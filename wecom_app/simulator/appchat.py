@@ -103,6 +103,11 @@ def appchat_update(state: SimState, kind: str, args: dict[str, Any], body: Any) 
     # Removing people who already left the directory must work, so only adds are checked.
     _check_users(state, adds)
     dels = set(body.get("del_user_list") or [])
+    old_members = set(chat["userlist"])
+    strangers = sorted(dels - old_members)
+    if strangers and state.config.strict_removals:
+        # WECOM.md §6: the whole call fails, additions and owner change included.
+        raise SimError(86216, f"user not in chat: {strangers[0]}")
     userlist = [u for u in chat["userlist"] if u not in dels] + adds
     if len(userlist) > state.config.limits.appchat_max_members:
         raise SimError(86006, "chat member count out of range")
@@ -116,7 +121,7 @@ def appchat_update(state: SimState, kind: str, args: dict[str, Any], body: Any) 
         {
             "at": state.now().isoformat(),
             "added": adds,
-            "removed": sorted(dels),
+            "removed": sorted(dels & old_members),
             "name": name,
             "owner": owner,
         }

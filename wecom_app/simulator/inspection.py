@@ -13,7 +13,8 @@ from wecom_app.simulator.events import CallbackDriver, CallbackNotConfigured
 from wecom_app.simulator.state import Fault, SimState
 
 inspect_blueprint = Blueprint("wecom_sim_inspect", __name__, url_prefix="/_sim")
-FAULT_KINDS = ("errcode", "http500", "drop", "delay")
+# drop: the request is lost before WeCom acts on it; lose_answer: WeCom acts, the answer is lost.
+FAULT_KINDS = ("errcode", "http500", "drop", "lose_answer", "delay")
 APP_EVENTS = ("enter_agent", "subscribe", "unsubscribe")
 
 
@@ -133,12 +134,20 @@ def clock() -> Response:
 
 @inspect_blueprint.post("/config")
 def configure() -> Response:
-    """Change behaviour switches: visibility_root, contacts_details_blocked, unlicensed, limits."""
+    """Change behaviour switches and secrets: visibility_root, contacts_details_blocked,
+    new_style_contact_events, strict_removals, unlicensed, limits, and app_secret /
+    contacts_secret (an administrator resetting a secret: tokens issued for the old one die)."""
     body, config = _body(), _state().config
+    switches = ("visibility_root", "contacts_details_blocked", "new_style_contact_events",
+                "strict_removals")  # fmt: skip
     with _state().lock:
-        for name in ("visibility_root", "contacts_details_blocked", "new_style_contact_events"):
+        for name in switches:
             if name in body:
                 setattr(config, name, bool(body[name]))
+        for name, kind in (("app_secret", "app"), ("contacts_secret", "contacts")):
+            if body.get(name) and body[name] != getattr(config, name):
+                setattr(config, name, str(body[name]))
+                _state().revoke_tokens(kind=kind)
         if "unlicensed" in body:
             config.unlicensed = set(body["unlicensed"])
         try:

@@ -65,6 +65,9 @@ def _apply_fault(state: SimState, path: str) -> Response | None:
     if fault.kind == "drop":
         request.environ[DROP_FLAG] = True
         return Response("", status=200)
+    if fault.kind == "lose_answer":
+        request.environ[DROP_FLAG] = True  # the call is carried out, then the answer is lost
+        return None
     return _answer(SimError(fault.errcode, "injected fault").body())
 
 
@@ -154,7 +157,10 @@ class SimulatorServer:
         self.events = CallbackDriver(self.state)
         self.app = create_simulator_app(self.state, self.events)
         self._server = WSGIServer(host, port, self.app, access_log=access_log)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll, so stop() returns in a few tens of milliseconds.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         self.url = f"http://{host}:{self._server.port}"
 
     def start(self) -> SimulatorServer:

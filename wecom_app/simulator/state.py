@@ -56,6 +56,9 @@ class SimConfig:
     contacts_details_blocked: bool = False
     # True sends new-style member events (UserID/Department only); False sends all fields.
     new_style_contact_events: bool = True
+    # True answers 86216 to an appchat/update removing someone not in the chat, failing the
+    # whole call (WECOM.md §6); False ignores such a removal.
+    strict_removals: bool = True
     unlicensed: set[str] = field(default_factory=set)
     limits: Limits = field(default_factory=Limits)
 
@@ -74,7 +77,7 @@ class Fault:
     """An injected failure for the next `remaining` calls to a path ("*" for all)."""
 
     path: str
-    kind: str  # "errcode", "http500", "drop" or "delay"
+    kind: str  # "errcode", "http500", "drop", "lose_answer" or "delay"
     remaining: int
     errcode: int = -1
     delay: float = 0.0
