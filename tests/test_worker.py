@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import API_TOKEN, APP_AES_KEY, APP_TOKEN, CONTACTS_AES_KEY, CONTACTS_TOKEN
 from tests.world import make_world, until
 from wecom_app.clock import FakeClock
 from wecom_app.jobs import Job, JobContext
@@ -43,25 +41,6 @@ def test_settle_sends_what_a_job_queued_in_the_same_call(sqlite_url) -> None:
         assert any("zhaoming" in m["delivered"] for m in world.sim.state.messages)
 
 
-def worker_env(world) -> dict[str, str]:
-    """The environment a `wecom-app worker` process needs to join a world."""
-    settings = world.services.settings
-    return {
-        **os.environ,
-        "WECOM_CORP_ID": settings.corp_id,
-        "WECOM_AGENT_ID": str(settings.agent_id),
-        "WECOM_APP_SECRET": "app-secret",
-        "WECOM_CALLBACK_TOKEN": APP_TOKEN,
-        "WECOM_CALLBACK_AES_KEY": APP_AES_KEY,
-        "WECOM_CONTACTS_SECRET": "contacts-secret",
-        "WECOM_CONTACTS_TOKEN": CONTACTS_TOKEN,
-        "WECOM_CONTACTS_AES_KEY": CONTACTS_AES_KEY,
-        "WECOM_API_BASE": world.sim.url,
-        "DATABASE_URL": settings.database_url,
-        "WECOM_APP_API_TOKEN": API_TOKEN,
-    }
-
-
 @pytest.fixture
 def world(sqlite_url):
     with make_world(sqlite_url, clock=FakeClock()) as w:
@@ -72,7 +51,7 @@ def test_worker_process_handles_callbacks_and_stops_on_sigterm(world) -> None:
     world.sim.events.deliver_text("zhaoming", "你好")
     proc = subprocess.Popen(
         [sys.executable, "-m", "wecom_app.cli", "worker"],
-        env=worker_env(world),
+        env=world.worker_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

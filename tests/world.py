@@ -196,6 +196,27 @@ class World:
             base_url=self.app_url, timeout=30, headers={"Authorization": f"Bearer {API_TOKEN}"}
         )
 
+    def worker_env(self) -> dict[str, str]:
+        """The environment a `wecom-app worker` process needs to join this world."""
+        import os
+
+        s = self.settings
+        return {
+            **os.environ,
+            "WECOM_CORP_ID": s.corp_id,
+            "WECOM_AGENT_ID": str(s.agent_id),
+            "WECOM_APP_SECRET": s.secret("app_secret"),
+            "WECOM_CALLBACK_TOKEN": s.secret("callback_token"),
+            "WECOM_CALLBACK_AES_KEY": s.secret("callback_aes_key"),
+            "WECOM_CONTACTS_SECRET": s.secret("contacts_secret"),
+            "WECOM_CONTACTS_TOKEN": s.secret("contacts_token"),
+            "WECOM_CONTACTS_AES_KEY": s.secret("contacts_aes_key"),
+            "WECOM_API_BASE": self.sim.url,
+            "DATABASE_URL": s.database_url,
+            "WECOM_APP_API_TOKEN": s.secret("api_token"),
+            "WECOM_APP_SPOOL_DIR": s.spool_dir,
+        }
+
     def compose_another(self, clock: Clock | None = None, **overrides: Any) -> Composition:
         """A second composition on the same database and simulator (a second worker)."""
         from wecom_app.settings import load_settings
