@@ -18,3 +18,20 @@ ensure_venv() {
     rm -f "$VENV"/.installed-* && touch "$stamp"
   fi
 }
+
+# Install a Debian package when the command it provides is missing (tests need real peers).
+ensure_command() {
+  local command="$1" package="$2"
+  if command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ]; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "warning: $command is missing and apt-get is not available; tests that need it skip" >&2
+    return 0
+  fi
+  echo "==> installing $package (for $command)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y -q "$package" >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q "$package" >/dev/null; }
+}
