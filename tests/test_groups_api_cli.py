@@ -100,10 +100,3 @@ def test_cli_rejects_unknown_department(env: GroupEnv) -> None:
         env=cli_env(env),
     )  # fmt: skip
     assert result.exit_code == 1 and "未知部门：404" in result.output
-
-
-def test_every_groups_command_has_help_with_an_example() -> None:
-    from wecom_app.cli.groups import groups
-
-    for name, command in groups.commands.items():
-        assert command.help and "Example:" in command.help, name

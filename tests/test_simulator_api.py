@@ -164,3 +164,19 @@ def test_injected_http_500_drop_and_delay(api: Api) -> None:
     with pytest.raises(httpx.ReadTimeout):
         api.http.get("/cgi-bin/user/get", params=params, timeout=0.1)
     assert api.get("user/get", userid="zhaoming")["errcode"] == 0
+
+
+def test_the_simulator_stops_at_once_even_with_a_connection_open() -> None:
+    """Every test world stops one: a stop that waits out a half-second poll adds minutes."""
+    import time
+
+    from tests.simulator_fixtures import SAMPLE_ORG
+    from wecom_app.simulator import SimulatorServer, load_org
+
+    sim = SimulatorServer(load_org(SAMPLE_ORG)).start()
+    with httpx.Client(base_url=sim.url) as http:  # a keep-alive connection left open
+        assert http.get("/_sim/clock").status_code == 200
+        started = time.perf_counter()
+        sim.stop()
+        took = time.perf_counter() - started
+    assert took < 0.1, f"stop took {took * 1000:.0f} ms"

@@ -16,7 +16,10 @@ from wecom_app.cli import worker as worker_commands
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """wecom-app: group governance and acknowledged notices for WeCom (企业微信)."""
+    """wecom-app: group governance and acknowledged notices for WeCom (企业微信).
+
+    Example: wecom-app worker
+    """
 
 
 main.add_command(db_commands.db)

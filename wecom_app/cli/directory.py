@@ -81,7 +81,10 @@ def sync(dry_run: bool, as_json: bool, no_wait: bool) -> None:
 
 @click.group("directory")
 def directory() -> None:
-    """Read the mirrored org chart and check the 部门+姓名 naming policy."""
+    """Read the mirrored org chart and check the 部门+姓名 naming policy.
+
+    Example: wecom-app directory employees --status departed
+    """
 
 
 @directory.command("employees")
