@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -47,14 +48,16 @@ def world(sqlite_url):
         yield w
 
 
-def test_worker_process_handles_callbacks_and_stops_on_sigterm(world) -> None:
+def test_worker_process_handles_callbacks_and_stops_on_sigterm(world, tmp_path) -> None:
     world.sim.events.deliver_text("zhaoming", "你好")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wecom_app.cli", "worker"],
-        env=world.worker_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wecom_app.cli", "worker"],
+            env=world.worker_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
 
         def handled() -> bool:
@@ -64,6 +67,13 @@ def test_worker_process_handles_callbacks_and_stops_on_sigterm(world) -> None:
         until(handled, timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0].decode()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # every thread's stack into the log
+            time.sleep(1)
+            proc.kill()
+            raise AssertionError("no exit 30 s after SIGTERM:\n" + log.read_text()[-4000:])
+    output = log.read_text()
     assert proc.returncode == 0, output
     assert "worker stopping on signal" in output

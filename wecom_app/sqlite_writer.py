@@ -5,8 +5,15 @@ others wait in its busy handler, which polls with sleeps that grow from 1 ms to 
 several gunicorn workers that polling, not the work, set the latency: a waiter kept sleeping
 after the lock was free. Waiting on a thread lock and then on flock() instead wakes the next
 writer as soon as the previous one commits. The busy timeout stays as the fallback for
-connections that do not come through Database.begin(). Waiting threads give up after 30 s with
-SQLAlchemy's TimeoutError, like a pool that has no connection to give.
+connections that do not come through Database.begin(). Waiting threads give up after 30 s (the
+callback inbox after 2 s) with SQLAlchemy's TimeoutError, like a pool that has no connection to
+give.
+
+flock() itself cannot be given a deadline, and polling it with LOCK_NB cost the callback
+benchmark a sixth of its throughput and doubled its p99 (0.36 vs 0.43 of the bare endpoint, p99
+63 vs 32 ms, side by side on SQLite). So when the file is taken, a helper thread of this process
+waits in flock() for the requester, which waits for the helper with a deadline; a requester that
+gave up leaves the helper to let go of the lock the moment it gets it.
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -42,6 +48,7 @@ class WriterLock:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self._helper: _FlockHelper | None = None
 
     @contextmanager
     def hold(self, timeout: float | None = None) -> Iterator[None]:
@@ -69,28 +76,70 @@ class WriterLock:
 
     def _lock_file(self, wait: float) -> None:
         """flock() the file, giving up after `wait` seconds."""
-        if wait >= WAIT_SECONDS:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
+        fd = self._file()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
-        deadline = time.monotonic() + wait
-        pause = 0.0005
-        while True:
-            try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise exc.TimeoutError(
-                        f"no write access to {self._path} within {wait:g} s"
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.005)
+        except BlockingIOError:
+            pass
+        if self._helper is None:
+            self._helper = _FlockHelper()
+        if not self._helper.lock(fd, wait):
+            raise exc.TimeoutError(f"no write access to {self._path} within {wait:g} s")
 
     def _file(self) -> int:
         """The lock file, opened once per process (flock on an inherited descriptor is shared)."""
         if self._fd is None:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
         return self._fd
+
+
+class _Request:
+    """One wait for the file: granted by the helper, or abandoned by the requester."""
+
+    __slots__ = ("abandoned", "fd", "granted", "guard")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.granted = threading.Event()
+        self.abandoned = False
+        self.guard = threading.Lock()
+
+
+class _FlockHelper:
+    """A daemon thread that waits in flock() so that its requester can wait with a deadline."""
+
+    def __init__(self) -> None:
+        self._wanted: list[_Request] = []
+        self._arrived = threading.Condition()
+        threading.Thread(target=self._serve, name="sqlite-writer-lock", daemon=True).start()
+
+    def lock(self, fd: int, wait: float) -> bool:
+        """Take the lock on fd for the caller within `wait` seconds; False if it did not come."""
+        request = _Request(fd)
+        with self._arrived:
+            self._wanted.append(request)
+            self._arrived.notify()
+        if request.granted.wait(wait):
+            return True
+        with request.guard:
+            if request.granted.is_set():
+                return True  # it came just now
+            request.abandoned = True
+            return False
+
+    def _serve(self) -> None:
+        while True:
+            with self._arrived:
+                while not self._wanted:
+                    self._arrived.wait()
+                request = self._wanted.pop(0)
+            fcntl.flock(request.fd, fcntl.LOCK_EX)
+            with request.guard:
+                if request.abandoned:
+                    fcntl.flock(request.fd, fcntl.LOCK_UN)
+                else:
+                    request.granted.set()
 
 
 def writer_lock(database_path: str) -> WriterLock:

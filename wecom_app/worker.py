@@ -16,6 +16,7 @@ lease for the next worker to pick up (`Tuning.stop_grace_seconds`, 8 s by defaul
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -79,7 +80,10 @@ class Worker:
         for thread in threads:
             thread.start()
         log.info("worker started (%s outbox threads)", tuning.outbox_concurrency)
-        self.stopping.wait()
+        # A signal may be delivered to any thread, and Python runs its handler in the main
+        # thread only when that thread wakes: so it wakes up now and then.
+        while not self.stopping.wait(0.2):
+            pass
         deadline = time.monotonic() + tuning.stop_grace_seconds
         for thread in threads:  # the scheduler first ends, so the job list stops changing
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -181,12 +185,13 @@ class Worker:
 
 
 def run_forever(worker: Worker) -> None:
-    """Run the worker until SIGTERM or SIGINT."""
+    """Run the worker until SIGTERM or SIGINT; SIGUSR1 prints every thread's stack."""
 
     def stop(signum: int, _frame: Any) -> None:
+        worker.stop()  # first: a log line must not stand between a signal and stopping
         log.info("worker stopping on signal %s", signum)
-        worker.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     worker.run()
