@@ -73,7 +73,9 @@ def test_worker_process_handles_callbacks_and_stops_on_sigterm(world, tmp_path) 
             proc.send_signal(signal.SIGUSR1)  # every thread's stack into the log
             time.sleep(1)
             proc.kill()
-            raise AssertionError("no exit 30 s after SIGTERM:\n" + log.read_text()[-4000:])
+            raise AssertionError(
+                "no exit 30 s after SIGTERM:\n" + log.read_text()[-4000:]
+            ) from None
     output = log.read_text()
     assert proc.returncode == 0, output
     assert "worker stopping on signal" in output
