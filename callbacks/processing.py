@@ -114,12 +114,13 @@ class InboxProcessor:
         return self._handle(item, event, route.handler, fetched)
 
     def _handle(self, item: Claimed, event: Event, handler: Any, fetched: Any) -> str:
-        """Run the handler in the event's own transaction and mark the event done."""
+        """Run the handler in the event's own transaction and mark the event done.
+
+        The lease is checked by the statement that marks the event done: a worker whose lease
+        ran out (another took the event) rolls its handler's work back.
+        """
         try:
             with self.db.begin() as session:
-                row = self._locked(session, item)
-                if row is None:
-                    return "lost"
                 ctx = HandlerContext(
                     session,
                     self.clock,
@@ -129,9 +130,29 @@ class InboxProcessor:
                     fetched=fetched,
                 )
                 handler(ctx, event)
-                row.attempts += 1
-                self._close(row, InboxStatus.DONE, None)
+                marked = session.execute(
+                    update(InboxEvent)
+                    .where(
+                        InboxEvent.id == item.id,
+                        InboxEvent.lease_token == item.token,
+                        InboxEvent.status == InboxStatus.PENDING,
+                    )
+                    .values(
+                        status=InboxStatus.DONE,
+                        attempts=InboxEvent.attempts + 1,
+                        processed_at=self.clock.now(),
+                        lease_token=None,
+                        available_at=None,
+                        error=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if marked.rowcount != 1:  # type: ignore[attr-defined]
+                    raise _LeaseLost()
                 return InboxStatus.DONE
+        except _LeaseLost:
+            log.warning("inbox %s: lease lost; another worker handles it", item.id)
+            return "lost"
         except Exception as exc:  # the dispatcher is one of the few places that catches broadly
             return self._failed_attempt(item, exc)
 
@@ -187,6 +208,10 @@ class InboxProcessor:
         if row is None:
             log.warning("inbox %s: lease lost; another worker handles it", item.id)
         return row
+
+
+class _LeaseLost(Exception):
+    """The event's lease passed to another worker before this one could mark it done."""
 
 
 def release(services: Services, items: list[Claimed]) -> None:

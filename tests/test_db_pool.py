@@ -11,7 +11,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from tests.helpers import inbox_values
-from wecom_app import db as db_module
 from wecom_app.clock import FakeClock
 from wecom_app.db import Database
 from wecom_app.models import InboxEvent
@@ -103,11 +102,10 @@ def test_dispose_closes_dedicated_connections(pg_database):
 
 
 @pytest.mark.postgres
-def test_a_dead_idle_connection_is_replaced(database_url, monkeypatch):
+def test_a_dead_idle_connection_is_replaced(database_url):
     if not database_url.startswith("postgres"):
         pytest.skip("pooled server connections are a PostgreSQL matter")
-    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
-    database = Database(database_url)
+    database = Database(database_url, idle_ping=0.0)
     killer = Database(database_url)
     try:
         with database.engine.connect() as conn:
@@ -135,11 +133,11 @@ def test_the_sqlite_inbox_connection_syncs_every_commit(sqlite_url):
 
 
 @pytest.mark.postgres
-def test_an_idle_dedicated_connection_is_replaced_before_use(pg_database, monkeypatch):
+def test_an_idle_dedicated_connection_is_replaced_before_use(pg_database):
     conn = pg_database.dedicated()
     first = _backend(conn)
     assert _backend(conn) == first  # in steady use it is kept
-    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", -1.0)  # everything counts as idle
+    pg_database.idle_ping = -1.0  # from now on everything counts as idle
     assert _backend(conn) != first
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from callbacks.dispatch import DuplicateHandler, HandlerContext, HandlerTable
 from callbacks.processing import MAX_ATTEMPTS, InboxProcessor
@@ -155,13 +155,23 @@ def test_wecom_away_defers_events_that_need_it_and_not_the_others(
 
 
 def test_a_worker_whose_lease_ran_out_cannot_record(client, app, app_crypto, db, clock) -> None:
-    table, handled = HandlerTable(), []
-    table.add("event", "test_once", handler=lambda c, e: handled.append(1))
+    table = HandlerTable()
+
+    def write(ctx: HandlerContext, event: Any) -> None:
+        ctx.session.add(Employee(userid=f"u{ctx.clock.now().timestamp()}", name="x",
+                                 display_name="", departments=[], leader_in=[],
+                                 direct_leaders=[], status="active", joined_at=ctx.clock.now(),
+                                 updated_at=ctx.clock.now()))  # fmt: skip
+
+    table.add("event", "test_once", handler=write)
     post_event(client, "/wecom/callback", app_crypto, _event("test_once", 1700000400))
     slow = _processor(app, table)
     (stale,) = slow.claim(10)
     clock.advance(slow.services.tuning.inbox_lease.total_seconds() + 1)
     fast = _processor(app, table)
     assert fast.run_pending() == 1  # the lease ran out: another worker takes the event
-    assert slow.process(stale) == "lost"
-    assert handled == [1] and _rows(db)[0].status == "done"
+    clock.advance(1)
+    assert slow.process(stale) == "lost"  # its work is rolled back
+    with db.begin() as s:
+        assert s.scalar(select(func.count()).select_from(Employee)) == 1
+    assert _rows(db)[0].status == "done"

@@ -47,7 +47,7 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, idle_ping: float = IDLE_PING_SECONDS, **kwargs: Any) -> Engine:
     """Create an engine with the pragmas and pool settings each backend wants."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -62,12 +62,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
-        event.listen(engine, "checkout", _idle_pinger(engine))
+        event.listen(engine, "checkout", _idle_pinger(engine, idle_ping))
         event.listen(engine, "checkin", _note_checkin)
     return engine
 
 
-def _idle_pinger(engine: Engine) -> Any:
+def _idle_pinger(engine: Engine, idle_ping: float) -> Any:
     """A checkout hook that pings only connections that sat idle in the pool.
 
     Pinging on every checkout (pool_pre_ping) cost a full round trip per request, as much as the
@@ -78,7 +78,7 @@ def _idle_pinger(engine: Engine) -> Any:
 
     def ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("checked_in_at")
-        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        if idle_since is None or time.monotonic() - idle_since < idle_ping:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
@@ -142,9 +142,12 @@ def _no_writer(timeout: float | None = None) -> AbstractContextManager[None]:
 class Database:
     """An engine and its session factory."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, idle_ping: float = IDLE_PING_SECONDS, **engine_kwargs: Any
+    ) -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(url, **engine_kwargs)
+        self.idle_ping = idle_ping  # seconds after which an idle connection is checked first
+        self.engine = make_engine(url, idle_ping=idle_ping, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._file = _sqlite_file(self.url)
         if self._file is not None:
@@ -305,7 +308,7 @@ class DedicatedConnection:
 
     A DBAPI failure surfaces as SQLAlchemy's DBAPIError, like every other database error; a
     connection that broke is dropped and the next call opens a fresh one, and so is a
-    PostgreSQL connection left idle for IDLE_PING_SECONDS. The owner must not
+    PostgreSQL connection left idle for `Database.idle_ping` seconds. The owner must not
     use it from two threads at once (GroupInsert's single leader guarantees that). After a fork
     the child opens its own and leaves the parent's alone.
     """
@@ -388,7 +391,8 @@ class DedicatedConnection:
         if held.raw is not None and held.pid != os.getpid():
             held.forget()
         now = time.monotonic()
-        if held.raw is not None and self.db.is_postgres and now - held.used_at > IDLE_PING_SECONDS:
+        idle = now - held.used_at
+        if held.raw is not None and self.db.is_postgres and idle > self.db.idle_ping:
             # Idle long enough for a firewall to have dropped it without a word, and a dead
             # socket hangs rather than fails: a fresh connection costs a few ms once.
             held.close()

@@ -16,6 +16,7 @@ holds; the first success in a scope clears it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,7 +67,11 @@ def fingerprints(settings: Settings) -> dict[str, str]:
 
 def active(session: Session, now: datetime, prints: dict[str, str]) -> list[Hold]:
     """Holds in force now; a credential hold about another secret than ours does not count."""
-    rows = session.scalars(select(Hold).where(Hold.until > now)).all()
+    return applying(session.scalars(select(Hold).where(Hold.until > now)).all(), prints)
+
+
+def applying(rows: Iterable[Hold], prints: dict[str, str]) -> list[Hold]:
+    """The holds that concern this deployment's secrets (and every lane hold)."""
     return [h for h in rows if _applies(h, prints)]
 
 

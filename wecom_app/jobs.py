@@ -141,8 +141,11 @@ def due(jobs: JobTable, now: datetime) -> list[tuple[Job, str]]:
     return found
 
 
-def finished_slots(db: Database, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of these (job, slot) pairs some worker already finished (cheap pre-check)."""
+def taken_slots(
+    db: Database, pairs: list[tuple[str, str]], now: datetime
+) -> set[tuple[str, str]]:
+    """Which of these (job, slot) pairs are finished or running under a live lease somewhere:
+    a read, so that checking every second does not take the write lock every second."""
     if not pairs:
         return set()
     with db.read() as session:
@@ -150,7 +153,10 @@ def finished_slots(db: Database, pairs: list[tuple[str, str]]) -> set[tuple[str,
             select(JobRun.name, JobRun.slot).where(
                 JobRun.name.in_({n for n, _ in pairs}),
                 JobRun.slot.in_({s for _, s in pairs}),
-                JobRun.status.in_(("done", "failed")),
+                or_(
+                    JobRun.status.in_(("done", "failed")),
+                    (JobRun.status == "running") & (JobRun.leased_until > now),
+                ),
             )
         )
         return {(n, s) for n, s in rows}

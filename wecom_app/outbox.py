@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +47,7 @@ from wecom_app.errors import (
     WeComUnreachable,
 )
 from wecom_app.holds import HoldRequest
-from wecom_app.models import OutboxMessage, OutboxStatus
+from wecom_app.models import Hold, OutboxMessage, OutboxStatus
 from wecom_app.services import Services
 from wecom_app.wecom.api import WeComApi
 
@@ -58,6 +59,7 @@ RETRYABLE = frozenset({-1, 40014, 41001, 42001})
 HOLDING = frozenset({holds.FREQUENCY_LIMIT, holds.CONCURRENCY_LIMIT})
 GETTOKEN = "/cgi-bin/gettoken"
 ORPHANED = "工作进程在调用企业微信期间中断，无法确认是否已执行，未重发"
+HOLDS_TTL = 1.0  # seconds a worker trusts its copy of the holds another worker may change
 
 
 @dataclass(frozen=True)
@@ -243,40 +245,68 @@ class Outbox:
         self.clock = services.clock
         self.lease = services.tuning.outbox_lease
         self.prints = holds.fingerprints(services.settings)
+        self._held: list[Hold] = []
+        self._held_until = 0.0  # time.monotonic() when the cached holds are to be read again
 
     # -- claiming ---------------------------------------------------------------------------
 
     def claim(self, limit: int = 1, *, only: int | None = None) -> list[Claimed]:
-        """Lease up to `limit` due rows (or the row `only`), respecting lanes and holds."""
+        """Lease up to `limit` due rows (or the row `only`), respecting lanes and holds.
+
+        Lane budgets are counted only for the paced lanes among the rows found; a lane found
+        exhausted is left out and the query asked again, so its backlog hides nothing else.
+        """
         now = self.clock.now()
         with self.db.begin() as session:
             blocked_lanes, blocked_kinds = self._blocked(session, now)
-            budgets = self._budgets(session, now)
-            blocked_lanes |= {name for name, left in budgets.items() if left <= 0}
-            query = (
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.status == OutboxStatus.PENDING,
-                    OutboxMessage.next_attempt_at <= now,
-                    OutboxMessage.attempts < MAX_ATTEMPTS,
-                    OutboxMessage.lane.not_in(blocked_lanes),
-                    OutboxMessage.kind.not_in(blocked_kinds),
-                )
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-                .limit(limit)
+            budgets: dict[str, int] = {}
+            for _ in range(len(self.kinds.lanes) + 1):
+                rows = self._due(session, now, limit, blocked_lanes, blocked_kinds, only)
+                paced = {m.lane for m in rows if m.lane in self.kinds.lanes} - set(budgets)
+                if paced:
+                    budgets.update(self._budgets(session, now, paced))
+                usable = []
+                for msg in rows:
+                    if msg.lane in budgets:
+                        if budgets[msg.lane] <= 0:
+                            continue
+                        budgets[msg.lane] -= 1
+                    usable.append(msg)
+                exhausted = {m.lane for m in rows if budgets.get(m.lane, 1) <= 0}
+                if usable or not exhausted - blocked_lanes:
+                    return [self._lease(msg, now) for msg in usable]
+                blocked_lanes |= exhausted
+            return []
+
+    def _due(
+        self,
+        session: Session,
+        now: datetime,
+        limit: int,
+        blocked_lanes: set[str],
+        blocked_kinds: set[str],
+        only: int | None,
+    ) -> list[OutboxMessage]:
+        """Due rows outside the blocked lanes and kinds, oldest first, locked on PostgreSQL."""
+        query = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                OutboxMessage.attempts < MAX_ATTEMPTS,
             )
-            if only is not None:
-                query = query.where(OutboxMessage.id == only)
-            if self.db.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            claimed = []
-            for msg in session.scalars(query):
-                if msg.lane in budgets:
-                    if budgets[msg.lane] <= 0:
-                        continue
-                    budgets[msg.lane] -= 1
-                claimed.append(self._lease(msg, now))
-            return claimed
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if blocked_lanes:
+            query = query.where(OutboxMessage.lane.not_in(blocked_lanes))
+        if blocked_kinds:
+            query = query.where(OutboxMessage.kind.not_in(blocked_kinds))
+        if only is not None:
+            query = query.where(OutboxMessage.id == only)
+        if self.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        return list(session.scalars(query))
 
     def _lease(self, msg: OutboxMessage, now: datetime) -> Claimed:
         """Give one row to this worker."""
@@ -292,27 +322,41 @@ class Outbox:
         payload = dict(msg.payload)
         return Claimed(msg.id, msg.kind, msg.lane, payload, token, attempt, due, orphaned)
 
+    def _holds(self, session: Session) -> list[Hold]:
+        """Every hold row, read at most once per HOLDS_TTL (they change rarely)."""
+        if self._held_until < time.monotonic():
+            self._held = holds.all_holds(session)
+            for hold in self._held:
+                session.expunge(hold)
+            self._held_until = time.monotonic() + HOLDS_TTL
+        return self._held
+
+    def _forget_holds(self) -> None:
+        self._held_until = 0.0
+
     def _blocked(self, session: Session, now: datetime) -> tuple[set[str], set[str]]:
         """Lanes and kinds that live holds keep waiting."""
         lanes: set[str] = set()
         credentials: set[str] = set()
-        for hold in holds.active(session, now, self.prints):
+        live = [h for h in self._holds(session) if h.until > now]
+        for hold in holds.applying(live, self.prints):
             kind, _, name = hold.scope.partition(":")
             (lanes if kind == "lane" else credentials).add(name)
         kinds = {k.name for k in self.kinds.kinds.values() if k.credential in credentials}
         return lanes, kinds
 
-    def _budgets(self, session: Session, now: datetime) -> dict[str, int]:
-        """How many more writes each paced lane may start now: done in its window and in
-        flight right now both count.
+    def _budgets(self, session: Session, now: datetime, lanes: set[str]) -> dict[str, int]:
+        """How many more writes each of these paced lanes may start now: done in its window
+        and in flight right now both count.
 
         Two grouped, index-backed counts for all lanes of one window length: finished in the
         window (done_at), and leased right now (status, next_attempt_at); the leased ones are
         few. One OR over both used neither index.
         """
-        budgets = {name: lane.limit for name, lane in self.kinds.lanes.items()}
+        paced = {name: self.kinds.lanes[name] for name in lanes}
+        budgets = {name: lane.limit for name, lane in paced.items()}
         by_window: dict[timedelta, list[str]] = {}
-        for name, lane in self.kinds.lanes.items():
+        for name, lane in paced.items():
             by_window.setdefault(lane.window, []).append(name)
         for window, names in by_window.items():
             done = session.execute(
@@ -328,6 +372,7 @@ class Outbox:
                 OutboxMessage.status == OutboxStatus.PENDING,
                 OutboxMessage.next_attempt_at > now,
                 OutboxMessage.lease_token.is_not(None),
+                OutboxMessage.lane.in_(list(paced)),
             )
             .group_by(OutboxMessage.lane)
         )
@@ -412,6 +457,7 @@ class Outbox:
             if status == "hold":
                 assert outcome.hold is not None
                 holds.place(session, outcome.hold, now, self.prints)
+                self._forget_holds()
                 msg.attempts -= 1  # WeCom asked us to wait: not an attempt
                 # The hold keeps the whole lane waiting; the row keeps its place in the queue,
                 # so writes to one group still go in the order they were decided.
@@ -426,15 +472,21 @@ class Outbox:
             msg.done_at = now
             if status == "done":
                 msg.result = outcome.result
-                kind = self.kinds.kinds.get(msg.kind)
-                scopes = [holds.lane_scope(msg.lane)]
-                if kind is not None:
-                    scopes.append(holds.credential_scope(kind.credential))
-                holds.clear(session, scopes, now)
+                self._clear_holds(session, msg, now)
             handler = self.kinds.results.get(msg.kind)
             if handler is not None:
                 handler(session, msg, outcome if status == outcome.status else _final(outcome))
             return True
+
+    def _clear_holds(self, session: Session, msg: OutboxMessage, now: datetime) -> None:
+        """A success ends the holds of its lane and credential that have run out."""
+        kind = self.kinds.kinds.get(msg.kind)
+        scopes = {holds.lane_scope(msg.lane)}
+        if kind is not None:
+            scopes.add(holds.credential_scope(kind.credential))
+        if any(h.scope in scopes for h in self._held):
+            holds.clear(session, list(scopes), now)
+            self._forget_holds()
 
     def _fail_recording(self, claimed: Claimed, exc: Exception) -> None:
         """Mark a row failed because recording its outcome raised (its handler is not rerun)."""

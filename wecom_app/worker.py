@@ -42,6 +42,10 @@ class Worker:
         self.stopping = threading.Event()
         self._in_flight: set[str] = set()
         self._flight_guard = threading.Lock()
+        # One idle outbox thread looks for work at a time; the others wait for it, or for the
+        # inbox to say it queued writes.
+        self._quiet_until = 0.0
+        self._wake = threading.Event()
         self._running_jobs: dict[str, threading.Thread] = {}
 
     # -- one step at a time ------------------------------------------------------------------
@@ -98,6 +102,7 @@ class Worker:
     def stop(self) -> None:
         """Stop taking work; run() returns once busy parts finish or the grace time is up."""
         self.stopping.set()
+        self._wake.set()
 
     def _inbox_loop(self) -> None:
         idle = self.services.tuning.idle_seconds
@@ -109,6 +114,9 @@ class Worker:
                         release(self.services, batch[index:])
                         return
                     self.inbox.process(item)
+                if batch:  # handlers queue writes: look for them now
+                    self._quiet_until = 0.0
+                    self._wake.set()
             except Exception:  # a database hiccup: keep the loop alive
                 log.exception("inbox pass failed; retrying shortly")
                 self.stopping.wait(2)
@@ -119,6 +127,10 @@ class Worker:
     def _outbox_loop(self) -> None:
         idle = self.services.tuning.idle_seconds
         while not self.stopping.is_set():
+            quiet = self._quiet_until - time.monotonic()
+            if quiet > 0:
+                self._wake.wait(quiet)
+                continue
             try:
                 claimed = self.outbox.claim(1)
             except Exception:
@@ -126,7 +138,8 @@ class Worker:
                 self.stopping.wait(2)
                 continue
             if not claimed:
-                self.stopping.wait(idle)
+                self._wake.clear()
+                self._quiet_until = time.monotonic() + idle
                 continue
             item = claimed[0]
             if self.stopping.is_set():
@@ -169,7 +182,7 @@ class Worker:
             for jb, slot in jobs.due(self.jobs, clock.now())
             if not (jb.name in self._running_jobs and self._running_jobs[jb.name].is_alive())
         ]
-        done = jobs.finished_slots(db, [(jb.name, slot) for jb, slot in due])
+        done = jobs.taken_slots(db, [(jb.name, slot) for jb, slot in due], clock.now())
         for jb, slot in due:
             if (jb.name, slot) in done or self.stopping.is_set():
                 continue

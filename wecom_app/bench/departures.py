@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -268,9 +268,15 @@ def main(argv: list[str] | None = None) -> int:
         create_groups(composition, departments, org)
         f["create_s"] = time.perf_counter() - started
         print(f"  created {args.groups} groups in {f['create_s']:.1f} s", flush=True)
-        # The creates above are setup: give the measured hour WeCom's full 1000-change budget.
+        # The creates above are setup: give the measured hour WeCom's full 1000-change budget,
+        # in the simulator and in the app's appchat lane (as if the groups were an hour old).
         httpx.post(f"{sim_url}/_sim/config",
                    json={"limits": {"appchat_changes_per_hour": 1000 + args.groups}})  # fmt: skip
+        with db.begin() as session:
+            for row in session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == "appchat_create")
+            ):
+                row.done_at = (row.done_at or SystemClock().now()) - timedelta(hours=1)
         f["daily"] = daily_check(composition, db, sim_url)
         members = [u for _, us in departments for u in us]
         leaving = random.Random(SEED).sample(members, min(args.departures, len(members)))
