@@ -39,8 +39,8 @@ from wecom_app.compose import Composition, compose
 from wecom_app.db import Database
 from wecom_app.domain_events import EmployeeDeparted, EmployeeRenamed
 from wecom_app.models import Department, DepartmentMember, Employee, EmployeeStatus, Tag, TagMember
-from wecom_app.outbox import Outbox
 from wecom_app.registry import Registry
+from wecom_app.sending import Outbox
 from wecom_app.services import Services, Tuning
 from wecom_app.settings import Settings
 from wecom_app.simulator import Channel, Org, SimConfig, SimulatorServer, load_org

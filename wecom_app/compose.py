@@ -23,8 +23,8 @@ from callbacks import handlers as callback_handlers
 from wecom_app import directory, groups, notices, performers, sla
 from wecom_app.clock import Clock, SystemClock
 from wecom_app.db import Database
-from wecom_app.outbox import Outbox
 from wecom_app.registry import Registry
+from wecom_app.sending import Outbox
 from wecom_app.services import Services, Tuning
 from wecom_app.settings import Settings, load_settings
 from wecom_app.wecom.api import WeComApi

@@ -141,9 +141,7 @@ def due(jobs: JobTable, now: datetime) -> list[tuple[Job, str]]:
     return found
 
 
-def taken_slots(
-    db: Database, pairs: list[tuple[str, str]], now: datetime
-) -> set[tuple[str, str]]:
+def taken_slots(db: Database, pairs: list[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
     """Which of these (job, slot) pairs are finished or running under a live lease somewhere:
     a read, so that checking every second does not take the write lock every second."""
     if not pairs:

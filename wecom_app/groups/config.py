@@ -18,7 +18,7 @@ from wecom_app.groups.reconcile import reconcile
 from wecom_app.groups.rules import RuleError
 from wecom_app.groups.service import GroupSpec
 from wecom_app.models import ManagedGroup
-from wecom_app.outbox import Outbox
+from wecom_app.sending import Outbox
 from wecom_app.services import Services
 
 ACTOR = "config"

@@ -22,7 +22,8 @@ from wecom_app.groups.mirror import employee_ids, org_view
 from wecom_app.groups.rules import GroupRules, OrgView, RuleError, check_name, desired_members
 from wecom_app.models import GroupMember, ManagedGroup, OutboxMessage
 from wecom_app.models.groups import AuditOutcome
-from wecom_app.outbox import Outbox, Outcome, enqueue
+from wecom_app.outbox import Outcome, enqueue
+from wecom_app.sending import Outbox
 from wecom_app.services import Services
 
 CREATE = "appchat_create"
