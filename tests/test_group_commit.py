@@ -118,3 +118,43 @@ def test_announced_rows_share_a_commit_and_a_withdrawn_one_is_not_waited_for(dat
     assert group._expected == 0  # withdrawn: no leader lingers for it
     assert group.insert(inbox_values("third")) is True
     assert sizes == [2, 1] and count(database) == 3
+
+
+def test_a_slot_handed_the_lead_before_it_starts_waiting_still_waits_its_turn(database) -> None:
+    """The handoff may happen between a caller queueing its row and starting to wait."""
+    import threading
+
+    queued, released = threading.Event(), threading.Event()
+
+    class Racing(GroupInsert):
+        def _wait_turn(self, slot, leading):  # the second caller pauses right after queueing
+            if not leading:
+                queued.set()
+                assert released.wait(10)
+            super()._wait_turn(slot, leading)
+
+    group = Racing(database, InboxEvent.__table__, ("channel", "dedupe_key"))
+    write = group._write
+
+    def slow_write(rows):
+        assert queued.wait(10)  # the second row is queued behind this batch
+        return write(rows)
+
+    group._write = slow_write
+    first = threading.Thread(target=group.insert, args=(inbox_values("first"),))
+    first.start()
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            outcome.append(group.insert(inbox_values("second")))
+        except BaseException as exc:  # pragma: no cover - the bug this guards against
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    first.join(10)  # the first leader wrote, handed the lead over and released the slot
+    group._write = write
+    released.set()
+    waiter.join(10)
+    assert outcome == [True] and count(database) == 2

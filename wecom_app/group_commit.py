@@ -104,17 +104,26 @@ class GroupInsert:
                 announcement.open = False
                 self._expected -= 1
             self._pending.append(slot)
-            slot.lead = not self._writing
+            leading = slot.lead = not self._writing
             self._writing = True
             if self._lingering:
                 self._arrival.notify()
-        if not slot.lead:
-            slot.done.acquire()
+        self._wait_turn(slot, leading)
         if slot.lead:
             self._lead()
         if slot.error is not None:
             raise slot.error
         return slot.stored
+
+    def _wait_turn(self, slot: _Slot, leading: bool) -> None:
+        """Wait until this slot's row is written or the slot is handed the lead.
+
+        Decided by what was true when the slot was queued: a leader may hand this slot the
+        lead (and release its lock) between the queueing and this line, and a slot that then
+        skipped the wait would lead with its lock already released, and release it again.
+        """
+        if not leading:
+            slot.done.acquire()
 
     def _announce(self, announcement: Announcement) -> None:
         with self._lock:
