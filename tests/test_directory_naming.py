@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from tests.test_directory_sync import _env
 from tests.world import World as Mirror
 from tests.world import make_world
 from wecom_app.clock import FakeClock
@@ -120,7 +119,7 @@ def test_naming_report_and_apply_write_aliases_in_wecom(mirror: Mirror) -> None:
 def test_naming_command(mirror: Mirror) -> None:
     from wecom_app.cli import main
 
-    env = _env(mirror)
+    env = mirror.worker_env()
     runner = CliRunner()
     assert runner.invoke(main, ["sync"], env=env).exit_code == 0
     preview = runner.invoke(main, ["directory", "naming"], env=env)

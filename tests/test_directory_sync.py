@@ -197,7 +197,7 @@ def test_sync_command_prints_a_json_summary(
 ) -> None:
     from wecom_app.cli import main
 
-    env = _env(mirror)
+    env = mirror.worker_env()
     runner = CliRunner()
     result = runner.invoke(main, ["sync", "--json"], env=env)
     assert result.exit_code == 0, result.output
@@ -213,21 +213,6 @@ def test_sync_command_prints_a_json_summary(
     assert "平台研发部-张瑶" in listed.output
     departments = runner.invoke(main, ["directory", "departments", "--json"], env=env)
     assert "研发中心" in departments.output
-
-
-def _env(world: Mirror) -> dict[str, str]:
-    s = world.settings
-    return {
-        "WECOM_CORP_ID": s.corp_id,
-        "WECOM_AGENT_ID": str(s.agent_id),
-        "WECOM_APP_SECRET": s.secret("app_secret"),
-        "WECOM_CALLBACK_TOKEN": s.secret("callback_token"),
-        "WECOM_CALLBACK_AES_KEY": s.secret("callback_aes_key"),
-        "WECOM_CONTACTS_SECRET": s.secret("contacts_secret"),
-        "WECOM_APP_API_TOKEN": s.secret("api_token"),
-        "WECOM_API_BASE": s.api_base,
-        "DATABASE_URL": s.database_url,
-    }
 
 
 def test_nightly_job_runs_the_full_sync(mirror: Mirror) -> None:

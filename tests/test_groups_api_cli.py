@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import API_TOKEN, APP_AES_KEY, APP_TOKEN, CORP_ID
+from tests.conftest import API_TOKEN
 from tests.world import World as GroupEnv
 from tests.world import make_world
 from wecom_app.cli import main
@@ -29,17 +29,8 @@ def env(database_url: str) -> Iterator[GroupEnv]:
         yield running
 
 
-def cli_env(env: GroupEnv) -> dict[str, str]:
-    return {
-        "WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": "1000002", "WECOM_APP_SECRET": "app-secret",
-        "WECOM_CALLBACK_TOKEN": APP_TOKEN, "WECOM_CALLBACK_AES_KEY": APP_AES_KEY,
-        "WECOM_APP_API_TOKEN": API_TOKEN, "WECOM_API_BASE": env.sim.url,
-        "DATABASE_URL": env.services.settings.database_url,
-    }  # fmt: skip
-
-
 def run(env: GroupEnv, *args: str) -> str:
-    result = CliRunner().invoke(main, list(args), env=cli_env(env), catch_exceptions=False)
+    result = CliRunner().invoke(main, list(args), env=env.worker_env(), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -97,6 +88,6 @@ def test_cli_apply_config_plan_reconcile_and_audit(env: GroupEnv) -> None:
 def test_cli_rejects_unknown_department(env: GroupEnv) -> None:
     result = CliRunner().invoke(
         main, ["groups", "create", "--name", "群", "--owner", "zhaoming", "--department", "404"],
-        env=cli_env(env),
+        env=env.worker_env(),
     )  # fmt: skip
     assert result.exit_code == 1 and "未知部门：404" in result.output

@@ -105,7 +105,7 @@ def test_an_answer_that_never_comes_is_recorded_unknown_not_repeated(database_ur
         assert world.drain() == 0
         assert posts(world, chatid) == ["post 0"] and world.calls("appchat/send") == 1
         listed = CliRunner().invoke(_cli(), ["outbox", "list", "--status", "unknown"],
-                                    env=_env(world))  # fmt: skip
+                                    env=world.worker_env())  # fmt: skip
         assert listed.exit_code == 0, listed.output
         assert "appchat_send" in listed.output and "post 0" in listed.output
 
@@ -260,15 +260,3 @@ def _cli() -> Any:
     from wecom_app.cli import main
 
     return main
-
-
-def _env(world: World) -> dict[str, str]:
-    s = world.settings
-    return {
-        "WECOM_CORP_ID": s.corp_id, "WECOM_AGENT_ID": str(s.agent_id),
-        "WECOM_APP_SECRET": s.secret("app_secret"),
-        "WECOM_CALLBACK_TOKEN": s.secret("callback_token"),
-        "WECOM_CALLBACK_AES_KEY": s.secret("callback_aes_key"),
-        "WECOM_APP_API_TOKEN": s.secret("api_token"), "WECOM_API_BASE": s.api_base,
-        "DATABASE_URL": s.database_url,
-    }  # fmt: skip

@@ -27,20 +27,12 @@ def record_update(
     session: Session, msg: OutboxMessage, outcome: Outcome, *, notice: DepartureNotice
 ) -> None:
     """Turn the queued audit rows of one `appchat/update` into what really happened."""
-    if msg.ref_type != REF or msg.ref_id is None:
+    found = _group_and_rows(session, msg)
+    if found is None:
         return
-    group = session.get(ManagedGroup, int(msg.ref_id), with_for_update=True)
-    if group is None:
-        return
+    group, rows = found
     now = msg.done_at or group.updated_at
     step = int(msg.payload.get("step", 1))
-    rows = list(
-        session.scalars(
-            select(GroupAudit).where(
-                GroupAudit.outbox_id == msg.id, GroupAudit.outcome == AuditOutcome.QUEUED
-            )
-        )
-    )
     own = [r for r in rows if r.step <= step]
     deferred = [r for r in rows if r.step > step]
     if outcome.ok:
@@ -49,6 +41,21 @@ def record_update(
         _retry_without_adds(session, group, msg, own + deferred, outcome, now)
     else:
         _failed(group, own, deferred, outcome, now)
+
+
+def _group_and_rows(
+    session: Session, msg: OutboxMessage
+) -> tuple[ManagedGroup, list[GroupAudit]] | None:
+    """The group a group write was for (locked), and its audit rows still waiting for WeCom."""
+    if msg.ref_type != REF or msg.ref_id is None:
+        return None
+    group = session.get(ManagedGroup, int(msg.ref_id), with_for_update=True)
+    if group is None:
+        return None
+    query = select(GroupAudit).where(
+        GroupAudit.outbox_id == msg.id, GroupAudit.outcome == AuditOutcome.QUEUED
+    )
+    return group, list(session.scalars(query))
 
 
 def _applied(
@@ -178,19 +185,11 @@ def _fail(row: GroupAudit, outcome: Outcome, now: datetime, note: str | None = N
 
 def record_create(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
     """A group queued for creation exists now (or could not be made): say what WeCom did."""
-    if msg.ref_type != REF or msg.ref_id is None:
+    found = _group_and_rows(session, msg)
+    if found is None:
         return
-    group = session.get(ManagedGroup, int(msg.ref_id), with_for_update=True)
-    if group is None:
-        return
+    group, rows = found
     now = msg.done_at or group.updated_at
-    rows = list(
-        session.scalars(
-            select(GroupAudit).where(
-                GroupAudit.outbox_id == msg.id, GroupAudit.outcome == AuditOutcome.QUEUED
-            )
-        )
-    )
     if not outcome.ok:
         group.status = "error"
         for row in rows:
