@@ -284,11 +284,13 @@ def make_world(
     finally:
         if world._worker is not None:
             world._worker.stop()
+        sim.stop()  # ends calls held by an injected delay, so a busy worker finishes
+        left = world._worker.join(30) if world._worker is not None else []
         if server is not None:
             server.shutdown()
             server.server_close()
         composition.close()
-        sim.stop()
+        assert not left, f"worker threads still running after the test: {left}"
 
 
 def mirror_org(db: Database, org: Org, now: datetime) -> None:

@@ -47,6 +47,7 @@ class Worker:
         self._quiet_until = 0.0
         self._wake = threading.Event()
         self._running_jobs: dict[str, threading.Thread] = {}
+        self._threads: list[threading.Thread] = []
 
     # -- one step at a time ------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class Worker:
             threading.Thread(target=self._outbox_loop, name=f"outbox-{i}", daemon=True)
             for i in range(tuning.outbox_concurrency)
         ]
+        self._threads = threads
         for thread in threads:
             thread.start()
         log.info("worker started (%s outbox threads)", tuning.outbox_concurrency)
@@ -103,6 +105,18 @@ class Worker:
         """Stop taking work; run() returns once busy parts finish or the grace time is up."""
         self.stopping.set()
         self._wake.set()
+
+    def join(self, timeout: float) -> list[str]:
+        """Wait for every thread run() started, even past the grace time; return those left.
+
+        A process that exits after run() need not; whoever closes the composition and goes on
+        (a test, an embedding) must, or a call finishing late writes through closed pools.
+        """
+        deadline = time.monotonic() + timeout
+        threads = [*self._threads, *self._running_jobs.values()]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in threads if t.is_alive()]
 
     def _inbox_loop(self) -> None:
         idle = self.services.tuning.idle_seconds

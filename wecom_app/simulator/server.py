@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +57,9 @@ def _apply_fault(state: SimState, path: str) -> Response | None:
     if fault is None:
         return None
     if fault.kind == "delay":
-        time.sleep(fault.delay)
+        if state.stopped.wait(fault.delay):  # stopped meanwhile: the caller hears nothing
+            request.environ[DROP_FLAG] = True
+            return Response("", status=200)
         return None
     if fault.kind == "http500":
         return Response("Internal Server Error", status=500)
@@ -174,7 +175,8 @@ class SimulatorServer:
             self._thread.join(0.5)
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket; requests held by an injected delay end unanswered."""
+        self.state.stopped.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

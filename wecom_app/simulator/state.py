@@ -94,6 +94,7 @@ class SimState:
         self.config = config or SimConfig()
         self.clock: Clock = clock or SystemClock()
         self.lock = threading.RLock()
+        self.stopped = threading.Event()  # set when the server stops: injected delays end
         self._initial_org = org.copy()
         self.org = org
         self.reset_records()
