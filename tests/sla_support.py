@@ -19,9 +19,9 @@ from wecom_app.models import (
     Receipt,
     ReceiptState,
 )
-from wecom_app.sla.arming import sla_times
 from wecom_app.sla.calendar import WorkingCalendar
 from wecom_app.sla.config import SlaConfig
+from wecom_app.sla.deadlines import receipt_times
 from wecom_app.sla.policy import PolicyBook
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -103,7 +103,7 @@ def send_notice(
         )
         s.add(notice)
         s.flush()
-        due, next_at = sla_times(notice, sent_at, config)
+        due, next_at = receipt_times(notice, sent_at, config)
         s.execute(
             insert(Receipt),
             [

@@ -196,34 +196,6 @@ def test_a_limited_reminder_never_slips_into_quiet_hours(db: Database) -> None:
     assert [(m["kind"], m["at"]) for m in sla_messages(db)] == [("remind", at(2026, 1, 7, 7, 30))]
 
 
-def test_arming_starts_the_working_time_clock(db: Database) -> None:
-    from wecom_app.models import OutboxMessage, OutboxStatus
-
-    ids = make_org(db, T0)
-    sent = at(2026, 1, 6, 21, 50)
-    notice_id = send_notice(db, ids, ["alice"], sent)
-    wall_due = sent + timedelta(minutes=30)
-    with db.begin() as s:  # as delivery leaves it: wall-clock due, not armed yet
-        s.execute(update(Receipt).values(due_at=wall_due, next_action_at=wall_due, batch=1))
-        s.add(
-            OutboxMessage(
-                kind="message_send",
-                idempotency_key="notice:x:batch:1",
-                payload={},
-                ref_type="notice_batch",
-                ref_id=f"{notice_id}:1",
-                status=OutboxStatus.DONE,
-                created_at=sent,
-                next_attempt_at=sent,
-                done_at=sent,
-            )
-        )
-    run(db, sent + timedelta(minutes=1))
-    with db.begin() as s:
-        due, next_at = s.execute(select(Receipt.due_at, Receipt.next_action_at)).one()
-    assert (due, next_at) == (at(2026, 1, 7, 7, 50), at(2026, 1, 7, 7, 35))
-
-
 def test_sweep_job_runs_from_the_worker_schedule(db: Database) -> None:
     ids = make_org(db, T0)
     send_notice(db, ids, ["alice"], T0)

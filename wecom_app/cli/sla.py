@@ -114,7 +114,7 @@ def due_at(
     from wecom_app.sla.calendar import load_calendar
     from wecom_app.sla.config import SlaConfig
     from wecom_app.sla.policy import load_policy
-    from wecom_app.sla.schedule import ReceiptClock, escalation_times, reminder_times
+    from wecom_app.sla.schedule import ReceiptClock, due_at, escalation_times, reminder_times
 
     config = SlaConfig(load_calendar(calendar or None), load_policy(policy or None))
     cal, rules = config.calendar, config.policies.for_type(notice_type)
@@ -131,7 +131,7 @@ def due_at(
     data: dict[str, Any] = {
         "sent": local(start),
         "sla_minutes": minutes,
-        "due_at": local(cal.add_working_time(start, state.sla)),
+        "due_at": local(due_at(start, state.sla, cal)),
         "reminders": [local(t) for t in reminder_times(state, rules, cal)],
         "escalations": [{"at": local(t), "to": level.to} for t, level in escalations],
     }

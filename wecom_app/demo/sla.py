@@ -10,7 +10,7 @@ from wecom_app.clock import FakeClock
 from wecom_app.demo.context import Demo
 from wecom_app.models import Employee, Notice, Receipt, ReceiptState
 from wecom_app.sla.config import SlaConfig
-from wecom_app.sla.schedule import ReceiptClock, escalation_times, reminder_times
+from wecom_app.sla.schedule import ReceiptClock, due_at, escalation_times, reminder_times
 from wecom_app.sla.sweeper import sweep_all
 
 LEADERS = {"direct_leaders": "直属上级", "department_leaders": "部门负责人"}
@@ -72,7 +72,7 @@ def run(demo: Demo) -> None:
         demo.say("没有尚未确认的通知，跳过此步骤")
         return
     sent = min(s for _, _, s in silent)
-    due = config.calendar.add_working_time(sent, timedelta(minutes=notice.sla_minutes))
+    due = due_at(sent, timedelta(minutes=notice.sla_minutes), config.calendar)
     local = lambda t: t.astimezone(tz).strftime("%m-%d %H:%M")  # noqa: E731
     demo.say(f"通知 #{notice.code}《{notice.title}》送达 {local(sent)}，时限 {notice.sla_minutes}")
     demo.say(f"分钟按工作时间计算（22:00–07:30 免打扰、周末和法定节假日不计）→ 截止 {local(due)}")

@@ -21,12 +21,15 @@ def register(registry: Registry, settings: Settings) -> None:
     from wecom_app.domain_events import EmployeeDeparted
     from wecom_app.jobs import Job
     from wecom_app.notices import acks, api, delivery, link, pacing, text
+    from wecom_app.sla.config import SlaConfig
+    from wecom_app.sla.deadlines import receipt_times
 
     replies = text.TextReplies(text.ack_words(settings.notice_ack_words), settings.public_url)
     registry.handlers.add("text", handler=partial(text.on_text, replies=replies))
     registry.handlers.add("event", "template_card_event", handler=acks.on_card_click)
     registry.events.subscribe(EmployeeDeparted, acks.exclude_departed)
-    registry.outbox.on_result("message_send", delivery.record_send)
+    deadlines = partial(receipt_times, config=SlaConfig.from_settings(settings))
+    registry.outbox.on_result("message_send", partial(delivery.record_send, deadlines=deadlines))
     prune = Job("notices.prune_member_sends", pacing.prune_job, every=timedelta(minutes=10))
     registry.jobs.add(prune)
     registry.api.append(api.bp)

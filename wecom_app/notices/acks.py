@@ -56,10 +56,11 @@ def employee_by_userid(session: Session, userid: str) -> Employee | None:
 def acknowledge(
     session: Session, notice: Notice, receipt: Receipt, channel: str, now: datetime
 ) -> AckResult:
-    """Record an ack unless one exists; an ack after the deadline is kept and marked late."""
+    """Record an ack answered at `now` unless one exists; an ack after the receipt's deadline
+    is kept and marked late (a receipt whose card has not reached them yet has none)."""
     if receipt.state == ReceiptState.ACKNOWLEDGED:
         return AckResult(notice, receipt, False, receipt.late)
-    due = receipt.due_at or delivery.due_time(notice, receipt.sent_at or notice.created_at)
+    due = receipt.due_at
     late = bool(notice.require_ack and due is not None and now > due)
     receipt.state = ReceiptState.ACKNOWLEDGED
     receipt.acknowledged_at, receipt.ack_channel, receipt.late = now, channel, late
@@ -150,16 +151,20 @@ def careful_click(
 
 
 def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
-    """A card button click: ack (or record feedback) and update the clicker's card."""
+    """A card button click: ack (or record feedback) and update the clicker's card.
+
+    The click counts from when the app received it, however long the inbox took to get here.
+    """
     session, now = ctx.session, ctx.clock.now()
+    answered = ctx.received_at or now
     if not event.task_id:
         log.info("card click without a task id from %s", event.from_user)
         return
     done = None
     if event.event_key == delivery.ACK_KEY:
-        fast = fast_ack(session, event.task_id, event.from_user, "button", now)
+        fast = fast_ack(session, event.task_id, event.from_user, "button", answered)
         done = (fast[0], "已收到（逾期）" if fast[1] else "已收到") if fast else None
-    done = done or careful_click(session, event, now)
+    done = done or careful_click(session, event, answered)
     if done is None or not event.response_code:
         return
     notice_id, replace = done

@@ -9,9 +9,9 @@ WeCom's answer (invaliduser, unlicenseduser, or a final error) updates the batch
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -48,13 +48,6 @@ def task_id(notice: Notice, batch: int) -> str:
 def task_prefix_of(task: str) -> str:
     """The notice part of a card task_id."""
     return task.rsplit("-", 1)[0]
-
-
-def due_time(notice: Notice, sent_at: datetime) -> datetime | None:
-    """When a recipient sent at `sent_at` must have acknowledged (wall-clock minutes)."""
-    if not notice.require_ack:
-        return None
-    return sent_at + timedelta(minutes=notice.sla_minutes)
 
 
 def card(notice: Notice, task: str) -> dict[str, Any]:
@@ -167,8 +160,17 @@ def employee_ids(session: Session, userids: Iterable[str]) -> list[int]:
     return found
 
 
-def record_send(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
-    """Update a batch's receipts from WeCom's answer to its card send."""
+Deadlines = Callable[[Notice, datetime], tuple[datetime | None, datetime | None]]
+
+
+def record_send(
+    session: Session, msg: OutboxMessage, outcome: Outcome, *, deadlines: Deadlines
+) -> None:
+    """Update a batch's receipts from WeCom's answer to its card send.
+
+    `deadlines(notice, sent_at)` gives each newly sent receipt its one deadline and first
+    reminder point (the SLA feature's working-time clock); a receipt sent again keeps its own.
+    """
     if msg.ref_type != BATCH_REF or not msg.ref_id:
         return
     notice_id, batch = (int(part) for part in msg.ref_id.split(":"))
@@ -185,12 +187,12 @@ def record_send(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
         )
         log.warning("notice %s batch %s failed: %s", notice_id, batch, outcome.error)
         return
-    due = due_time(notice, now)
+    due, first_action = deadlines(notice, now)
     queued = in_batch & (Receipt.state == ReceiptState.QUEUED)
     session.execute(
         update(Receipt)
         .where(queued, Receipt.excluded.is_(False))
-        .values(state=ReceiptState.SENT, sent_at=now, due_at=due, next_action_at=due)
+        .values(state=ReceiptState.SENT, sent_at=now, due_at=due, next_action_at=first_action)
     )
     session.execute(
         update(Receipt).where(queued).values(state=ReceiptState.SENT, sent_at=now, due_at=due)

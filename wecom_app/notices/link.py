@@ -57,6 +57,7 @@ def start(code: str) -> Response:
 def done(code: str) -> Response:
     """Turn WeCom's OAuth code into the member and acknowledge the notice for them."""
     svc = services()
+    now = svc.clock.now()  # the member answered when the page was asked for
     oauth_code = request.args.get("code", "")
     if not oauth_code:
         return _page("无法确认", "链接缺少企业微信授权信息，请在企业微信中重新打开。", "warn", 400)
@@ -67,7 +68,6 @@ def done(code: str) -> Response:
         return _page(
             "无法确认", "企业微信授权已失效或不属于本企业成员，请重新打开链接。", "warn", 403
         )
-    now = svc.clock.now()
     with svc.db.begin() as session:
         try:
             notice = get_notice(session, code)

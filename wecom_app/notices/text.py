@@ -179,10 +179,11 @@ def handle_text(
 
 
 def on_text(ctx: HandlerContext, event: TextMessage, *, replies: TextReplies) -> None:
-    """A text to the app: acknowledge if it says so, and always answer."""
+    """A text to the app: acknowledge if it says so (as of when it arrived), always answer."""
     now = ctx.clock.now()
+    answered = ctx.received_at or now
     reply = handle_text(
-        ctx.session, event.from_user, event.content, now, replies.public_url, replies.words
+        ctx.session, event.from_user, event.content, answered, replies.public_url, replies.words
     )
     if reply is None:
         return

@@ -1,4 +1,4 @@
-"""What one sweep decided and counted: plain data shared by arming, sending and the sweeper."""
+"""What one sweep decided and counted: plain data shared by sending and the sweeper."""
 
 from __future__ import annotations
 

@@ -42,8 +42,10 @@ class Action:
 
 
 def due_at(started_at: datetime, sla: timedelta, calendar: WorkingCalendar) -> datetime:
-    """The deadline: `sla` of working time after the clock started."""
-    return calendar.add_working_time(started_at, sla)
+    """The deadline: the first working instant once `sla` of working time has passed since the
+    clock started (where that lands as working time ends, Friday 22:00, it is Monday 07:30: no
+    working time lies between, so an answer in between is on time)."""
+    return calendar.next_allowed(calendar.add_working_time(started_at, sla))
 
 
 def reminder_times(

@@ -23,12 +23,19 @@ from wecom_app.db import Database
 from wecom_app.jobs import JobContext
 from wecom_app.models import Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.notices import pacing
-from wecom_app.sla.arming import arm_recent
 from wecom_app.sla.config import SlaConfig
 from wecom_app.sla.decisions import Decision, SweepResult
 from wecom_app.sla.escalation import Person, org_view, people_by_id
 from wecom_app.sla.outgoing import Outgoing, send_digests, send_reminders
-from wecom_app.sla.schedule import REMIND, Action, ReceiptClock, after, due_actions, next_action
+from wecom_app.sla.schedule import (
+    REMIND,
+    Action,
+    ReceiptClock,
+    after,
+    due_actions,
+    due_at,
+    next_action,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +122,7 @@ def _decide(
     state = ReceiptClock(
         row.sent_at, timedelta(minutes=notice.sla_minutes), row.reminded_count, row.escalation_level
     )
-    due = cal.add_working_time(row.sent_at, state.sla)
+    due = row.due_at or due_at(row.sent_at, state.sla, cal)  # set once, at delivery
     if not cal.is_working_time(now):
         return _update(row, cal.next_allowed(now), due)
     return Decision(row, person, state, policy, due, due_actions(state, policy, cal, now))
@@ -226,8 +233,6 @@ STORE_SQL = text(
 def sweep_all(db: Database, now: datetime, config: SlaConfig, batch: int = BATCH) -> SweepResult:
     """Sweep in transactions of `batch` receipts until nothing is due at `now`."""
     total = SweepResult()
-    with db.begin() as session:
-        total.add(arm_recent(session, now, config))
     for _ in range(MAX_PASSES):
         with db.begin() as session:
             result = sweep(session, now, config, batch)

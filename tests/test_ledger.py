@@ -1,0 +1,110 @@
+"""The ledger tells the truth: answers count from when they arrived, one deadline per receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from tests.world import World, make_world
+from wecom_app.bench.mirror import load_mirror
+from wecom_app.clock import FakeClock
+from wecom_app.models import Employee, Receipt
+from wecom_app.notices import delivery
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def beijing(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=SH).astimezone(UTC)
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    with make_world(database_url, clock=FakeClock(beijing(2026, 1, 6, 16, 58))) as w:
+        load_mirror(w.services.db, w.sim.state.org, w.clock.now())
+        yield w
+
+
+def send(world: World, **fields: Any) -> dict[str, Any]:
+    body = {"title": "周五消防演练", "body": "14:00 全员到一楼集合。", "author": "行政部"}
+    body.update(fields)
+    body.setdefault("audience", {"departments": [3]})
+    with world.api as http:
+        resp = http.post("/api/v1/notices", json=body)
+    assert resp.status_code == 201, resp.text
+    world.drain()  # the cards go out now; the minute sweep has not run
+    return resp.json()["notice"]
+
+
+def task_of(world: World) -> str:
+    with world.sim.state.lock:
+        return world.sim.state.messages[-1]["task_id"]
+
+
+def recipients(world: World) -> list[str]:
+    with world.sim.state.lock:
+        return sorted(world.sim.state.messages[-1]["delivered"])
+
+
+def receipts(world: World) -> dict[str, tuple[datetime | None, str, bool]]:
+    with world.db.read() as s:
+        rows = s.execute(
+            select(Employee.userid, Receipt.due_at, Receipt.state, Receipt.late).join(
+                Employee, Employee.id == Receipt.employee_id
+            )
+        ).all()
+    return {u: (due, state, late) for u, due, state, late in rows}
+
+
+def test_a_click_counts_from_when_it_arrived_not_when_it_was_processed(world: World) -> None:
+    send(world, sla_minutes=30)
+    first, second, *_ = recipients(world)
+    world.clock.advance(timedelta(minutes=29))
+    assert world.sim.events.deliver_card_click(first, task_of(world), delivery.ACK_KEY).ok
+    assert world.sim.events.deliver_text(second, "收到").ok
+    world.clock.advance(timedelta(minutes=20))  # a backlog, or a worker restart
+    world.settle()
+    found = receipts(world)
+    assert found[first][1:] == ("acknowledged", False)
+    assert found[second][1:] == ("acknowledged", False)
+    assert world.sim.state.card_updates[-1]["replace_name"] == "已收到"
+    assert "逾期" not in world.texts_to(second)[-1]
+
+
+@pytest.mark.parametrize(
+    ("sent", "minutes", "due"),
+    [
+        # 16 working hours from Tuesday 16:58: 5 h 2 min on Tuesday, the rest on Wednesday
+        (beijing(2026, 1, 6, 16, 58), 16 * 60, beijing(2026, 1, 7, 18, 28)),
+        # one minute from Friday 21:59 ends as working time ends: Monday 07:30, nothing between
+        (beijing(2026, 1, 9, 21, 59), 1, beijing(2026, 1, 12, 7, 30)),
+    ],
+)
+def test_every_receipt_has_one_working_time_deadline(
+    world: World, sent: datetime, minutes: int, due: datetime
+) -> None:
+    world.clock.set(sent)
+    send(world, sla_minutes=minutes)
+    quick = recipients(world)[0]
+    assert world.sim.events.deliver_card_click(quick, task_of(world), delivery.ACK_KEY).ok
+    world.settle()  # the click, then the minute sweep
+    world.clock.advance(timedelta(minutes=5))
+    world.settle()
+    found = receipts(world)
+    assert {d for d, _, _ in found.values()} == {due}  # the quick clicker's too
+    assert found[quick][1:] == ("acknowledged", False)
+
+
+def test_an_answer_in_the_quiet_hours_after_the_deadline_is_on_time(world: World) -> None:
+    world.clock.set(beijing(2026, 1, 9, 21, 59))
+    send(world, sla_minutes=1)
+    late_night = recipients(world)[0]
+    world.clock.set(beijing(2026, 1, 10, 9, 0))  # Saturday: no working time since 22:00
+    assert world.sim.events.deliver_text(late_night, "收到").ok
+    world.settle()
+    assert receipts(world)[late_night][1:] == ("acknowledged", False)
