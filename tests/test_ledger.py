@@ -108,3 +108,47 @@ def test_an_answer_in_the_quiet_hours_after_the_deadline_is_on_time(world: World
     assert world.sim.events.deliver_text(late_night, "收到").ok
     world.settle()
     assert receipts(world)[late_night][1:] == ("acknowledged", False)
+
+
+def overdue_report(world: World) -> dict[str, Any]:
+    with world.api as http:
+        resp = http.get("/api/v1/reports/overdue")
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_a_task_is_answered_in_thirty_minutes_or_costs_a_hundred(world: World) -> None:
+    task = send(world, type="task", audience={"users": ["zhaoming", "zhangyao"]})
+    plain = send(world, type="notice", sla_minutes=10, audience={"users": ["zhaoming"]})
+    assert (task["type"], task["sla_minutes"], plain["type"]) == ("task", 30, "notice")
+    world.clock.advance(timedelta(minutes=45))
+    world.settle()
+    report = overdue_report(world)
+    fines = {(v["notice_code"], v["userid"]): v["penalty"] for v in report["violations"]}
+    assert fines == {
+        (task["code"], "zhaoming"): "100",
+        (task["code"], "zhangyao"): "100",
+        (plain["code"], "zhaoming"): "0",
+    }
+    assert {v["notice_type"] for v in report["violations"]} == {"任务", "通知"}
+    assert report["penalty_total"] == "200"
+
+
+def test_a_cancelled_notice_charges_nobody(world: World) -> None:
+    task = send(world, type="task", audience={"users": ["zhaoming"]})
+    world.clock.advance(timedelta(minutes=45))
+    world.settle()
+    assert overdue_report(world)["penalty_total"] == "100"
+    with world.api as http:
+        assert http.post(f"/api/v1/notices/{task['code']}/cancel").status_code == 200
+    report = overdue_report(world)
+    assert report["violations"] == [] and report["penalty_total"] == "0"
+
+
+def test_an_unknown_type_is_refused_by_name(world: World) -> None:
+    with world.api as http:
+        resp = http.post(
+            "/api/v1/notices", json={"title": "x", "type": "chore", "audience": {"users": ["a"]}}
+        )
+    assert resp.status_code == 400
+    assert "chore" in resp.json()["error"] and "task（任务）" in resp.json()["error"]

@@ -22,6 +22,7 @@ from wecom_app.domain_events import EmployeeDeparted
 from wecom_app.models import InboxEvent, Notice, OutboxMessage, Receipt
 from wecom_app.notices import delivery, service
 from wecom_app.simulator.org import ACTIVE
+from wecom_app.sla.policy import PolicyBook
 
 RD_TREE = {3, 4, 5, 6}  # 研发中心 and its three sub-departments in config/sample-org.yaml
 
@@ -298,7 +299,9 @@ def test_outage_mid_send_ends_with_one_card_per_recipient(database_url: str) -> 
 
 
 def _outage_mid_send(stack: Stack) -> None:
-    draft = service.draft_from({"title": "停电通知", "audience": {"departments": [1]}})
+    draft = service.draft_from(
+        {"title": "停电通知", "audience": {"departments": [1]}}, PolicyBook()
+    )
     with stack.db.begin() as s:
         created, _ = service.create(s, draft, stack.clock.now(), batch_size=7)
         notice = {"code": created.code, "recipients": created.recipients, "id": created.id,
@@ -431,6 +434,12 @@ def test_cli_send_status_resend_list(
     )
     assert cli("resend", code)["recipients"] == preview["recipients"] - 1
     assert [n["code"] for n in cli("list")] == [code]
+    task = cli("send", "--type", "task", "--title", "修复打印机", "--user", "zhangyao")["notice"]
+    assert (task["type"], task["sla_minutes"]) == ("task", 30)
+    refused = runner.invoke(
+        main, ["notice", "send", "--type", "chore", "--title", "x", "--user", "a"]
+    )
+    assert refused.exit_code != 0 and "task（任务）" in refused.output
 
 
 def test_group_audience_and_post_into_the_group(stack: Stack) -> None:

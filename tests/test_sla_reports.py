@@ -105,16 +105,16 @@ def test_csv_and_xlsx_exports(db: Database, scenario: tuple[int, int]) -> None:
     data = report(db, at(2026, 1, 6, 11, 10))
     rows = list(csv.reader(io.StringIO(export.to_csv(data).lstrip("\ufeff"))))
     assert rows[0][:3] == ["姓名", "账号", "部门"]
-    assert {(r[1], r[8], r[11]) for r in rows[1:]} == {
-        ("bob", "逾期确认", "CNY"),
-        ("carol", "超时未确认", "CNY"),
+    assert {(r[1], r[5], r[9], r[12]) for r in rows[1:]} == {
+        ("bob", "通知", "逾期确认", "CNY"),
+        ("carol", "通知", "超时未确认", "CNY"),
     }
     book = openpyxl.load_workbook(io.BytesIO(export.to_xlsx(data)))
     assert book.sheetnames == ["汇总", "按通知", "按部门", "按人员", "违规台账"]
     ledger = list(book["违规台账"].iter_rows(values_only=True))
     assert ledger[0][0] == "姓名" and len(ledger) == 3
     carol = next(r for r in ledger if r[1] == "carol")
-    assert carol[6] == "2026-01-06 10:30:00" and carol[9] == 40.0
+    assert carol[7] == "2026-01-06 10:30:00" and carol[10] == 40.0
     summary = dict(book["汇总"].iter_rows(values_only=True))
     assert summary["超时未确认"] == 1 and summary["统计截至"] == "2026-01-06 11:10:00"
 

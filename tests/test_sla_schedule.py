@@ -110,9 +110,21 @@ def test_load_policy_with_types_inheriting_default() -> None:
     assert book.default.escalation[0] == EscalationLevel(timedelta(minutes=15), "direct_leaders")
     assert book.for_type("urgent").penalty == Decimal(100)
     assert book.for_type("task").reminders == (0.5, 1.0)
-    assert book.for_type("task").penalty == Decimal(50)
+    assert book.for_type("task").penalty == Decimal(100)
+    assert book.for_type("urgent").sla == timedelta(minutes=15)
     assert book.for_type("unknown") is book.default
     assert load_policy(None).default == SlaPolicy()
+
+
+def test_the_company_rules_are_the_built_in_types() -> None:
+    book = load_policy(None)
+    assert set(book.types) == {"notice", "task"}
+    task, notice = book.for_type("task"), book.for_type("notice")
+    assert (task.sla, task.penalty, task.label) == (timedelta(minutes=30), Decimal(100), "任务")
+    assert (notice.penalty, notice.label) == (Decimal(0), "通知")
+    # a file that only changes the default keeps both, the task on the file's reminders
+    book = load_policy(None, "default:\n  reminders: ['80%']\n")
+    assert book.for_type("task").reminders == (0.8,) and book.for_type("task").penalty == 100
 
 
 @pytest.mark.parametrize(
@@ -124,6 +136,8 @@ def test_load_policy_with_types_inheriting_default() -> None:
         ("default:\n  escalation:\n    - {after: later, to: direct_leaders}\n", 3, "delay"),
         ("default:\n  penalty: {amount: -5}\n", 2, "zero or more"),
         ("types:\n  urgent:\n    remind: ['50%']\n", 3, "unknown key"),
+        ("types:\n  紧急:\n    sla: 5m\n", 3, "ASCII"),
+        ("types:\n  task:\n    sla: 0m\n", 3, "between 1 minute"),
         ("default: [\n", 2, "invalid YAML"),
     ],
 )

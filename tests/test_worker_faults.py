@@ -30,6 +30,7 @@ from wecom_app.models import Employee, InboxEvent, JobRun, OutboxMessage, Receip
 from wecom_app.notices import delivery
 from wecom_app.notices import service as notices
 from wecom_app.outbox import enqueue
+from wecom_app.sla.policy import PolicyBook
 from wecom_app.worker import Worker
 
 
@@ -138,7 +139,9 @@ def test_sigterm_with_a_backlog_and_wecom_gone_stops_within_ten_seconds(
 
 
 def test_acks_are_recorded_while_wecom_is_away(world: World) -> None:
-    draft = notices.draft_from({"title": "停电通知", "audience": {"users": ["zhaoming"]}})
+    draft = notices.draft_from(
+        {"title": "停电通知", "audience": {"users": ["zhaoming"]}}, PolicyBook()
+    )
     with world.db.begin() as s:
         notice, _ = notices.create(s, draft, world.clock.now())
         task = f"{notice.task_prefix}-1"

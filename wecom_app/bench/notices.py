@@ -46,6 +46,7 @@ from wecom_app.notices import delivery, service
 from wecom_app.settings import load_settings
 from wecom_app.simulator import Channel, SimConfig, SimulatorServer, generate_org, payloads
 from wecom_app.simulator.delivery import Deliverer
+from wecom_app.sla.policy import PolicyBook
 
 CORP_ID = "ww0000000notices"
 AGENT_ID = 1000002
@@ -99,7 +100,8 @@ def timed(label: str, fn: Any, *a: Any) -> tuple[Any, float]:
 def create_notice(db: Database) -> tuple[int, int, str]:
     """Create the notice to everyone; return (notice id, recipients, task prefix)."""
     draft = service.draft_from(
-        {"title": "全员安全培训通知", "body": "请于本周五前完成。", "audience": {"everyone": True}}
+        {"title": "全员安全培训通知", "body": "请于本周五前完成。", "audience": {"everyone": True}},
+        PolicyBook(),
     )
     with db.begin() as session:
         notice, plan = service.create(session, draft, SystemClock().now())

@@ -42,7 +42,16 @@ def _audience(
 @click.option("--department-only", "only", multiple=True, type=int, help="Without sub-departments.")
 @click.option("--tag", "tags", multiple=True, type=int, help="A tag id; repeatable.")
 @click.option("--everyone", is_flag=True, help="Every active employee.")
-@click.option("--sla", default="30", show_default=True, help="Response time: 30, 45m, 2h, 1h30m.")
+@click.option(
+    "--type",
+    "kind",
+    default="notice",
+    show_default=True,
+    help="notice (通知) or task (任务: 30 minutes, 100元 if late), or a policy type.",
+)
+@click.option(
+    "--sla", default=None, help="Response time: 30, 45m, 2h, 1h30m [default: the type's, 30]."
+)
 @click.option("--second-button", default=None, help='Optional second button, e.g. "有疑问".')
 @click.option("--no-ack", is_flag=True, help="Inform only; no acknowledgement required.")
 @click.option("--dry-run", is_flag=True, help="Show who would receive it; send nothing.")
@@ -57,7 +66,8 @@ def send(
     only: tuple[int, ...],
     tags: tuple[int, ...],
     everyone: bool,
-    sla: str,
+    kind: str,
+    sla: str | None,
     second_button: str | None,
     no_ack: bool,
     dry_run: bool,
@@ -65,27 +75,31 @@ def send(
 ) -> None:
     """Send a notice with a "收到" card to users, departments or tags.
 
-    Example: wecom-app notice send --title "周五消防演练" --department 3 --user zhangsan --sla 1h
+    Examples:
+      wecom-app notice send --title "周五消防演练" --department 3 --user zhangsan --sla 1h
+      wecom-app notice send --type task --title "今天下班前修复打印机" --user zhangsan
     """
     from wecom_app.notices import service, status
+    from wecom_app.sla.config import SlaConfig
 
-    draft = service.draft_from(
-        {
-            "title": title,
-            "body": body,
-            "author": author,
-            "audience": _audience(users, departments, only, tags, everyone),
-            "sla_minutes": sla,
-            "second_button": second_button,
-            "require_ack": not no_ack,
-        }
-    )
-    with services_from_env() as services, services.db.begin() as session:
-        if dry_run:
-            data = {"dry_run": True, **service.preview(session, draft).to_dict()}
-        else:
-            sent, plan = service.create(session, draft, services.clock.now())
-            data = {"notice": status.notice_dict(sent), **plan.to_dict()}
+    request = {
+        "title": title,
+        "body": body,
+        "author": author,
+        "audience": _audience(users, departments, only, tags, everyone),
+        "type": kind,
+        "sla_minutes": sla,
+        "second_button": second_button,
+        "require_ack": not no_ack,
+    }
+    with services_from_env() as services:
+        draft = service.draft_from(request, SlaConfig.from_settings(services.settings).policies)
+        with services.db.begin() as session:
+            if dry_run:
+                data = {"dry_run": True, **service.preview(session, draft).to_dict()}
+            else:
+                sent, plan = service.create(session, draft, services.clock.now())
+                data = {"notice": status.notice_dict(sent), **plan.to_dict()}
     if as_json:
         echo_json(data)
         return

@@ -59,6 +59,7 @@ class Notice(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     code: Mapped[str | None] = mapped_column(String(16), unique=True)  # "收到 #12"
     title: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(32), default="notice", server_default="notice")
     body: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str] = mapped_column(String(64), default="")
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)

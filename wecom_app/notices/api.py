@@ -9,10 +9,20 @@ from sqlalchemy import select
 
 from wecom_app.models import Notice
 from wecom_app.notices import service, status
+from wecom_app.sla.policy import PolicyBook
 from wecom_app.web.api import ApiError, transaction
 from wecom_app.web.context import services
 
-bp = Blueprint("notices", __name__)
+
+def blueprint(policies: PolicyBook) -> Blueprint:
+    """The notice routes, with the deployment's notice types."""
+    bp = Blueprint("notices", __name__)
+    bp.add_url_rule("/notices", "create_notice", lambda: create_notice(policies), methods=["POST"])
+    bp.add_url_rule("/notices", "list_notices", list_notices, methods=["GET"])
+    bp.add_url_rule("/notices/<ref>", "notice_status", notice_status, methods=["GET"])
+    bp.add_url_rule("/notices/<ref>/resend", "resend_notice", resend_notice, methods=["POST"])
+    bp.add_url_rule("/notices/<ref>/cancel", "cancel_notice", cancel_notice, methods=["POST"])
+    return bp
 
 
 def _now() -> Any:
@@ -23,11 +33,10 @@ def _flag(name: str) -> bool:
     return request.args.get(name, "").lower() in ("1", "true", "yes")
 
 
-@bp.post("/notices")
-def create_notice() -> Any:
+def create_notice(policies: PolicyBook) -> Any:
     """Create and send a notice; with ?dry_run=1 only preview its audience."""
     try:
-        draft = service.draft_from(request.get_json(silent=True) or {})
+        draft = service.draft_from(request.get_json(silent=True) or {}, policies)
         with transaction() as session:
             if _flag("dry_run"):
                 return jsonify(dry_run=True, **service.preview(session, draft).to_dict())
@@ -38,7 +47,6 @@ def create_notice() -> Any:
     return jsonify(body), 201
 
 
-@bp.get("/notices")
 def list_notices() -> Any:
     """The latest notices, newest first (?limit=, default 50)."""
     limit = min(max(int(request.args.get("limit", 50) or 50), 1), 500)
@@ -47,7 +55,6 @@ def list_notices() -> Any:
         return jsonify(notices=[status.notice_dict(n) for n in notices])
 
 
-@bp.get("/notices/<ref>")
 def notice_status(ref: str) -> Any:
     """A notice's counts by state and department, and its receipts.
 
@@ -67,7 +74,6 @@ def notice_status(ref: str) -> Any:
         return jsonify(data)
 
 
-@bp.post("/notices/<ref>/resend")
 def resend_notice(ref: str) -> Any:
     """Send the card again to everyone who has not acknowledged."""
     try:
@@ -80,7 +86,6 @@ def resend_notice(ref: str) -> Any:
         raise ApiError(str(exc), 409) from None
 
 
-@bp.post("/notices/<ref>/cancel")
 def cancel_notice(ref: str) -> Any:
     """Stop collecting acknowledgements for a notice."""
     with transaction() as session:

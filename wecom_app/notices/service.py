@@ -16,6 +16,7 @@ from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptSta
 from wecom_app.notices import delivery, pacing
 from wecom_app.notices.audience import Audience, AudienceError, normalise_spec, resolve
 from wecom_app.notices.mirror import load_directory
+from wecom_app.sla.policy import DEFAULT_TYPE, PolicyBook
 
 # WeCom's template card docs suggest main_title.title ≤ 36 characters (robot cards: 26).
 MAX_TITLE = 36
@@ -41,6 +42,7 @@ class Draft:
     sla_minutes: int = DEFAULT_SLA_MINUTES
     require_ack: bool = True
     second_button: str | None = None
+    type: str = DEFAULT_TYPE
 
 
 @dataclass
@@ -77,10 +79,21 @@ def parse_sla(value: Any) -> int:
     return minutes
 
 
-def draft_from(data: Any) -> Draft:
-    """Validate a notice request (API JSON or CLI options) into a Draft."""
+def draft_from(data: Any, policies: PolicyBook) -> Draft:
+    """Validate a notice request (API JSON or CLI options) into a Draft.
+
+    `type` names one of the policy book's types (notice by default); without its own
+    `sla_minutes` a notice takes its type's response time.
+    """
     if not isinstance(data, dict):
         raise NoticeError("请求必须是 JSON 对象")
+    kind = data.get("type", DEFAULT_TYPE)
+    if not isinstance(kind, str) or kind not in policies.types:
+        raise NoticeError(f"未知的通知类型：{kind!r}；可用的类型：{policies.describe()}")
+    policy = policies.for_type(kind)
+    sla = data.get("sla_minutes", data.get("sla"))
+    if sla is None and policy.sla is not None:
+        sla = int(policy.sla.total_seconds() // 60)
     title = str(data.get("title") or "").strip()
     if not title:
         raise NoticeError("通知标题不能为空")
@@ -101,9 +114,10 @@ def draft_from(data: Any) -> Draft:
         body=body,
         author=str(data.get("author") or "").strip()[:64],
         audience=audience,
-        sla_minutes=parse_sla(data.get("sla_minutes", data.get("sla"))),
+        sla_minutes=parse_sla(sla),
         require_ack=bool(data.get("require_ack", True)),
         second_button=second,
+        type=kind,
     )
 
 
@@ -125,6 +139,7 @@ def create(
     plan = preview(session, draft)
     notice = Notice(
         title=draft.title,
+        type=draft.type,
         body=draft.body,
         author=draft.author,
         audience=draft.audience,

@@ -20,6 +20,7 @@ def notice_dict(notice: Notice) -> dict[str, Any]:
         "id": notice.id,
         "code": notice.code,
         "title": notice.title,
+        "type": notice.type,
         "body": notice.body,
         "author": notice.author,
         "audience": notice.audience,

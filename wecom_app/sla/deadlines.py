@@ -22,7 +22,7 @@ def receipt_times(
     if not notice.require_ack:
         return None, None
     state = ReceiptClock(sent_at, timedelta(minutes=notice.sla_minutes))
-    policy = config.policies.for_type(None)  # notices have no type yet
+    policy = config.policies.for_type(notice.type)
     action = next_action(state, policy, config.calendar)
     due = due_at(sent_at, state.sla, config.calendar)
     return due, action.at if action else None

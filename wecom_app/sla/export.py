@@ -28,6 +28,7 @@ VIOLATION_COLUMNS = [
     ("department", "部门"),
     ("notice_code", "通知编号"),
     ("notice_title", "通知标题"),
+    ("notice_type", "类型"),
     ("sent_at", "送达时间"),
     ("due_at", "确认时限"),
     ("acknowledged_at", "确认时间"),

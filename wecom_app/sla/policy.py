@@ -1,13 +1,16 @@
-"""SLA policies per notice type: reminder points, the escalation chain and the penalty amount.
+"""SLA policies per notice type: response time, reminder points, escalation, penalty.
 
-A policy file has a `default` section and optional `types.<notice type>` sections; a type
-inherits every key it does not set from the default. See config/sla-policy.example.yaml.
+Two types always exist, as the company rules set them: `notice` (通知: the default, no fine)
+and `task` (任务, a leader's task: answered within 30 working minutes or it costs 100元). A
+policy file has a `default` section (which `notice` is) and optional `types.<name>` sections
+that change those two or add more; a type inherits every key it does not set from the default.
+See config/sla-policy.example.yaml.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -29,7 +32,7 @@ class EscalationLevel:
 
 @dataclass(frozen=True)
 class SlaPolicy:
-    """How one kind of notice is chased: reminder fractions of the SLA, escalation, penalty."""
+    """How one kind of notice is chased: its SLA, reminder fractions, escalation, penalty."""
 
     reminders: tuple[float, ...] = (0.5, 1.0)
     escalation: tuple[EscalationLevel, ...] = (
@@ -38,18 +41,39 @@ class SlaPolicy:
     )
     penalty: Decimal = Decimal(0)
     currency: str = "CNY"
+    sla: timedelta | None = None  # the type's response time; None: the notice's own (30 min)
+    label: str = ""  # what people read, e.g. 任务
+
+
+DEFAULT_TYPE = "notice"
+TASK = SlaPolicy(sla=timedelta(minutes=30), penalty=Decimal(100), label="任务")
+
+
+def builtin_types(default: SlaPolicy) -> dict[str, SlaPolicy]:
+    """`notice` and `task` over a default policy (task keeps the default's reminders)."""
+    return {
+        DEFAULT_TYPE: replace(default, label=default.label or "通知"),
+        "task": replace(default, sla=TASK.sla, penalty=TASK.penalty, label=TASK.label),
+    }
 
 
 @dataclass(frozen=True)
 class PolicyBook:
-    """The default policy and the per-type ones."""
+    """The default policy and the per-type ones (always at least `notice` and `task`)."""
 
     default: SlaPolicy = SlaPolicy()
     types: dict[str, SlaPolicy] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "types", {**builtin_types(self.default), **self.types})
+
     def for_type(self, notice_type: str | None) -> SlaPolicy:
         """The policy for a notice type, falling back to the default."""
         return self.types.get(notice_type or "", self.default)
+
+    def describe(self) -> str:
+        """The types for an error message: 'notice（通知）、task（任务）'."""
+        return "、".join(f"{n}（{p.label}）" if p.label else n for n, p in self.types.items())
 
     def __hash__(self) -> int:
         return id(self)
@@ -66,15 +90,23 @@ def load_policy(path: str | Path | None, text: str | None = None) -> PolicyBook:
     check_keys(
         doc, ("types",), types_value, set(types_value) if isinstance(types_value, dict) else set()
     )
-    types = {
-        str(name): _policy(doc, ("types", str(name)), section or {}, default)
-        for name, section in types_value.items()
-    }
-    return PolicyBook(default, types)
+    types = builtin_types(default)  # what a file's task section builds on
+    for name, section in types_value.items():
+        if not _TYPE_NAME.match(str(name)):
+            raise doc.error(
+                ("types", str(name)), "a type name is 1-32 ASCII letters, digits, - or _"
+            )
+        types[str(name)] = _policy(
+            doc, ("types", str(name)), section or {}, types.get(str(name), default)
+        )
+    return PolicyBook(types[DEFAULT_TYPE], types)
+
+
+_TYPE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) -> SlaPolicy:
-    check_keys(doc, path, data, {"reminders", "escalation", "penalty"})
+    check_keys(doc, path, data, {"reminders", "escalation", "penalty", "sla", "label"})
     reminders = base.reminders
     if "reminders" in data:
         reminders = _reminders(doc, (*path, "reminders"), data["reminders"])
@@ -87,7 +119,13 @@ def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) ->
         check_keys(doc, (*path, "penalty"), section, {"amount", "currency"})
         penalty = _amount(doc, (*path, "penalty", "amount"), section.get("amount", 0))
         currency = str(section.get("currency", currency))
-    return SlaPolicy(reminders, escalation, penalty, currency)
+    sla = base.sla
+    if "sla" in data:
+        sla = _duration(doc, (*path, "sla"), data["sla"])
+        if not timedelta(minutes=1) <= sla <= timedelta(days=30):
+            raise doc.error((*path, "sla"), "must be between 1 minute and 30 days")
+    label = str(data.get("label", base.label)).strip()[:16]
+    return SlaPolicy(reminders, escalation, penalty, currency, sla, label)
 
 
 def _reminders(doc: YamlFile, path: tuple[str, ...], value: Any) -> tuple[float, ...]:

@@ -5,7 +5,8 @@ delivered by T) is exactly one of: **on time** (acknowledged by T, not after its
 **late** (acknowledged by T, after its deadline), **overdue** (deadline passed, not acknowledged
 by T) or **pending** (deadline still ahead). Response times and lateness are counted in working
 time, like the SLA itself: a notice sent at 21:50 and acknowledged at 07:40 took 20 minutes.
-Every late or overdue receipt is a violation, priced by its notice type's policy.
+Every late or overdue receipt is a violation, priced by its notice type's policy; a cancelled
+notice counts for nobody.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from wecom_app.models import Department, Employee, Notice, Receipt, ReceiptState
+from wecom_app.models import Department, Employee, Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.sla.config import SlaConfig
 
 ON_TIME, LATE, OVERDUE, PENDING = "on_time", "late", "overdue", "pending"
@@ -77,6 +78,7 @@ class Violation:
     notice_id: int
     notice_code: str | None
     notice_title: str
+    notice_type: str
     sent_at: datetime
     due_at: datetime
     acknowledged_at: datetime | None
@@ -122,11 +124,12 @@ def overdue_report(
             group.count(outcome, response)
         if outcome in (LATE, OVERDUE):
             end = r.acknowledged_at if outcome == LATE else as_of
-            policy = config.policies.default  # notices carry no type yet
+            policy = config.policies.for_type(r.type)
             violations.append(
                 Violation(
                     r.userid, r.display_name, dept_name, r.notice_id, r.code, r.title,
-                    r.sent_at, r.due_at, r.acknowledged_at if acked else None, outcome,
+                    policy.label or r.type, r.sent_at, r.due_at,
+                    r.acknowledged_at if acked else None, outcome,
                     _minutes(cal.working_time_between(r.due_at, end)),
                     policy.penalty, policy.currency,
                 )
@@ -156,6 +159,7 @@ def _rows(session: Session, as_of: datetime, notice_id: int | None) -> Any:
             Receipt.acknowledged_at,
             Notice.code,
             Notice.title,
+            Notice.type,
             Employee.userid,
             Employee.display_name,
         )
@@ -163,6 +167,7 @@ def _rows(session: Session, as_of: datetime, notice_id: int | None) -> Any:
         .join(Employee, Employee.id == Receipt.employee_id)
         .where(
             Notice.require_ack.is_(True),
+            Notice.status != NoticeStatus.CANCELLED,  # a cancelled notice charges nobody
             Receipt.excluded.is_(False),
             Receipt.state.in_([ReceiptState.SENT, ReceiptState.ACKNOWLEDGED]),
             Receipt.sent_at <= as_of,

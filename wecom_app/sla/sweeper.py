@@ -118,7 +118,7 @@ def _decide(
     if notice is None or person is None or not _open(row, notice, person):
         return _update(row, None, row.due_at)
     cal = config.calendar
-    policy = config.policies.for_type(None)  # notices have no type yet
+    policy = config.policies.for_type(notice.type)
     state = ReceiptClock(
         row.sent_at, timedelta(minutes=notice.sla_minutes), row.reminded_count, row.escalation_level
     )
