@@ -152,3 +152,47 @@ def test_an_unknown_type_is_refused_by_name(world: World) -> None:
         )
     assert resp.status_code == 400
     assert "chore" in resp.json()["error"] and "task（任务）" in resp.json()["error"]
+
+
+def test_a_text_naming_a_notice_is_a_response_shown_to_the_sender(world: World) -> None:
+    notice = send(world, audience={"users": ["zhangyao", "huangyao"]}, sender="zhaoming")
+    code = notice["code"]
+    assert world.sim.events.deliver_text("huangyao", f"#{code} 明天上午处理完").ok
+    assert world.sim.events.deliver_text("zhangyao", f"没收到 #{code}").ok  # a negation
+    world.settle()
+    with world.api as http:
+        found = {r["userid"]: r for r in http.get(f"/api/v1/notices/{code}").json()["receipts"]}
+    assert (found["huangyao"]["state"], found["huangyao"]["response"]) == (
+        "acknowledged",
+        "明天上午处理完",
+    )
+    assert found["zhangyao"]["response"] == "没收到"  # said, and passed on: never an ack text
+    told = [t for t in world.texts_to("zhaoming") if f"#{code}" in t]
+    assert any("明天上午处理完" in t for t in told) and any("没收到" in t for t in told)
+    assert "回应" in world.texts_to("huangyao")[-1]
+
+
+@pytest.mark.parametrize("text", ["收到，谢谢", "好的收到", "收到了", "已阅", "收到收到！"])
+def test_acks_are_read_tolerantly(world: World, text: str) -> None:
+    send(world, audience={"users": ["huangyao"]})
+    assert world.sim.events.deliver_text("huangyao", text).ok
+    world.settle()
+    assert receipts(world)["huangyao"][1] == "acknowledged"
+
+
+@pytest.mark.parametrize("text", ["没收到", "未收到", "收不到", "谢谢", "收到，但是几点开始？"])
+def test_a_negation_or_a_question_is_never_an_ack(world: World, text: str) -> None:
+    send(world, audience={"users": ["huangyao"]})
+    assert world.sim.events.deliver_text("huangyao", text).ok
+    world.settle()
+    assert receipts(world)["huangyao"][1] == "sent"
+    assert "待确认" in world.texts_to("huangyao")[-1]  # they get help instead
+
+
+def test_a_sender_must_be_an_active_member(world: World) -> None:
+    with world.api as http:
+        resp = http.post(
+            "/api/v1/notices",
+            json={"title": "x", "sender": "nobody", "audience": {"users": ["huangyao"]}},
+        )
+    assert resp.status_code == 400 and "sender" in resp.json()["error"]

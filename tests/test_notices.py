@@ -19,7 +19,7 @@ from tests.world import make_world, until
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.clock import FakeClock
 from wecom_app.domain_events import EmployeeDeparted
-from wecom_app.models import InboxEvent, Notice, OutboxMessage, Receipt
+from wecom_app.models import Employee, InboxEvent, Notice, OutboxMessage, Receipt
 from wecom_app.notices import delivery, service
 from wecom_app.simulator.org import ACTIVE
 from wecom_app.sla.policy import PolicyBook
@@ -168,12 +168,23 @@ def test_duplicate_callback_delivery_makes_one_ack(stack: Stack) -> None:
     assert status(stack, notice["code"])["counts"]["acknowledged"] == 1
 
 
-def test_second_button_records_feedback_without_ack(stack: Stack) -> None:
-    notice = send(stack, second_button="有疑问")
+def test_the_second_button_is_a_response_that_reaches_the_sender(stack: Stack) -> None:
+    notice = send(stack, second_button="有疑问", sender="zhaoming")
     click(stack, notice, "huangyao", delivery.FEEDBACK_KEY)
+    click(stack, notice, "huangyao", delivery.FEEDBACK_KEY)  # twice: one response
     stack.settle()
     receipt = receipts_by_user(stack, notice["code"])["huangyao"]
-    assert receipt["state"] == "sent" and receipt["feedback"] == "有疑问"
+    assert receipt["state"] == "acknowledged" and receipt["response"] == "有疑问"
+    assert not receipt["late"] and receipt["channel"] == "button"
+    with stack.services.db.read() as s:  # no reminder will chase them
+        query = select(Receipt.next_action_at).join(Employee, Employee.id == Receipt.employee_id)
+        query = query.where(Receipt.notice_id == notice["id"], Employee.userid == "huangyao")
+        assert s.scalar(query) is None
+    told = [t for t in stack.texts_to("zhaoming") if f"#{notice['code']}" in t]
+    assert len(told) == 1 and "有疑问" in told[0] and "黄瑶" in told[0]
+    assert stack.sim.state.card_updates[-1]["replace_name"] == "已回应：有疑问"
+    counts = status(stack, notice["code"])["counts"]
+    assert counts["responded"] == 1 and counts["overdue"] == 0
 
 
 @pytest.mark.parametrize(

@@ -150,7 +150,19 @@ def test_bad_sla_is_refused(value: Any) -> None:
         service.parse_sla(value)
 
 
-def test_cli_send_refuses_bad_input_before_touching_anything() -> None:
+def test_cli_send_refuses_bad_input_before_touching_anything(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import APP_AES_KEY, APP_TOKEN, CORP_ID
+
+    env = {
+        "WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": "1000002", "WECOM_APP_SECRET": "s",
+        "WECOM_CALLBACK_TOKEN": APP_TOKEN, "WECOM_CALLBACK_AES_KEY": APP_AES_KEY,
+        "WECOM_API_BASE": "http://127.0.0.1:9", "DATABASE_URL": f"sqlite:///{tmp_path}/no.db",
+        "WECOM_APP_API_TOKEN": "t" * 32,
+    }  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     result = CliRunner().invoke(main, ["notice", "send", "--title", "x" * 40, "--department", "3"])
     assert result.exit_code == 1 and "标题过长" in result.output
 

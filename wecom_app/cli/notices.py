@@ -53,6 +53,7 @@ def _audience(
     "--sla", default=None, help="Response time: 30, 45m, 2h, 1h30m [default: the type's, 30]."
 )
 @click.option("--second-button", default=None, help='Optional second button, e.g. "有疑问".')
+@click.option("--sender", default=None, help="The userid told of every response (回应).")
 @click.option("--no-ack", is_flag=True, help="Inform only; no acknowledgement required.")
 @click.option("--dry-run", is_flag=True, help="Show who would receive it; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -69,6 +70,7 @@ def send(
     kind: str,
     sla: str | None,
     second_button: str | None,
+    sender: str | None,
     no_ack: bool,
     dry_run: bool,
     as_json: bool,
@@ -90,6 +92,7 @@ def send(
         "type": kind,
         "sla_minutes": sla,
         "second_button": second_button,
+        "sender": sender,
         "require_ack": not no_ack,
     }
     with services_from_env() as services:

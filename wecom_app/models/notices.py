@@ -62,6 +62,7 @@ class Notice(Base):
     type: Mapped[str] = mapped_column(String(32), default="notice", server_default="notice")
     body: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str] = mapped_column(String(64), default="")
+    sender: Mapped[str | None] = mapped_column(String(64))  # userid told of every response
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)
     require_ack: Mapped[bool] = mapped_column(Boolean, default=True)
     sla_minutes: Mapped[int] = mapped_column(Integer, default=30)
@@ -98,7 +99,9 @@ class Receipt(Base):
     ack_channel: Mapped[str | None] = mapped_column(String(16))
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)  # departed before acking
-    feedback: Mapped[str | None] = mapped_column(String(64))  # the second button, if clicked
+    # What they answered besides "收到": the second button's label, or "#12 明天上午处理完"
+    response: Mapped[str | None] = mapped_column(Text)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,7 +1,11 @@
-"""Acknowledgements: one per receipt, the first wins; card clicks; departed recipients.
+"""Acknowledgements and responses: one answer per receipt, the first wins; card clicks;
+departed recipients.
 
 Every channel (card button, text reply, link page) ends in `acknowledge`, which locks the receipt
 row, so a double click, a WeCom retry and a text sent in the same second still make one ack.
+A response (the second button, "#12 明天上午处理完") answers the notice the same way, as the
+company rules count a reply that says what will be done, and keeps what was said; the notice's
+sender is told of each one.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from callbacks.events import TemplateCardEvent
 from wecom_app.clock import Clock
 from wecom_app.domain_events import EmployeeDeparted
 from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
-from wecom_app.notices import delivery
+from wecom_app.notices import delivery, pacing
 from wecom_app.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
 ACKABLE = (ReceiptState.QUEUED, ReceiptState.SENT, ReceiptState.FAILED)
+MAX_RESPONSE = 500  # characters of a response kept and passed on
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,39 @@ def acknowledge(
     receipt.errcode = None
     receipt.next_action_at = None
     return AckResult(notice, receipt, True, late)
+
+
+def respond(
+    session: Session,
+    notice: Notice,
+    receipt: Receipt,
+    said: str,
+    channel: str,
+    now: datetime,
+    *,
+    key: str,
+) -> AckResult:
+    """Record a response answered at `now`: it answers the notice (on time or late, like an
+    ack; reminders stop) and keeps what was said; the sender hears of it. `key` makes the
+    message to the sender once-only for one callback."""
+    result = acknowledge(session, notice, receipt, channel, now)
+    receipt.response, receipt.responded_at = said[:MAX_RESPONSE], now
+    if notice.sender:
+        who = session.get(Employee, receipt.employee_id)
+        name = who.display_name if who else "?"
+        text = f"通知 #{notice.code}「{notice.title}」收到回应\n{name}：{said[:MAX_RESPONSE]}"
+        if result.late:
+            text += "（已超过响应时限）"
+        enqueue(
+            session,
+            "message_send",
+            {"msg": {"msgtype": "text", "text": {"content": text}}, "touser": [notice.sender]},
+            f"notice-response:{key}",
+            now=now,
+            ref=("notice_response", str(notice.id)),
+            not_before=pacing.slot_for(session, notice.sender, now, "reply"),
+        )
+    return result
 
 
 def notice_for_task(session: Session, task: str) -> Notice | None:
@@ -129,7 +167,7 @@ def fast_ack(
 def careful_click(
     session: Session, event: TemplateCardEvent, now: datetime
 ) -> tuple[int, str] | None:
-    """Handle any click the fast path did not: repeats, feedback, strangers, cancelled notices."""
+    """Handle any click the fast path did not: repeats, responses, strangers, cancelled notices."""
     found = click_target(session, event.task_id, event.from_user)
     if found is None:
         known = notice_for_task(session, event.task_id)
@@ -141,8 +179,11 @@ def careful_click(
         log.info("card click on inactive notice %s or excluded %s", notice.id, event.from_user)
         return None
     if event.event_key == delivery.FEEDBACK_KEY:
-        receipt.feedback = receipt.feedback or (notice.second_button or "feedback")
-        return notice.id, f"已反馈：{notice.second_button or ''}".rstrip("：")
+        label = notice.second_button or "有疑问"
+        if receipt.response == label:  # the same button again, or WeCom's retry
+            return notice.id, f"已回应：{label}"
+        result = respond(session, notice, receipt, label, "button", now, key=event.dedupe_key)
+        return notice.id, f"已回应：{label}" + ("（逾期）" if result.late else "")
     if event.event_key == delivery.ACK_KEY:
         result = acknowledge(session, notice, receipt, "button", now)
         return notice.id, "已收到（逾期）" if result.late else "已收到"
@@ -151,7 +192,7 @@ def careful_click(
 
 
 def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
-    """A card button click: ack (or record feedback) and update the clicker's card.
+    """A card button click: ack (or record a response) and update the clicker's card.
 
     The click counts from when the app received it, however long the inbox took to get here.
     """

@@ -8,11 +8,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app.errors import AppError
-from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
+from wecom_app.models import (
+    Employee,
+    EmployeeStatus,
+    Notice,
+    NoticeStatus,
+    Receipt,
+    ReceiptState,
+)
 from wecom_app.notices import delivery, pacing
 from wecom_app.notices.audience import Audience, AudienceError, normalise_spec, resolve
 from wecom_app.notices.mirror import load_directory
@@ -43,6 +50,7 @@ class Draft:
     require_ack: bool = True
     second_button: str | None = None
     type: str = DEFAULT_TYPE
+    sender: str | None = None  # the userid told of every response
 
 
 @dataclass
@@ -118,7 +126,17 @@ def draft_from(data: Any, policies: PolicyBook) -> Draft:
         require_ack=bool(data.get("require_ack", True)),
         second_button=second,
         type=kind,
+        sender=_userid(data.get("sender"), "sender"),
     )
+
+
+def _userid(value: Any, field: str) -> str | None:
+    """An optional userid field: a string of 1-64 characters, or absent."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 64:
+        raise NoticeError(f"{field} 必须是成员账号（userid）")
+    return value.strip()
 
 
 def preview(session: Session, draft: Draft) -> Preview:
@@ -137,11 +155,14 @@ def create(
 ) -> tuple[Notice, Preview]:
     """Store a notice with one receipt per recipient and queue its cards (≤ batch_size each)."""
     plan = preview(session, draft)
+    if draft.sender is not None and not _active_member(session, draft.sender):
+        raise NoticeError(f"sender：发送人 {draft.sender} 不是在职成员")
     notice = Notice(
         title=draft.title,
         type=draft.type,
         body=draft.body,
         author=draft.author,
+        sender=draft.sender,
         audience=draft.audience,
         require_ack=draft.require_ack,
         sla_minutes=draft.sla_minutes,
@@ -174,6 +195,16 @@ def create(
     if draft.audience.get("post_to_groups"):
         delivery.post_to_groups(session, notice, draft.audience.get("groups", []), now)
     return notice, plan
+
+
+def _active_member(session: Session, userid: str) -> bool:
+    found = session.scalar(
+        select(Employee.id).where(
+            func.lower(Employee.userid) == userid.lower(),
+            Employee.status == EmployeeStatus.ACTIVE,
+        )
+    )
+    return found is not None
 
 
 def get_notice(session: Session, ref: str | int) -> Notice:

@@ -23,6 +23,7 @@ def notice_dict(notice: Notice) -> dict[str, Any]:
         "type": notice.type,
         "body": notice.body,
         "author": notice.author,
+        "sender": notice.sender,
         "audience": notice.audience,
         "require_ack": notice.require_ack,
         "sla_minutes": notice.sla_minutes,
@@ -65,11 +66,15 @@ def receipts(
             "channel": r.ack_channel,
             "late": r.late,
             "excluded": r.excluded,
-            "feedback": r.feedback,
+            "response": r.response,
+            "responded_at": _iso(r.responded_at),
             "due_at": _iso(r.due_at),
         }
         for r, userid, display_name, dept_name in rows
     ]
+
+
+TALLIES = ("counted", "excluded", "late", "overdue", "responded")
 
 
 def summary(
@@ -89,13 +94,14 @@ def summary(
             func.count(),
             func.sum(case((Receipt.late.is_(True), 1), else_=0)),
             func.sum(case((overdue, 1), else_=0)),
+            func.sum(case((Receipt.response.is_not(None), 1), else_=0)),
         )
         .where(Receipt.notice_id == notice.id)
         .group_by(Receipt.department_id, Receipt.state, Receipt.excluded)
     ).all()
     totals: Counter[str] = Counter({s: 0 for s in STATES})
     departments: dict[int | None, Counter[str]] = defaultdict(Counter)
-    for dept, state, excluded, count, late, late_due in rows:
+    for dept, state, excluded, count, late, late_due, responded in rows:
         for bucket in (totals, departments[dept]):
             if excluded:
                 bucket["excluded"] += count
@@ -103,6 +109,7 @@ def summary(
             bucket[state] += count
             bucket["counted"] += count
             bucket["late"] += int(late or 0)
+            bucket["responded"] += int(responded or 0)
             bucket["overdue"] += int(late_due or 0) if notice.require_ack else 0
     names = dict(
         session.execute(
@@ -113,7 +120,9 @@ def summary(
     )
     data: dict[str, Any] = {
         "notice": notice_dict(notice),
-        "counts": {k: totals[k] for k in [*STATES, "counted", "excluded", "late", "overdue"]},
+        "counts": {
+            k: totals[k] for k in [*STATES, "counted", "excluded", "late", "overdue", "responded"]
+        },
         "by_department": [
             {
                 "department_id": dept,

@@ -1,8 +1,13 @@
-"""Text replies to the app: "收到", "好的", "ok", "马上执行", "收到 #12" acknowledge a notice.
+"""Text replies to the app: "收到", "好的", "ok", "马上执行", "收到 #12" acknowledge a notice;
+"#12 明天上午处理完" is a response to notice #12.
 
 Words are compared after normalising width (NFKC), case, punctuation and spaces, so "ＯＫ！",
-"收到。" and "收到 ＃12" all count. The list can be replaced with WECOM_NOTICE_ACK_WORDS
-(comma-separated). Every text gets a short reply: which notice was acknowledged, or help.
+"收到。" and "收到 ＃12" all count. A text is an acknowledgement when it is made only of ack
+words and courtesies ("收到，谢谢", "好的收到", "收到了"); anything else, a negation first of
+all ("没收到", "未收到", "收不到"), is not. The ack words can be replaced with
+WECOM_NOTICE_ACK_WORDS (comma-separated). A text that names a notice and says something else
+is that person's response, recorded and passed on to the notice's sender. Every text gets a
+short reply: what was recorded, or help.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from callbacks.events import TextMessage
 from wecom_app.errors import ConfigError
 from wecom_app.models import Notice, NoticeStatus, Receipt
 from wecom_app.notices import pacing
-from wecom_app.notices.acks import ACKABLE, acknowledge, employee_by_userid, find_receipt
+from wecom_app.notices.acks import ACKABLE, acknowledge, employee_by_userid, find_receipt, respond
 from wecom_app.notices.link import ack_url
 from wecom_app.outbox import enqueue
 
@@ -45,6 +50,22 @@ DEFAULT_ACK_WORDS = (
     "收到马上执行",
     "收到立即执行",
     "roger",
+)
+# Said around an acknowledgement without changing it: "收到，谢谢", "好的收到", "收到了".
+COURTESIES = (
+    "谢谢",
+    "谢谢您",
+    "多谢",
+    "感谢",
+    "好的",
+    "好",
+    "嗯",
+    "嗯嗯",
+    "了",
+    "啦",
+    "哈",
+    "的",
+    "哦",
 )
 CODE = re.compile(r"#\s*(\d{1,12})")
 PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
@@ -88,10 +109,11 @@ class TextReplies:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What a text says: whether it acknowledges, and which notice code it names."""
+    """What a text says: whether it acknowledges, which notice code it names, and the rest."""
 
     is_ack: bool
     code: str | None
+    rest: str = ""  # the text without the code, as written
 
 
 def read(text: str, words: frozenset[str] | None = None) -> Reading:
@@ -99,9 +121,31 @@ def read(text: str, words: frozenset[str] | None = None) -> Reading:
     folded = unicodedata.normalize("NFKC", text)
     match = CODE.search(folded)
     code = match.group(1) if match else None
-    rest = CODE.sub(" ", folded) if match else folded
-    word = normalise(rest)
-    return Reading(bool(word) and word in (words or DEFAULT_WORDS), code)
+    rest = (CODE.sub(" ", folded) if match else folded).strip()
+    return Reading(is_ack(normalise(rest), words or DEFAULT_WORDS), code, rest)
+
+
+_COURTESY_WORDS = frozenset(normalise(w) for w in COURTESIES)
+
+
+def is_ack(word: str, words: frozenset[str]) -> bool:
+    """Whether a normalised text is ack words and courtesies only, with one ack word at least."""
+    if not word:
+        return False
+    pieces = words | _COURTESY_WORDS
+    longest = max(len(p) for p in pieces)
+    # reach[i]: the first i characters split into pieces; True once an ack word is among them
+    reach: list[bool | None] = [None] * (len(word) + 1)
+    reach[0] = False
+    for i in range(len(word)):
+        if reach[i] is None:
+            continue
+        for j in range(i + 1, min(len(word), i + longest) + 1):
+            piece = word[i:j]
+            if piece in pieces:
+                acked = bool(reach[i]) or piece in words
+                reach[j] = bool(reach[j]) or acked
+    return bool(reach[len(word)])
 
 
 def pending(session: Session, employee_id: int) -> list[tuple[Notice, Receipt]]:
@@ -132,7 +176,8 @@ def help_text(items: list[tuple[Notice, Receipt]], public_url: str | None = None
         lines.append(f"#{n.code} {n.title}{link}")
     if len(items) > HELP_LIMIT:
         lines.append(f"……另有 {len(items) - HELP_LIMIT} 条")
-    lines.append("回复“收到”确认最近一条，或回复“收到 #编号”确认指定通知。")
+    lines.append("回复“收到”确认最近一条，或回复“收到 #编号”确认指定通知；")
+    lines.append("暂时无法办妥的，回复“#编号 您的回应”（如“#12 明天上午处理完”），发布人会收到。")
     return "\n".join(lines)
 
 
@@ -143,13 +188,18 @@ def handle_text(
     now: datetime,
     public_url: str | None = None,
     words: frozenset[str] | None = None,
+    key: str = "",
 ) -> str | None:
-    """Apply a text from a member and return the reply to send (None for non-members)."""
+    """Apply a text from a member and return the reply to send (None for non-members).
+
+    `key` (the callback's dedupe key) makes what it causes once-only.
+    """
     employee = employee_by_userid(session, userid)
     if employee is None:
         return None
     reading = read(content, words)
-    if not reading.is_ack:
+    responding = reading.code is not None and not reading.is_ack and bool(reading.rest)
+    if not reading.is_ack and not responding:
         return help_text(pending(session, employee.id), public_url)
     if reading.code is not None:
         notice = session.scalars(select(Notice).where(Notice.code == reading.code)).one_or_none()
@@ -160,6 +210,12 @@ def handle_text(
             )
         if notice.status != NoticeStatus.ACTIVE:
             return f"通知 #{notice.code}「{notice.title}」已取消，无需确认。"
+        if responding:
+            result = respond(session, notice, receipt, reading.rest, "text", now, key=key)
+            reply = f"已记录您对通知 #{notice.code}「{notice.title}」的回应：{reading.rest}"
+            if result.late:
+                reply += "（已超过响应时限，记为逾期）"
+            return reply + ("，并已转告发布人。" if notice.sender else "。")
     else:
         items = pending(session, employee.id)
         if not items:
@@ -183,7 +239,13 @@ def on_text(ctx: HandlerContext, event: TextMessage, *, replies: TextReplies) ->
     now = ctx.clock.now()
     answered = ctx.received_at or now
     reply = handle_text(
-        ctx.session, event.from_user, event.content, answered, replies.public_url, replies.words
+        ctx.session,
+        event.from_user,
+        event.content,
+        answered,
+        replies.public_url,
+        replies.words,
+        key=event.dedupe_key,
     )
     if reply is None:
         return
