@@ -25,6 +25,20 @@ ensure_command() {
   if command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ]; then
     return 0
   fi
+  apt_install "$command" "$package"
+}
+
+# Install a Debian package that provides no command (a font) when it is missing.
+ensure_package() {
+  local package="$1"
+  if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    return 0
+  fi
+  apt_install "$package" "$package"
+}
+
+apt_install() {
+  local command="$1" package="$2"
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "warning: $command is missing and apt-get is not available; tests that need it skip" >&2
     return 0
@@ -32,6 +46,6 @@ ensure_command() {
   echo "==> installing $package (for $command)"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get install -y -q "$package" >/dev/null 2>&1 \
-    || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q "$package" >/dev/null; }
+  $sudo apt-get install -y -q --no-install-recommends "$package" >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q --no-install-recommends "$package" >/dev/null; }
 }

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from tests.world import World, make_world
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.clock import FakeClock
-from wecom_app.models import Employee, Receipt
+from wecom_app.models import Employee, Notice, Receipt
 from wecom_app.notices import delivery
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -196,3 +199,105 @@ def test_a_sender_must_be_an_active_member(world: World) -> None:
             json={"title": "x", "sender": "nobody", "audience": {"users": ["huangyao"]}},
         )
     assert resp.status_code == 400 and "sender" in resp.json()["error"]
+
+
+# -- the confirm page ------------------------------------------------------------------------
+
+
+def browser() -> httpx.Client:
+    return httpx.Client(follow_redirects=True, timeout=10)
+
+
+def open_page(world: World, browser: httpx.Client, token: str, userid: str) -> httpx.Response:
+    """Open a notice's confirm page as a member would: through WeCom's OAuth and back."""
+    start = browser.get(f"{world.app_url}/n/{token}", follow_redirects=False)
+    assert start.status_code == 302
+    target = urlsplit(start.headers["location"])
+    query = parse_qs(target.query)
+    assert target.geturl().startswith(f"{world.sim.url}/connect/oauth2/authorize")
+    assert query["redirect_uri"] == [f"{world.app_url}/n/auth"]  # the public URL, never Host
+    assert query["state"][0] != token and len(query["state"][0]) >= 16
+    return browser.get(as_member(start.headers["location"], userid))
+
+
+def as_member(authorize: str, userid: str) -> str:
+    """The simulator's authorize URL, answered for one member (the WeCom client's part)."""
+    return urlsplit(authorize)._replace(fragment="").geturl() + f"&as={userid}"
+
+
+def csrf_of(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def link_token(world: World, notice: dict[str, Any]) -> str:
+    with world.db.read() as s:
+        return str(s.scalar(select(Notice.link_token).where(Notice.id == notice["id"])))
+
+
+def test_the_confirm_page_confirms_only_on_purpose(world: World) -> None:
+    notice = send(world, sla_minutes=30, body="14:00 全员到一楼集合。")
+    token = link_token(world, notice)
+    member = recipients(world)[0]
+    with browser() as http:
+        page = open_page(world, http, token, member)
+        assert page.status_code == 200 and notice["title"] in page.text and "14:00" in page.text
+        assert receipts(world)[member][1] == "sent"  # opening the page confirms nothing
+        forged = http.post(f"{world.app_url}/n/{token}", data={"action": "ack"})
+        assert forged.status_code == 400 and receipts(world)[member][1] == "sent"
+        world.clock.advance(timedelta(minutes=29))
+        done = http.post(
+            f"{world.app_url}/n/{token}", data={"action": "ack", "csrf_token": csrf_of(page)}
+        )
+        assert done.status_code == 200 and "已确认收到" in done.text and "逾期" not in done.text
+    assert receipts(world)[member][1:] == ("acknowledged", False)
+    world.clock.advance(timedelta(minutes=30))
+    world.settle()  # processed long after: still on time, stamped at the request
+    assert receipts(world)[member][1:] == ("acknowledged", False)
+
+
+def test_the_confirm_page_takes_a_response(world: World) -> None:
+    notice = send(world, audience={"users": ["huangyao"]}, sender="zhaoming")
+    with browser() as http:
+        page = open_page(world, http, link_token(world, notice), "huangyao")
+        done = http.post(
+            f"{world.app_url}/n/{link_token(world, notice)}",
+            data={"action": "respond", "response": "下午三点前处理完", "csrf_token": csrf_of(page)},
+        )
+    assert done.status_code == 200 and "下午三点前处理完" in done.text
+    world.settle()
+    assert any("下午三点前处理完" in t for t in world.texts_to("zhaoming"))
+
+
+def test_a_stranger_learns_nothing_and_old_links_lead_nowhere(world: World) -> None:
+    notice = send(world, title="裁员名单", audience={"users": ["huangyao"]})
+    with browser() as http:
+        page = open_page(world, http, link_token(world, notice), "zhaoming")
+        assert page.status_code == 403 and "裁员名单" not in page.text
+        for guess in (f"/n/{notice['code']}", f"/n/{notice['code']}/ack", "/n/x" * 20):
+            found = http.get(f"{world.app_url}{guess}", follow_redirects=False)
+            assert found.status_code == 404 and "裁员名单" not in found.text
+
+
+def test_the_state_must_come_back_to_the_browser_that_left(world: World) -> None:
+    notice = send(world, audience={"users": ["huangyao"]})
+    token = link_token(world, notice)
+    with httpx.Client(follow_redirects=False) as mine, httpx.Client() as other:
+        start = mine.get(f"{world.app_url}/n/{token}")
+        back = httpx.get(as_member(start.headers["location"], "huangyao")).headers["location"]
+        stolen = other.get(back)  # another browser replays the redirect
+        assert stolen.status_code == 400 and "授权校验失败" in stolen.text
+        tampered = mine.get(re.sub(r"state=[^&]+", "state=forged", back))
+        assert tampered.status_code == 400
+
+
+def test_without_a_public_url_the_link_channel_is_off(database_url: str) -> None:
+    with make_world(database_url, public_url=None) as world:
+        load_mirror(world.services.db, world.sim.state.org, world.clock.now())
+        notice = send(world, audience={"users": ["huangyao"]})
+        page = httpx.get(
+            f"{world.app_url}/n/{link_token(world, notice)}", headers={"Host": "evil.example"}
+        )
+        assert page.status_code == 404 and "WECOM_APP_PUBLIC_URL" in page.text
+        assert "evil.example" not in page.headers.get("location", "")

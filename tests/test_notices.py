@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -235,23 +234,6 @@ def test_other_text_gets_help_listing_pending_notices(stack: Stack) -> None:
     reply = stack.texts_to("yexinjing")[-1]
     assert f"#{notice['code']} 季度安全培训" in reply and "收到 #编号" in reply
     assert receipts_by_user(stack, notice["code"])["yexinjing"]["state"] == "sent"
-
-
-def test_ack_by_link_through_oauth(stack: Stack) -> None:
-    notice = send(stack)
-    client = stack.app.test_client()
-    start = client.get(f"/n/{notice['code']}/ack")
-    assert start.status_code == 302
-    query = parse_qs(urlsplit(start.headers["Location"]).query)
-    assert query["scope"] == ["snsapi_base"]
-    back = urlsplit(query["redirect_uri"][0])
-    code = sim(stack, "post", "/_sim/oauth/code", json={"userid": "xiexinyue"}).json()["code"]
-    page = client.get(f"{back.path}?code={code}&state={notice['code']}")
-    assert page.status_code == 200 and "已确认收到" in page.get_data(as_text=True)
-    receipt = receipts_by_user(stack, notice["code"])["xiexinyue"]
-    assert receipt["state"] == "acknowledged" and receipt["channel"] == "link"
-    reused = client.get(f"{back.path}?code={code}")  # codes are single use
-    assert reused.status_code == 403
 
 
 def test_late_ack_is_recorded_as_late(stack: Stack) -> None:

@@ -172,11 +172,11 @@ def test_help_text_lists_pending_notices_with_confirm_links_when_the_url_is_know
     from wecom_app.notices.text import help_text
 
     items = [
-        (Notice(code=12, title="消防演练通知"), Receipt()),
-        (Notice(code=7, title="周报"), Receipt()),
+        (Notice(code=12, title="消防演练通知", link_token="Xq3v"), Receipt()),
+        (Notice(code=7, title="周报", link_token="P9zk"), Receipt()),
     ]
     plain = help_text(items)
     assert "#12 消防演练通知" in plain and "http" not in plain
     linked = help_text(items, "https://wecom.example.com/")
-    assert "#12 消防演练通知 确认链接：https://wecom.example.com/n/12/ack" in linked
-    assert "#7 周报 确认链接：https://wecom.example.com/n/7/ack" in linked
+    assert "#12 消防演练通知 确认链接：https://wecom.example.com/n/Xq3v" in linked
+    assert "#7 周报 确认链接：https://wecom.example.com/n/P9zk" in linked

@@ -247,6 +247,10 @@ def make_world(
     sim = SimulatorServer(org if isinstance(org, Org) else load_org(org), config, clock).start()
     sim.events.deliverer.timeout = 5.0
     overrides = {"database_url": database_url, "api_base": sim.url, **setting_overrides}
+    port = _free_port() if serve else 0
+    if serve:  # the app's address is known before it is built: its public URL
+        overrides.setdefault("public_url", f"http://127.0.0.1:{port}")
+    overrides.setdefault("oauth_base", sim.url)  # members sign in at the simulator
     if contacts_secret is None:
         overrides["contacts_secret"] = None
     settings = base_settings(**overrides)
@@ -268,7 +272,7 @@ def make_world(
     world = World(sim, composition, app, clock, announced=announced)
     server: BaseWSGIServer | None = None
     if serve:
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+        server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         ).start()
@@ -291,6 +295,14 @@ def make_world(
             server.server_close()
         composition.close()
         assert not left, f"worker threads still running after the test: {left}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def mirror_org(db: Database, org: Org, now: datetime) -> None:

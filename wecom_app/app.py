@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,20 @@ def create_app(
         composition = compose(settings or load_settings(**overrides), clock=clock)
     services = composition.services
     app = Flask(__name__, instance_relative_config=True)
-    app.config["MAX_CONTENT_LENGTH"] = services.settings.callback_max_bytes
+    settings = services.settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.callback_max_bytes
+    # Browser sessions (the confirm page): signed cookies, never readable by scripts, sent on
+    # WeCom's redirect back (Lax), over HTTPS only when the app is served that way, 8 hours.
+    app.secret_key = settings.signing_key()
+    app.config.update(
+        SESSION_COOKIE_NAME="wecom_app_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(
+            settings.public_url and settings.public_url.startswith("https:")
+        ),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+    )
     app.extensions[COMPOSITION] = composition
     context.bind(app, services)
 

@@ -108,6 +108,7 @@ def _client(
         settings.secret("app_secret"),
         settings.secret("contacts_secret") or None,
         base_url=settings.api_base,
+        oauth_base=settings.oauth_base,
         proxy=settings.http_proxy,
         clock=clock,
         before_request=guard,

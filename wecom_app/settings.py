@@ -9,9 +9,12 @@ entry point does at start-up, so a bad one still stops start-up naming its key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -50,6 +53,7 @@ class Settings(BaseSettings):
         None, validation_alias=_key("WECOM_CONTACTS_AES_KEY")
     )
     api_base: str = Field("https://qyapi.weixin.qq.com", validation_alias=_key("WECOM_API_BASE"))
+    oauth_base: str = Field("https://open.weixin.qq.com", validation_alias=_key("WECOM_OAUTH_BASE"))
     http_proxy: str | None = Field(None, validation_alias=_key("WECOM_HTTP_PROXY"))
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_key("DATABASE_URL"))
     api_token: SecretStr = Field(validation_alias=_key("WECOM_APP_API_TOKEN"))
@@ -58,6 +62,9 @@ class Settings(BaseSettings):
         256 * 1024, ge=1024, validation_alias=_key("WECOM_CALLBACK_MAX_BYTES")
     )
     public_url: str | None = Field(None, validation_alias=_key("WECOM_APP_PUBLIC_URL"))
+    session_secret: SecretStr | None = Field(
+        None, validation_alias=_key("WECOM_APP_SESSION_SECRET"), min_length=32
+    )
     log_level: str = Field("INFO", validation_alias=_key("WECOM_APP_LOG_LEVEL"))
     sla_calendar_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_CALENDAR"))
     sla_policy_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_POLICY"))
@@ -93,6 +100,16 @@ class Settings(BaseSettings):
             decode_aes_key(value.get_secret_value())
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("must be the app's address, e.g. https://wecom-app.example.com")
+        return value.rstrip("/")
+
     @field_validator("database_url")
     @classmethod
     def _database_url_shape(cls, value: str) -> str:
@@ -104,6 +121,14 @@ class Settings(BaseSettings):
     def contacts_channel_configured(self) -> bool:
         """Whether the contacts-sync callback channel has its token and key."""
         return self.contacts_token is not None and self.contacts_aes_key is not None
+
+    def signing_key(self) -> bytes:
+        """The key that signs browser sessions: WECOM_APP_SESSION_SECRET, or one derived from
+        the app secret and the callback key (changing either ends every session)."""
+        if self.session_secret is not None:
+            return self.session_secret.get_secret_value().encode()
+        material = self.app_secret.get_secret_value() + self.callback_aes_key.get_secret_value()
+        return hmac.new(material.encode(), b"wecom-app browser sessions", hashlib.sha256).digest()
 
     def secret(self, name: str) -> str:
         """Return the plain value of a secret field (never log the result)."""

@@ -97,6 +97,7 @@ def send(
     }
     with services_from_env() as services:
         draft = service.draft_from(request, SlaConfig.from_settings(services.settings).policies)
+        linkless = not services.settings.public_url
         with services.db.begin() as session:
             if dry_run:
                 data = {"dry_run": True, **service.preview(session, draft).to_dict()}
@@ -110,6 +111,10 @@ def send(
     click.echo(f"{head}：共 {data['recipients']} 人")
     for row in data["by_department"]:
         click.echo(f"  {row['department'] or row['department_id']}: {row['count']}")
+    if linkless:
+        click.echo(
+            "提示：未设置 WECOM_APP_PUBLIC_URL，确认链接不可用；成员点卡片按钮或回复“收到”确认。"
+        )
 
 
 @notice.command("status")

@@ -69,6 +69,7 @@ class Notice(Base):
     second_button: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=NoticeStatus.ACTIVE)
     task_prefix: Mapped[str] = mapped_column(String(64), unique=True)
+    link_token: Mapped[str | None] = mapped_column(String(32), unique=True)  # the confirm page
     batches: Mapped[int] = mapped_column(Integer, default=0)  # card batches sent so far
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

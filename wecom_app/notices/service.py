@@ -169,6 +169,7 @@ def create(
         second_button=draft.second_button,
         status=NoticeStatus.ACTIVE,
         task_prefix=f"ntc{secrets.token_hex(6)}",
+        link_token=secrets.token_urlsafe(16),
         batches=0,
         recipients=len(plan.audience.recipients),
         created_at=now,

@@ -172,7 +172,9 @@ def help_text(items: list[tuple[Notice, Receipt]], public_url: str | None = None
         return "您目前没有待确认的通知。"
     lines = [f"您有 {len(items)} 条待确认的通知："]
     for n, _ in items[:HELP_LIMIT]:
-        link = f" 确认链接：{ack_url(public_url, str(n.code))}" if public_url else ""
+        link = (
+            f" 确认链接：{ack_url(public_url, n.link_token)}" if public_url and n.link_token else ""
+        )
         lines.append(f"#{n.code} {n.title}{link}")
     if len(items) > HELP_LIMIT:
         lines.append(f"……另有 {len(items) - HELP_LIMIT} 条")

@@ -139,6 +139,7 @@ def create_simulator_app(state: SimState, driver: CallbackDriver | None = None) 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.register_blueprint(api)
     app.register_blueprint(inspect_blueprint)
+    app.register_blueprint(oauth.oauth_blueprint)
     return app
 
 

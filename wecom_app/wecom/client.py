@@ -34,7 +34,7 @@ from wecom_app.wecom.types import (
 
 __all__ = ["Credential", "WeComClient"]
 
-OAUTH_AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
+OAUTH_BASE_URL = "https://open.weixin.qq.com"  # where members are sent to sign in
 
 
 class WeComClient:
@@ -56,8 +56,10 @@ class WeComClient:
         max_retries: int = 3,
         backoff: float = 0.5,
         before_request: RequestHook | None = None,
+        oauth_base: str = OAUTH_BASE_URL,
     ) -> None:
         self.corp_id = corp_id
+        self.oauth_base = oauth_base.rstrip("/")
         self.agent_id = int(agent_id)
         self.base_url = base_url.rstrip("/")
         self._session = ApiSession(
@@ -269,7 +271,7 @@ class WeComClient:
             quote_via=quote,
             safe="",
         )
-        return f"{OAUTH_AUTHORIZE_URL}?{query}#wechat_redirect"
+        return f"{self.oauth_base}/connect/oauth2/authorize?{query}#wechat_redirect"
 
     def auth_getuserinfo(self, code: str) -> str:
         """Turn an OAuth code into the member's userid; a non-member's code raises WeComError."""

@@ -1,4 +1,5 @@
-"""The ledger: notice types and senders, and what each recipient answered besides "收到".
+"""The ledger: notice types, senders and unguessable confirm links, and what each recipient
+answered besides "收到".
 
 Revision ID: 0008_ledger
 Revises: 0007_leases_and_holds
@@ -6,6 +7,8 @@ Create Date: 2026-12-01
 """
 
 from __future__ import annotations
+
+import secrets
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,9 +27,16 @@ def upgrade() -> None:
             sa.Column("type", sa.String(length=32), nullable=False, server_default="notice")
         )
         batch_op.add_column(sa.Column("sender", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("link_token", sa.String(length=32), nullable=True))
+        batch_op.create_unique_constraint("uq_notices_link_token", ["link_token"])
     with op.batch_alter_table("notice_receipts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("response", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("responded_at", UTCDateTime(timezone=True), nullable=True))
+    notices = sa.table("notices", sa.column("id"), sa.column("link_token"))
+    conn = op.get_bind()
+    for (notice_id,) in conn.execute(sa.select(notices.c.id)).all():  # unguessable links
+        token = secrets.token_urlsafe(16)
+        conn.execute(notices.update().where(notices.c.id == notice_id).values(link_token=token))
     op.execute("UPDATE notice_receipts SET response = feedback WHERE feedback IS NOT NULL")
     with op.batch_alter_table("notice_receipts", schema=None) as batch_op:
         batch_op.drop_column("feedback")
@@ -40,5 +50,7 @@ def downgrade() -> None:
         batch_op.drop_column("responded_at")
         batch_op.drop_column("response")
     with op.batch_alter_table("notices", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_notices_link_token", type_="unique")
+        batch_op.drop_column("link_token")
         batch_op.drop_column("sender")
         batch_op.drop_column("type")
