@@ -301,3 +301,17 @@ def test_without_a_public_url_the_link_channel_is_off(database_url: str) -> None
         )
         assert page.status_code == 404 and "WECOM_APP_PUBLIC_URL" in page.text
         assert "evil.example" not in page.headers.get("location", "")
+
+
+def test_an_invalid_mixed_case_recipient_is_marked_invalid(world: World) -> None:
+    with world.db.begin() as s:  # mirrored, but gone from WeCom: its answer is lower-cased
+        s.add(Employee(userid="GhostUser", name="幽灵", display_name="研发部-幽灵", status="active",
+                       main_department=4, departments=[4], leader_in=[],
+                       joined_at=world.clock.now(), updated_at=world.clock.now()))  # fmt: skip
+    send(world, audience={"users": ["GhostUser", "huangyao"]})
+    world.clock.advance(timedelta(minutes=45))
+    world.settle()
+    found = receipts(world)
+    assert found["GhostUser"][1] == "invalid" and found["huangyao"][1] == "sent"
+    overdue = {v["userid"] for v in overdue_report(world)["violations"]}
+    assert overdue == {"huangyao"}  # nobody is fined for a card WeCom never delivered

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app.models import Employee, Notice, OutboxMessage, Receipt, ReceiptState
@@ -151,12 +151,14 @@ def post_to_groups(session: Session, notice: Notice, chatids: Iterable[str], now
 
 
 def employee_ids(session: Session, userids: Iterable[str]) -> list[int]:
-    """Surrogate ids of the employees with these userids."""
-    wanted = list(userids)
+    """Surrogate ids of the employees with these userids, in any letter case (WeCom answers
+    `invaliduser` lower-cased)."""
+    wanted = sorted({u.lower() for u in userids})
     found: list[int] = []
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        found += session.scalars(select(Employee.id).where(Employee.userid.in_(chunk))).all()
+        query = select(Employee.id).where(func.lower(Employee.userid).in_(chunk))
+        found += session.scalars(query).all()
     return found
 
 

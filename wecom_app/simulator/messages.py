@@ -89,10 +89,10 @@ def _resolve(state: SimState, body: dict[str, Any]) -> tuple[set[str], dict[str,
     for userid in users:
         if userid == "@all":
             targets.update(u for u, m in org.members.items() if m.is_reachable())
-        elif userid in org.members and org.members[userid].is_reachable():
-            targets.add(userid)
+        elif (member := org.member(userid)) is not None and member.is_reachable():
+            targets.add(member.userid)
         else:
-            invalid["user"].append(userid)
+            invalid["user"].append(userid.lower())  # WeCom answers invalid userids lower-cased
     for party in parties:
         if party.isdigit() and int(party) in org.departments:
             targets.update(

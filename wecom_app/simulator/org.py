@@ -142,7 +142,17 @@ class Org:
                 dept_members.setdefault(dept_id, []).append(member.userid)
         self._children, self._dept_members = children, dept_members
         self._sorted_ids = sorted(self.members)
+        self._folded = {u.lower(): u for u in self.members}
         self._dirty = False
+
+    def member(self, userid: str) -> Member | None:
+        """The member with this userid in any letter case (WeCom's userids ignore case)."""
+        found = self.members.get(userid)
+        if found is not None:
+            return found
+        self._reindex()
+        canonical = self._folded.get(userid.lower())
+        return self.members.get(canonical) if canonical else None
 
     def children(self, dept_id: int) -> list[int]:
         """Return the direct sub-department ids of a department."""
