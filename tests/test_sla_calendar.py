@@ -149,6 +149,52 @@ def test_load_calendar_file() -> None:
     assert load_calendar(None) == WorkingCalendar()
 
 
+OFFICIAL_2027 = """
+official_schedule:
+  2027:
+    holidays: [2027-10-01, 2027-10-04]
+    working_days: [2027-09-26]
+"""
+
+
+def test_a_year_chinese_calendar_does_not_know_is_said_to_be_unknown() -> None:
+    bare = WorkingCalendar()
+    assert bare.covers(2026) and not bare.covers(2027)
+    assert bare.coverage(date(2026, 12, 1)) == {
+        "status": "next_year_missing", "covered_through": 2026, "missing_years": [2027],
+    }  # fmt: skip
+    assert bare.coverage(date(2027, 3, 1))["status"] == "missing"
+    assert bare.is_working_day(date(2027, 10, 1))  # what it has to assume: a Friday
+    entered = load_calendar(None, OFFICIAL_2027)
+    assert entered.coverage(date(2026, 12, 1))["status"] == "ok"
+    assert not entered.is_working_day(date(2027, 10, 1))  # 国庆
+    assert not entered.is_working_day(date(2027, 10, 4))  # a Monday off
+    assert entered.is_working_day(date(2027, 9, 26))  # a Sunday at work (调休)
+    assert entered.is_working_day(date(2027, 10, 8))  # an ordinary Friday
+    assert WorkingCalendar(public_holidays=False).covers(2030)  # holidays not wanted at all
+
+
+def test_the_coverage_is_told_at_start_up_in_healthz_and_by_sla_due_at(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from click.testing import CliRunner
+
+    from tests.world import make_world
+    from wecom_app.cli import main
+
+    with caplog.at_level("WARNING"), make_world(sqlite_url) as world:
+        assert any("2027 年的法定节假日与调休安排未知" in r.message for r in caplog.records)
+        body = world.app.test_client().get("/healthz").get_json()
+        assert body["calendar"]["status"] == "next_year_missing" and body["status"] == "ok"
+        world.clock.set(datetime(2027, 3, 1, 2, 0, tzinfo=SH))  # now this year is unknown
+        body = world.app.test_client().get("/healthz").get_json()
+        assert body["calendar"]["missing_years"] == [2027, 2028] and body["status"] == "degraded"
+    result = CliRunner().invoke(main, ["sla", "due-at", "--sent", "2027-10-01T10:00"])
+    assert result.exit_code == 0 and "2027 年的法定节假日与调休安排未知" in result.output
+    result = CliRunner().invoke(main, ["sla", "due-at", "--sent", "2026-10-08T10:00"])
+    assert result.exit_code == 0 and "未知" not in result.output
+
+
 def test_example_calendar_file_loads() -> None:
     cal = load_calendar("config/calendar.example.yaml")
     assert cal.quiet_start == time(22)
@@ -170,6 +216,8 @@ def test_example_calendar_file_loads() -> None:
         ("quiet_hours: {start: '22:00'\nend: 1\n", ":2", "invalid YAML"),
         ("working_hours: {start: '18:00', end: '09:00'}\n", ":1", "before end"),
         ("- a list\n", ":1", "mapping"),
+        ("official_schedule:\n  2027:\n    holidays: [2026-10-01]\n", ":3", "not in 2027"),
+        ("official_schedule:\n  next: {}\n", ":2", "a year like 2027"),
     ],
 )
 def test_bad_calendar_files_name_line_and_reason(text: str, where: str, reason: str) -> None:

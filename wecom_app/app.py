@@ -56,7 +56,9 @@ def create_app(
 
     spool = Spool(Path(services.settings.spool_dir))
     inbox = Inbox(services.db, spool)
-    app.register_blueprint(health_blueprint(HealthCheck(services, spool)))
+    app.register_blueprint(
+        health_blueprint(HealthCheck(services, spool, composition.registry.health))
+    )
     app.register_blueprint(callbacks_blueprint(services.settings, inbox, services.clock))
     app.register_blueprint(api_blueprint(composition.registry.api))
     for page in composition.registry.pages:

@@ -6,7 +6,10 @@ feature's register(); the web app, the worker and the CLI then read from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from flask import Blueprint
 
@@ -26,3 +29,5 @@ class Registry:
     jobs: JobTable = field(default_factory=JobTable)
     api: list[Blueprint] = field(default_factory=list)  # mounted under /api/v1, token-guarded
     pages: list[Blueprint] = field(default_factory=list)  # anything else a browser opens
+    # name → check(now) giving a detail of /healthz: {"status": "ok" | "incomplete", ...}
+    health: dict[str, Callable[[datetime], dict[str, Any]]] = field(default_factory=dict)

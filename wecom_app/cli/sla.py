@@ -110,6 +110,7 @@ def due_at(
 
     Example: wecom-app sla due-at --sent 2026-02-13T21:50 --minutes 30 --json
     """
+    from wecom_app.sla import uncovered_message
     from wecom_app.sla.asof import parse_time
     from wecom_app.sla.calendar import load_calendar
     from wecom_app.sla.config import SlaConfig
@@ -127,17 +128,24 @@ def due_at(
     def local(t: datetime) -> str:
         return t.astimezone(cal.tz).isoformat()
 
-    escalations = zip(escalation_times(state, rules, cal), rules.escalation, strict=True)
+    escalations = list(zip(escalation_times(state, rules, cal), rules.escalation, strict=True))
+    due = due_at(start, state.sla, cal)
+    last = max([due, *(t for t, _ in escalations)])
+    years = range(start.astimezone(cal.tz).year, last.astimezone(cal.tz).year + 1)
+    uncovered = [y for y in years if not cal.covers(y)]
     data: dict[str, Any] = {
         "sent": local(start),
         "sla_minutes": minutes,
-        "due_at": local(due_at(start, state.sla, cal)),
+        "due_at": local(due),
         "reminders": [local(t) for t in reminder_times(state, rules, cal)],
         "escalations": [{"at": local(t), "to": level.to} for t, level in escalations],
+        "uncovered_years": uncovered,
     }
     if as_json:
         echo_json(data)
         return
+    if uncovered:
+        click.echo(f"注意：{uncovered_message(uncovered)}", err=True)
     click.echo(f"送达 {data['sent']}，时限 {minutes} 分钟（工作时间）→ 截止 {data['due_at']}")
     for i, t in enumerate(data["reminders"], start=1):
         click.echo(f"  提醒 {i}: {t}")

@@ -10,6 +10,11 @@ postponed to the start of the next working period (`next_allowed`).
 Working days are Monday to Friday (configurable), minus Chinese public holidays, plus the
 adjusted working days (调休) that the State Council announces, both from `chinese-calendar`; a
 company's override file adds its own holidays and working days, which win over everything.
+
+`chinese-calendar` knows the years up to its release (1.11: 2026). For a later year the State
+Council's schedule is entered in the file's `official_schedule` (holidays and 调休 working days
+of that year); a year neither knows is *not covered*: it is counted as Monday to Friday, and
+`coverage` says so, for the start-up warning, /healthz, the daily check and `sla due-at`.
 """
 
 from __future__ import annotations
@@ -62,6 +67,10 @@ class WorkingCalendar:
     public_holidays: bool = True
     extra_holidays: frozenset[date] = frozenset()
     extra_working_days: frozenset[date] = frozenset()
+    # The State Council's schedule for years chinese-calendar does not know, from the file
+    official_years: frozenset[int] = frozenset()
+    official_holidays: frozenset[date] = frozenset()
+    official_working_days: frozenset[date] = frozenset()
     tz: ZoneInfo = field(init=False, compare=False, repr=False)
     _days: dict[date, tuple[Interval, ...]] = field(init=False, compare=False, repr=False)
     _sums: dict[tuple[datetime, timedelta], datetime] = field(init=False, compare=False, repr=False)
@@ -77,12 +86,33 @@ class WorkingCalendar:
             return True
         if day in self.extra_holidays:
             return False
-        if self.public_holidays and day.year in HOLIDAY_YEARS:
+        if self.public_holidays and day.year in self.official_years:
+            if day in self.official_holidays:
+                return False
+            if day in self.official_working_days:
+                return True
+        elif self.public_holidays and day.year in HOLIDAY_YEARS:
             if day in cn_days.holidays:
                 return False
             if day in cn_days.workdays:
                 return True
         return day.weekday() not in self.weekends
+
+    def covers(self, year: int) -> bool:
+        """Whether the public holidays and 调休 of a year are known (or not wanted)."""
+        return not self.public_holidays or year in HOLIDAY_YEARS or year in self.official_years
+
+    def coverage(self, today: date) -> dict[str, Any]:
+        """This year's and the coming year's coverage, for health checks and warnings: status
+        "ok", "next_year_missing" (time to enter it) or "missing" (this year's SLA is wrong)."""
+        missing = [y for y in (today.year, today.year + 1) if not self.covers(y)]
+        known = [*HOLIDAY_YEARS, *self.official_years]
+        status = "missing" if today.year in missing else "next_year_missing" if missing else "ok"
+        return {
+            "status": status,
+            "covered_through": max(known) if known else None,
+            "missing_years": missing,
+        }
 
     def intervals(self, day: date) -> tuple[Interval, ...]:
         """The working-time intervals [start, end) of one local date, as UTC datetimes."""
@@ -212,6 +242,7 @@ def load_calendar(path: str | Path | None, text: str | None = None) -> WorkingCa
             "public_holidays",
             "extra_holidays",
             "extra_working_days",
+            "official_schedule",
         },
     )
     timezone = data.get("timezone", "Asia/Shanghai")
@@ -234,8 +265,11 @@ def load_calendar(path: str | Path | None, text: str | None = None) -> WorkingCa
         work_end=work[1] if work else None,
         weekends=_weekends(doc, data.get("weekends", ["saturday", "sunday"])),
         public_holidays=public,
-        extra_holidays=_dates(doc, "extra_holidays", data.get("extra_holidays") or []),
-        extra_working_days=_dates(doc, "extra_working_days", data.get("extra_working_days") or []),
+        extra_holidays=_dates(doc, ("extra_holidays",), data.get("extra_holidays") or []),
+        extra_working_days=_dates(
+            doc, ("extra_working_days",), data.get("extra_working_days") or []
+        ),
+        **_official(doc, data.get("official_schedule") or {}),
     )
     both = cal.extra_holidays & cal.extra_working_days
     if both:
@@ -276,9 +310,9 @@ def _weekends(doc: YamlFile, value: Any) -> frozenset[int]:
     return frozenset(days)
 
 
-def _dates(doc: YamlFile, key: str, value: Any) -> frozenset[date]:
+def _dates(doc: YamlFile, path: tuple[str | int, ...], value: Any) -> frozenset[date]:
     if not isinstance(value, list):
-        raise doc.error((key,), "expected a list of dates YYYY-MM-DD")
+        raise doc.error(path, "expected a list of dates YYYY-MM-DD")
     days = set()
     for i, item in enumerate(value):
         if isinstance(item, date) and not isinstance(item, datetime):
@@ -287,5 +321,35 @@ def _dates(doc: YamlFile, key: str, value: Any) -> frozenset[date]:
         try:
             days.add(date.fromisoformat(str(item)))
         except ValueError:
-            raise doc.error((key, i), f"expected a date YYYY-MM-DD, got {item!r}") from None
+            raise doc.error((*path, i), f"expected a date YYYY-MM-DD, got {item!r}") from None
     return frozenset(days)
+
+
+def _official(doc: YamlFile, value: Any) -> dict[str, Any]:
+    """`official_schedule: {2027: {holidays: [...], working_days: [...]}}`, checked."""
+    if not isinstance(value, dict):
+        raise doc.error(("official_schedule",), "expected years, e.g. 2027: {holidays: [...]}")
+    years: set[int] = set()
+    holidays: set[date] = set()
+    working: set[date] = set()
+    for year, section in value.items():
+        if not isinstance(year, int) or not 2000 <= year <= 2100:
+            raise doc.error(("official_schedule", year), f"expected a year like 2027, got {year!r}")
+        path = ("official_schedule", year)
+        check_keys(doc, path, section or {}, {"holidays", "working_days"})
+        section = section or {}
+        days = _dates(doc, (*path, "holidays"), section.get("holidays") or [])
+        work = _dates(doc, (*path, "working_days"), section.get("working_days") or [])
+        wrong = sorted(d for d in days | work if d.year != year)
+        if wrong:
+            raise doc.error(path, f"{wrong[0]} is not in {year}")
+        if days & work:
+            raise doc.error(path, f"{min(days & work)} is both a holiday and a working day")
+        years.add(year)
+        holidays |= days
+        working |= work
+    return {
+        "official_years": frozenset(years),
+        "official_holidays": frozenset(holidays),
+        "official_working_days": frozenset(working),
+    }

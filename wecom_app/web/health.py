@@ -4,7 +4,8 @@ The database is asked in a thread of its own and given CHECK_SECONDS; a database
 answer in time (down, frozen, a host that swallows packets) gives 503 at once, and while one
 check hangs the next ones do not pile up behind it. Besides the database, the answer shows what
 WeCom made the app hold back: a credential WeCom refuses (with its one-line reason) or a lane
-paused by a frequency limit, and how many callbacks wait in the disk spool. Those make the
+paused by a frequency limit, how many callbacks wait in the disk spool, and what the features
+report (the calendar's coverage of this year and the next). Those make the
 status "degraded" with 200: the web process still takes callbacks, so a load balancer must keep
 sending them. `GET /livez` only says the process answers.
 """
@@ -12,6 +13,8 @@ sending them. `GET /livez` only says the process answers.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -27,7 +30,13 @@ CHECK_SECONDS = 0.8
 class HealthCheck:
     """Asks the database in the background and never waits longer than CHECK_SECONDS."""
 
-    def __init__(self, services: Services, spool: Spool) -> None:
+    def __init__(
+        self,
+        services: Services,
+        spool: Spool,
+        details: dict[str, Callable[[datetime], dict[str, Any]]] | None = None,
+    ) -> None:
+        self.details = details or {}
         self.services = services
         self.spool = spool
         self._guard = threading.Lock()
@@ -52,7 +61,15 @@ class HealthCheck:
         if "error" in outcome:
             return self._down(outcome["error"], spooled)
         found = outcome["found"]
-        degraded = bool(found["credentials"] or found["paused_lanes"] or spooled)
+        now = self.services.clock.now()
+        details = {name: check(now) for name, check in self.details.items()}
+        found.update(details)
+        degraded = bool(
+            found["credentials"]
+            or found["paused_lanes"]
+            or spooled
+            or any(d.get("status") == "missing" for d in details.values())
+        )
         body = {"status": "degraded" if degraded else "ok", "database": "up",
                 "spooled_callbacks": spooled, **found}  # fmt: skip
         return body, 200
