@@ -68,18 +68,20 @@ def test_missing_key_is_named(env: pytest.MonkeyPatch, key: str) -> None:
     set_required(env, **{key: None})
     with pytest.raises(ConfigError) as exc:
         load_settings()
-    assert exc.value.key == key and "missing" in exc.value.reason
+    assert exc.value.key == key and exc.value.reason == "未设置"
 
 
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
-        ("WECOM_CALLBACK_AES_KEY", "tooshort", "43 characters"),
+        ("WECOM_CALLBACK_AES_KEY", "tooshort", "43 个字符"),
         ("WECOM_CALLBACK_AES_KEY", "#" * 43, "base64"),
-        ("WECOM_AGENT_ID", "abc", "integer"),
-        ("WECOM_AGENT_ID", "0", "greater than 0"),
-        ("DATABASE_URL", "mysql://x", "sqlite:// or postgresql://"),
-        ("WECOM_CALLBACK_MAX_AGE", "-5", "greater than or equal to 0"),
+        ("WECOM_AGENT_ID", "abc", "须为整数"),
+        ("WECOM_AGENT_ID", "0", "须大于 0"),
+        ("DATABASE_URL", "mysql://x", "sqlite:// 或 postgresql://"),
+        ("WECOM_CALLBACK_MAX_AGE", "-5", "须大于或等于 0"),
+        ("WECOM_APP_PUBLIC_URL", "wecom.example.com", "访问地址"),
+        ("WECOM_APP_SESSION_SECRET", "short", "至少需要 32 个字符"),
         ("WECOM_NOTICE_ACK_WORDS", " , ", "at least one word"),
         ("WECOM_DEPARTURE_NOTICE", "{display_name} 已{leave}", "unknown field {leave}"),
         ("WECOM_DEPARTURE_NOTICE", "{display_name 已离职", "not a valid template"),

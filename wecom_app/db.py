@@ -11,6 +11,7 @@ database's own means: an advisory lock on PostgreSQL, flock() beside a SQLite fi
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import threading
 import time
@@ -20,9 +21,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from wecom_app.dedicated import DedicatedConnection
@@ -300,6 +301,30 @@ def alembic_config(url: str) -> Any:
     cfg.set_main_option("script_location", str(folder))
     cfg.attributes["database_url"] = normalise_url(url)
     return cfg
+
+
+@functools.cache
+def migration_heads() -> frozenset[str]:
+    """The newest revisions this release's migrations define."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def schema_behind(session: Any) -> str | None:
+    """Why the schema does not match this release (no tables, an older or newer revision);
+    None when it does."""
+    try:
+        rows = session.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return "数据库尚未初始化：请运行 wecom-app db upgrade"
+    current, heads = frozenset(rows), migration_heads()
+    if current == heads:
+        return None
+    return (
+        f"数据库版本 {', '.join(sorted(current)) or '无'} 与本版本所需的 {', '.join(sorted(heads))}"
+        " 不符：请运行 wecom-app db upgrade"
+    )
 
 
 def upgrade_database(url: str, revision: str = "heads") -> None:

@@ -35,12 +35,40 @@ def _key(name: str) -> Any:
     return AliasChoices(name)
 
 
-class Settings(BaseSettings):
-    """Validated configuration of one deployment."""
+class _FromEverywhere(BaseSettings):
+    """Settings read from the environment, then `.env`, then the TOML file of WECOM_APP_CONFIG."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read init arguments, then the environment, then `.env`, then the TOML file."""
+        sources = [init_settings, env_settings, dotenv_settings]
+        toml_path = os.environ.get("WECOM_APP_CONFIG")
+        if toml_path:
+            if not Path(toml_path).is_file():
+                raise ConfigError("WECOM_APP_CONFIG", f"文件不存在：{toml_path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+
+def _check_database_url(value: str) -> str:
+    if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+        raise ValueError("须为 sqlite:// 或 postgresql:// 开头的数据库地址")
+    return value
+
+
+class Settings(_FromEverywhere):
+    """Validated configuration of one deployment."""
 
     corp_id: str = Field(validation_alias=_key("WECOM_CORP_ID"), min_length=1)
     agent_id: int = Field(validation_alias=_key("WECOM_AGENT_ID"), gt=0)
@@ -75,24 +103,6 @@ class Settings(BaseSettings):
     notice_ack_words: str | None = Field(None, validation_alias=_key("WECOM_NOTICE_ACK_WORDS"))
     spool_dir: str = Field("instance/spool", validation_alias=_key("WECOM_APP_SPOOL_DIR"))
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read init arguments, then the environment, then `.env`, then the TOML file."""
-        sources = [init_settings, env_settings, dotenv_settings]
-        toml_path = os.environ.get("WECOM_APP_CONFIG")
-        if toml_path:
-            if not Path(toml_path).is_file():
-                raise ConfigError("WECOM_APP_CONFIG", f"file not found: {toml_path}")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        return tuple(sources)
-
     @field_validator("callback_aes_key", "contacts_aes_key")
     @classmethod
     def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
@@ -107,15 +117,13 @@ class Settings(BaseSettings):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-            raise ValueError("must be the app's address, e.g. https://wecom-app.example.com")
+            raise ValueError("须为本服务的访问地址，例如 https://wecom-app.example.com")
         return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod
     def _database_url_shape(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
-            raise ValueError("must be a sqlite:// or postgresql:// URL")
-        return value
+        return _check_database_url(value)
 
     @property
     def contacts_channel_configured(self) -> bool:
@@ -146,7 +154,7 @@ def load_settings(**overrides: Any) -> Settings:
         missing = (
             "WECOM_CONTACTS_TOKEN" if settings.contacts_token is None else "WECOM_CONTACTS_AES_KEY"
         )
-        raise ConfigError(missing, "required when the other contacts callback key is set")
+        raise ConfigError(missing, "设置了另一个通讯录回调参数时必须同时设置")
     return settings
 
 
@@ -156,13 +164,32 @@ def _config_error(exc: ValidationError) -> ConfigError:
     for err in exc.errors(include_input=False, include_url=False):
         field = str(err["loc"][0]) if err["loc"] else "?"
         key = _alias_of(field)
-        reason = (
-            "is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-        )
-        problems.append((key, reason))
+        problems.append((key, _reason(err)))
     key, reason = problems[0]
-    more = "; ".join(f"{k} {r}" for k, r in problems[1:])
-    return ConfigError(key, reason + (f" (also: {more})" if more else ""))
+    more = "；".join(f"{k} {r}" for k, r in problems[1:])
+    return ConfigError(key, reason + (f"（另有：{more}）" if more else ""))
+
+
+# pydantic's error types, as an administrator reads them (the rest: the validator's own words)
+REASONS = {
+    "missing": "未设置",
+    "int_parsing": "须为整数",
+    "int_type": "须为整数",
+    "bool_parsing": "须为 true 或 false",
+    "greater_than": "须大于 {gt}",
+    "greater_than_equal": "须大于或等于 {ge}",
+    "less_than_equal": "须小于或等于 {le}",
+    "string_too_short": "至少需要 {min_length} 个字符",
+    "too_short": "至少需要 {min_length} 个字符",
+    "string_type": "须为文本",
+}
+
+
+def _reason(err: Any) -> str:
+    template = REASONS.get(err["type"])
+    if template is not None:
+        return template.format(**(err.get("ctx") or {}))
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _alias_of(field: str) -> str:
@@ -174,6 +201,21 @@ def _alias_of(field: str) -> str:
     return field
 
 
-def database_url_from_env() -> str:
-    """Return DATABASE_URL alone, for commands that need only the database."""
-    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+class DatabaseSettings(_FromEverywhere):
+    """DATABASE_URL alone, read from the same places as every other setting (the environment,
+    `.env`, the TOML file of WECOM_APP_CONFIG), for commands that need only the database."""
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_key("DATABASE_URL"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_shape(cls, value: str) -> str:
+        return _check_database_url(value)
+
+
+def load_database_url() -> str:
+    """DATABASE_URL as every command reads it; a malformed one raises ConfigError."""
+    try:
+        return DatabaseSettings().database_url  # type: ignore[call-arg]  # from the sources
+    except ValidationError as exc:
+        raise _config_error(exc) from None

@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from wecom_app.compose import Composition, compose
 from wecom_app.errors import AppError, ConfigError, WeComError
@@ -53,20 +54,40 @@ def echo_json(data: Any) -> None:
 
 
 def friendly_errors(fn: F) -> F:
-    """Turn configuration and WeCom errors into a one-line message and a non-zero exit."""
+    """Turn configuration, database and WeCom errors into one line (Chinese, naming the key)
+    and a non-zero exit: 2 for configuration, 1 for the rest."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            click.echo(f"configuration error: {exc.key}: {exc.reason}", err=True)
+            click.echo(f"配置错误：{exc.key}：{exc.reason}", err=True)
             sys.exit(2)
         except WeComError as exc:
-            click.echo(f"WeCom error {exc.errcode}: {exc.errmsg}", err=True)
+            click.echo(f"企业微信接口错误 {exc.errcode}：{exc.errmsg}", err=True)
             sys.exit(1)
         except AppError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"错误：{exc}", err=True)
+            sys.exit(1)
+        except DBAPIError as exc:
+            click.echo(database_problem(exc), err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def database_problem(exc: DBAPIError) -> str:
+    """One line for a database that cannot be reached or has no (current) tables."""
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    if _missing_table(detail):
+        return (
+            "数据库尚未初始化或版本落后（DATABASE_URL）：请先运行 wecom-app db upgrade。"
+            f"（{detail}）"
+        )
+    return f"数据库无法访问（DATABASE_URL）：{detail}"
+
+
+def _missing_table(detail: str) -> bool:
+    lowered = detail.lower()
+    return "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered)

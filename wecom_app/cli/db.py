@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from wecom_app.cli.common import friendly_errors
+
 
 @click.group()
 def db() -> None:
@@ -14,18 +16,23 @@ def db() -> None:
 
 
 @db.command()
+@friendly_errors
 @click.option("--revision", default="heads", show_default=True, help="Target revision.")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (all heads by default).
 
-    Example: DATABASE_URL=postgresql://localhost/test wecom-app db upgrade
+    DATABASE_URL is read like every other setting: the environment, .env, or the TOML file
+    named by WECOM_APP_CONFIG.
+
+    Example: wecom-app db upgrade
     """
     from wecom_app.db import upgrade_database
-    from wecom_app.settings import database_url_from_env
+    from wecom_app.settings import load_database_url
 
-    url = database_url_from_env()
+    url = load_database_url()
+    click.echo(f"正在迁移数据库 {_redact(url)} ……")
     upgrade_database(url, revision)
-    click.echo(f"database at revision {revision}: {_redact(url)}")
+    click.echo(f"数据库已更新到 {revision}：{_redact(url)}")
 
 
 def _redact(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from wecom_app.cli.common import composition_from_env, echo_json, friendly_errors, services_from_env
+from wecom_app.errors import AppError
 
 
 @click.command()
@@ -17,9 +18,14 @@ def worker(once: bool) -> None:
 
     Example: wecom-app worker
     """
+    from wecom_app.db import schema_behind
     from wecom_app.worker import Worker, run_forever
 
     with composition_from_env() as composition:
+        with composition.services.db.read() as session:
+            behind = schema_behind(session)
+        if behind is not None:  # refuse to start half-working
+            raise AppError(behind)
         runner = Worker(composition)
         if once:
             click.echo(f"processed {runner.settle()} items")

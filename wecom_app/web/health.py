@@ -5,9 +5,10 @@ answer in time (down, frozen, a host that swallows packets) gives 503 at once, a
 check hangs the next ones do not pile up behind it. Besides the database, the answer shows what
 WeCom made the app hold back: a credential WeCom refuses (with its one-line reason) or a lane
 paused by a frequency limit, how many callbacks wait in the disk spool, and what the features
-report (the calendar's coverage of this year and the next). Those make the
-status "degraded" with 200: the web process still takes callbacks, so a load balancer must keep
-sending them. `GET /livez` only says the process answers.
+report (the calendar's coverage of this year and the next). Those make the status "degraded"
+with 200: the web process still takes callbacks, so a load balancer must keep sending them. A
+schema older (or newer) than this release's migrations is 503: nothing could be stored.
+`GET /livez` only says the process answers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import text
 
 from callbacks.spool import Spool
 from wecom_app import holds
+from wecom_app.db import schema_behind
 from wecom_app.services import Services
 
 CHECK_SECONDS = 0.8
@@ -61,6 +63,8 @@ class HealthCheck:
         if "error" in outcome:
             return self._down(outcome["error"], spooled)
         found = outcome["found"]
+        if "schema_behind" in found:
+            return self._down(found["schema_behind"], spooled, database="behind")
         now = self.services.clock.now()
         details = {name: check(now) for name, check in self.details.items()}
         found.update(details)
@@ -87,6 +91,9 @@ class HealthCheck:
         prints = holds.fingerprints(services.settings)
         with services.db.read() as session:
             session.execute(text("SELECT 1"))
+            behind = schema_behind(session)
+            if behind is not None:  # nothing below can be read, nor any callback stored
+                return {"schema_behind": behind}
             live = holds.active(session, now, prints)
         credentials = {
             h.scope.split(":", 1)[1]: {"status": "failing", "reason": h.reason,
@@ -106,8 +113,8 @@ class HealthCheck:
         return {"credentials": credentials, "paused_lanes": lanes}
 
     @staticmethod
-    def _down(reason: str, spooled: int) -> tuple[dict[str, Any], int]:
-        body = {"status": "unavailable", "database": "down", "reason": reason,
+    def _down(reason: str, spooled: int, database: str = "down") -> tuple[dict[str, Any], int]:
+        body = {"status": "unavailable", "database": database, "reason": reason,
                 "spooled_callbacks": spooled}  # fmt: skip
         return body, 503
 

@@ -27,11 +27,11 @@ BLOCK_SIZE = 32  # WeCom pads to 32 bytes, not AES's 16
 def decode_aes_key(encoding_aes_key: str) -> bytes:
     """Turn a 43-character EncodingAESKey into the 32-byte AES key, or raise ValueError."""
     if len(encoding_aes_key) != 43:
-        raise ValueError(f"must be 43 characters, got {len(encoding_aes_key)}")
+        raise ValueError(f"须为 43 个字符（43 characters），实为 {len(encoding_aes_key)} 个")
     try:
         key = base64.b64decode(encoding_aes_key + "=", validate=True)
     except binascii.Error as exc:
-        raise ValueError("is not base64") from exc
+        raise ValueError("不是有效的 base64 编码") from exc
     if len(key) != 32:  # pragma: no cover - 43 valid base64 chars always give 32 bytes
         raise ValueError("does not decode to 32 bytes")
     return key
