@@ -37,6 +37,7 @@ def create_app(
         composition = compose(settings or load_settings(**overrides), clock=clock)
     services = composition.services
     app = Flask(__name__, instance_relative_config=True)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese as Chinese
     settings = services.settings
     app.config["MAX_CONTENT_LENGTH"] = settings.callback_max_bytes
     # Browser sessions (the confirm page): signed cookies, never readable by scripts, sent on

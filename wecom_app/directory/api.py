@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
+from wecom_app.checks import INT64_MAX
 from wecom_app.directory.queries import (
     department_to_dict,
     employee_to_dict,
@@ -11,7 +12,7 @@ from wecom_app.directory.queries import (
     list_employees,
 )
 from wecom_app.models import EmployeeStatus
-from wecom_app.web.api import ApiError, transaction
+from wecom_app.web.api import ApiError, arg_bool, arg_int, arg_text, transaction
 
 MAX_LIMIT = 5000
 
@@ -24,14 +25,14 @@ def employees() -> Response:
 
     Example: `curl -H "Authorization: Bearer $TOKEN" '/api/v1/employees?status=departed'`
     """
-    status = request.args.get("status") or None
+    status = arg_text("status")
     if status is not None and status not in {s.value for s in EmployeeStatus}:
         allowed = ", ".join(s.value for s in EmployeeStatus)
         raise ApiError(f"status 只能是 {allowed}")
-    department = _int_arg("department")
-    include_children = request.args.get("include_children", "").lower() in ("1", "true", "yes")
-    limit = min(_int_arg("limit") or 1000, MAX_LIMIT)
-    offset = _int_arg("offset") or 0
+    department = arg_int("department")
+    include_children = arg_bool("include_children")
+    limit = arg_int("limit", 1000, 1, MAX_LIMIT) or 1000
+    offset = arg_int("offset", 0, 0, INT64_MAX) or 0
     with transaction() as session:
         rows = list_employees(
             session,
@@ -47,20 +48,7 @@ def employees() -> Response:
 @bp.get("/departments")
 def departments() -> Response:
     """List departments (add ?include_deleted=1 for deleted ones)."""
-    include_deleted = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
+    include_deleted = arg_bool("include_deleted")
     with transaction() as session:
         rows = list_departments(session, include_deleted=include_deleted)
         return jsonify(departments=[department_to_dict(d) for d in rows])
-
-
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(f"{name} 必须是整数") from None
-    if value < 0:
-        raise ApiError(f"{name} 不能为负数")
-    return value

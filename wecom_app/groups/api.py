@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
+from wecom_app import checks
 from wecom_app.groups import queries
 from wecom_app.groups.mirror import GroupNotFound
-from wecom_app.web.api import ApiError, transaction
+from wecom_app.web.api import ApiError, arg_int, arg_text, transaction
 
 bp = Blueprint("groups", __name__)
 
@@ -21,11 +22,8 @@ def list_groups() -> Response:
 @bp.get("/groups/audit")
 def group_audit() -> Response:
     """The audit log, newest first; filter with ?chatid=&userid=&action=&outcome=&limit=."""
-    try:
-        limit = int(request.args.get("limit", 100))
-    except ValueError:
-        raise ApiError("limit must be an integer") from None
-    args = {k: request.args.get(k) for k in ("chatid", "userid", "action", "outcome")}
+    limit = arg_int("limit", 100, 1, 1000) or 100
+    args = {k: arg_text(k) for k in ("chatid", "userid", "action", "outcome")}
     with transaction() as session:
         return jsonify(audit=queries.audit_log(session, limit=limit, **args))
 
@@ -33,6 +31,7 @@ def group_audit() -> Response:
 @bp.get("/groups/<chatid>")
 def show_group(chatid: str) -> Response:
     """One group: rules, members with canonical names, pending changes, drift."""
+    checks.text(chatid, "chatid", 64)
     with transaction() as session:
         try:
             return jsonify(queries.group_detail(session, chatid))

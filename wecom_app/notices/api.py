@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import select
 
+from wecom_app import checks
 from wecom_app.models import Notice
 from wecom_app.notices import service, status
 from wecom_app.sla.policy import PolicyBook
-from wecom_app.web.api import ApiError, transaction
+from wecom_app.web.api import ApiError, arg_bool, arg_int, transaction
+from wecom_app.web.api import body as request_body
 from wecom_app.web.context import services
 
 
@@ -30,13 +32,13 @@ def _now() -> Any:
 
 
 def _flag(name: str) -> bool:
-    return request.args.get(name, "").lower() in ("1", "true", "yes")
+    return arg_bool(name)
 
 
 def create_notice(policies: PolicyBook) -> Any:
     """Create and send a notice; with ?dry_run=1 only preview its audience."""
     try:
-        draft = service.draft_from(request.get_json(silent=True) or {}, policies)
+        draft = service.draft_from(request_body(), policies)
         with transaction() as session:
             if _flag("dry_run"):
                 return jsonify(dry_run=True, **service.preview(session, draft).to_dict())
@@ -49,7 +51,7 @@ def create_notice(policies: PolicyBook) -> Any:
 
 def list_notices() -> Any:
     """The latest notices, newest first (?limit=, default 50)."""
-    limit = min(max(int(request.args.get("limit", 50) or 50), 1), 500)
+    limit = arg_int("limit", 50, 1, 500) or 50
     with transaction() as session:
         notices = session.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all()
         return jsonify(notices=[status.notice_dict(n) for n in notices])
@@ -60,14 +62,9 @@ def notice_status(ref: str) -> Any:
 
     ?receipts=0 leaves the receipts out; ?limit=&offset= pages through them.
     """
-    with_receipts = request.args.get("receipts", "1") not in ("0", "false", "no")
-    try:
-        limit = int(request.args["limit"]) if "limit" in request.args else None
-        offset = int(request.args.get("offset", 0))
-    except ValueError:
-        raise ApiError("limit 和 offset 必须是整数") from None
-    if (limit is not None and limit < 0) or offset < 0:
-        raise ApiError("limit 和 offset 不能为负数")
+    with_receipts = arg_bool("receipts", True)
+    limit = arg_int("limit", None, 0, checks.INT32_MAX)
+    offset = arg_int("offset", 0, 0, checks.INT32_MAX) or 0
     with transaction() as session:
         notice = _get(session, ref)
         data = status.summary(session, notice, _now(), with_receipts, (limit, offset))

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wecom_app import checks
+
 SPEC_KEYS = ("users", "departments", "tags", "groups", "everyone", "post_to_groups")
 
 
@@ -94,23 +96,34 @@ def normalise_spec(spec: Any) -> dict[str, Any]:
     departments = []
     for item in _list(spec.get("departments"), "departments"):
         if isinstance(item, dict):
-            dept_id, subtree = item.get("id"), item.get("subtree", True)
+            extra_keys = set(item) - {"id", "subtree"}
+            if extra_keys:
+                raise AudienceError(f"departments 中有未知字段：{', '.join(sorted(extra_keys))}")
+            dept_id, subtree = item.get("id"), item.get("subtree")
         else:
-            dept_id, subtree = item, True
-        if isinstance(dept_id, bool) or not isinstance(dept_id, int | str):
-            raise AudienceError("departments 中的部门 id 必须是数字")
-        if not str(dept_id).isdigit():
-            raise AudienceError(f"部门 id 不是数字：{dept_id}")
-        departments.append({"id": int(dept_id), "subtree": bool(subtree)})
+            dept_id, subtree = item, None
+        try:
+            ident = checks.integer(dept_id, "departments 中的部门 id", 1)
+            whole = checks.boolean(subtree, "departments 中的 subtree", default=True)
+        except checks.InputError as exc:
+            raise AudienceError(str(exc)) from None
+        departments.append({"id": ident, "subtree": whole})
     groups = _strings(spec.get("groups"), "groups")
     return {
         "users": users,
         "departments": departments,
         "tags": tags,
         "groups": groups,
-        "everyone": bool(spec.get("everyone", False)),
-        "post_to_groups": bool(spec.get("post_to_groups", False)),
+        "everyone": _flag(spec.get("everyone"), "everyone"),
+        "post_to_groups": _flag(spec.get("post_to_groups"), "post_to_groups"),
     }
+
+
+def _flag(value: Any, name: str) -> bool:
+    try:
+        return checks.boolean(value, name, default=False)
+    except checks.InputError as exc:
+        raise AudienceError(str(exc)) from None
 
 
 def resolve(spec: Mapping[str, Any], directory: Directory) -> Audience:
@@ -222,13 +235,18 @@ def _list(value: Any, name: str) -> list[Any]:
 
 def _strings(value: Any, name: str) -> list[str]:
     items = _list(value, name)
-    if not all(isinstance(v, str) and v for v in items):
-        raise AudienceError(f"{name} 中每一项必须是非空字符串")
-    return list(dict.fromkeys(items))
+    if not all(isinstance(v, str) and v.strip() and len(v) <= 64 for v in items):
+        raise AudienceError(f"{name} 中每一项必须是非空字符串（最多 64 字）")
+    try:
+        cleaned = [checks.clean(v, name).strip() for v in items]
+    except checks.InputError as exc:
+        raise AudienceError(str(exc)) from None
+    return list(dict.fromkeys(cleaned))
 
 
 def _ints(value: Any, name: str) -> list[int]:
     items = _list(value, name)
-    if not all(str(v).isdigit() and not isinstance(v, bool) for v in items):
-        raise AudienceError(f"{name} 中每一项必须是数字")
-    return list(dict.fromkeys(int(v) for v in items))
+    try:
+        return list(dict.fromkeys(checks.integer(v, f"{name} 中的 id", 1) for v in items))
+    except checks.InputError as exc:
+        raise AudienceError(str(exc)) from None

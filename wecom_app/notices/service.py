@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from wecom_app import checks
 from wecom_app.errors import AppError
 from wecom_app.models import (
     Employee,
@@ -31,7 +32,9 @@ MAX_BODY = 2000
 MAX_BUTTON = 10
 DEFAULT_SLA_MINUTES = 30
 MAX_SLA_MINUTES = 30 * 24 * 60
-DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*(?:m|min)?)?\s*$", re.IGNORECASE)
+DURATION = re.compile(
+    r"^\s*(?:([0-9]{1,5})\s*h)?\s*(?:([0-9]{1,6})\s*(?:m|min)?)?\s*$", re.IGNORECASE
+)
 
 
 class NoticeError(AppError):
@@ -97,20 +100,23 @@ def draft_from(data: Any, policies: PolicyBook) -> Draft:
         raise NoticeError("请求必须是 JSON 对象")
     kind = data.get("type", DEFAULT_TYPE)
     if not isinstance(kind, str) or kind not in policies.types:
-        raise NoticeError(f"未知的通知类型：{kind!r}；可用的类型：{policies.describe()}")
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 else "…"
+        raise NoticeError(f"未知的通知类型：{shown!r}；可用的类型：{policies.describe()}")
     policy = policies.for_type(kind)
     sla = data.get("sla_minutes", data.get("sla"))
     if sla is None and policy.sla is not None:
         sla = int(policy.sla.total_seconds() // 60)
-    title = str(data.get("title") or "").strip()
+    if data.get("title") is not None and not isinstance(data.get("title"), str):
+        raise NoticeError("title：通知标题须为文本")
+    title = checks.text(data.get("title"), "title", 10_000)
     if not title:
         raise NoticeError("通知标题不能为空")
     if len(title) > MAX_TITLE:
         raise NoticeError(f"通知标题过长：{len(title)} 字，卡片标题最多 {MAX_TITLE} 字")
-    body = str(data.get("body") or "").strip()
+    body = checks.text(data.get("body"), "body", 100_000)
     if len(body) > MAX_BODY:
         raise NoticeError(f"通知正文过长：{len(body)} 字，最多 {MAX_BODY} 字")
-    second = (str(data.get("second_button") or "").strip()) or None
+    second = checks.text(data.get("second_button"), "second_button", 1000) or None
     if second and len(second) > MAX_BUTTON:
         raise NoticeError(f"第二个按钮文字最多 {MAX_BUTTON} 字")
     try:
@@ -120,10 +126,10 @@ def draft_from(data: Any, policies: PolicyBook) -> Draft:
     return Draft(
         title=title,
         body=body,
-        author=str(data.get("author") or "").strip()[:64],
+        author=checks.text(data.get("author"), "author", 64),
         audience=audience,
         sla_minutes=parse_sla(sla),
-        require_ack=bool(data.get("require_ack", True)),
+        require_ack=checks.boolean(data.get("require_ack"), "require_ack", default=True),
         second_button=second,
         type=kind,
         sender=_userid(data.get("sender"), "sender"),
@@ -136,7 +142,7 @@ def _userid(value: Any, field: str) -> str | None:
         return None
     if not isinstance(value, str) or not 0 < len(value.strip()) <= 64:
         raise NoticeError(f"{field} 必须是成员账号（userid）")
-    return value.strip()
+    return checks.clean(value, field).strip()
 
 
 def preview(session: Session, draft: Draft) -> Preview:
@@ -211,8 +217,10 @@ def _active_member(session: Session, userid: str) -> bool:
 def get_notice(session: Session, ref: str | int) -> Notice:
     """Find a notice by id or short code ("12" or "#12")."""
     text = str(ref).strip().lstrip("#＃")
+    if not re.fullmatch(r"[0-9]{1,18}", text):  # codes and ids are ASCII digits
+        raise NoticeError(f"找不到通知 {ref[:20] if isinstance(ref, str) else ref}")
     notice = session.scalars(select(Notice).where(Notice.code == text)).one_or_none()
-    if notice is None and text.isdigit():
+    if notice is None:
         notice = session.get(Notice, int(text))
     if notice is None:
         raise NoticeError(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
+from wecom_app import checks
 from wecom_app.sla import export
 from wecom_app.sla.asof import parse_as_of
 from wecom_app.sla.config import SlaConfig
 from wecom_app.sla.reports import overdue_report
-from wecom_app.web.api import ApiError, transaction
+from wecom_app.web.api import ApiError, arg_int, arg_text, transaction
 from wecom_app.web.context import services
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -26,15 +27,16 @@ def reports_blueprint(config: SlaConfig) -> Blueprint:
 def overdue(config: SlaConfig) -> Any:
     """Overdue and late acknowledgements (?as_of=, ?notice=, ?format=json|csv|xlsx)."""
     svc = services()
-    fmt = request.args.get("format", "json")
+    fmt = arg_text("format") or "json"
     if fmt not in ("json", "csv", "xlsx"):
-        raise ApiError("format must be json, csv or xlsx")
+        raise ApiError("format 只能是 json、csv 或 xlsx")
     try:
-        as_of = parse_as_of(request.args.get("as_of"), svc.clock.now(), config.calendar.tz)
-        notice = request.args.get("notice")
-        notice_id = int(notice) if notice else None
-    except ValueError as exc:
-        raise ApiError(str(exc)) from None
+        as_of = parse_as_of(arg_text("as_of"), svc.clock.now(), config.calendar.tz)
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(f"as_of：{exc}") from None
+    if not 2000 <= as_of.year <= 2100:
+        raise ApiError("as_of：须在 2000 到 2100 年之间")
+    notice_id = arg_int("notice", None, 1, checks.INT64_MAX)
     with transaction() as session:
         report = overdue_report(session, as_of, config, notice_id)
     if fmt == "json":
