@@ -177,3 +177,11 @@ def test_no_input_to_any_route_is_a_500(world: World) -> None:
         else:
             assert resp.status_code == 200 and "reports/overdue" in url, (url, resp.mimetype)
     assert seen.get(400, 0) > 50 and seen.get(200, 0) > 50  # both sides were exercised
+
+
+def test_every_time_in_the_api_is_iso_8601_with_an_offset(world: World) -> None:
+    from datetime import datetime
+
+    employees = get(world, "/api/v1/employees?limit=5").get_json()["employees"]
+    stamps = [e["joined_at"] for e in employees]
+    assert stamps and all(datetime.fromisoformat(s).utcoffset() is not None for s in stamps)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from callbacks.inbox import Inbox
 from callbacks.spool import Spool
@@ -37,7 +38,7 @@ def create_app(
         composition = compose(settings or load_settings(**overrides), clock=clock)
     services = composition.services
     app = Flask(__name__, instance_relative_config=True)
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese as Chinese
+    app.json = IsoJSON(app)
     settings = services.settings
     app.config["MAX_CONTENT_LENGTH"] = settings.callback_max_bytes
     # Browser sessions (the confirm page): signed cookies, never readable by scripts, sent on
@@ -67,6 +68,20 @@ def create_app(
     register_error_handlers(app)
     inbox.resume_spooled()
     return app
+
+
+class IsoJSON(DefaultJSONProvider):
+    """JSON as the API promises it: Chinese as Chinese (not \\u-escaped), times in ISO 8601
+    with their offset (Flask's default writes RFC 1123 dates)."""
+
+    ensure_ascii = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        """Times and dates in ISO 8601; anything else as Flask does."""
+        if isinstance(o, datetime | date):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
 
 
 def composition_of(app: Flask) -> Composition:

@@ -91,3 +91,14 @@ def database_problem(exc: DBAPIError) -> str:
 def _missing_table(detail: str) -> bool:
     lowered = detail.lower()
     return "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered)
+
+
+def beijing_time(value: str | None) -> str:
+    """An ISO 8601 time as a person in China reads it: 2026-01-05 17:00:03 (Beijing time)."""
+    if not value:
+        return ""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    at = datetime.fromisoformat(value).astimezone(ZoneInfo("Asia/Shanghai"))
+    return at.strftime("%Y-%m-%d %H:%M:%S")

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from wecom_app.cli.common import (
+    beijing_time,
     composition_from_env,
     echo_json,
     friendly_errors,
@@ -275,6 +276,6 @@ def audit(
         return
     for row in rows:
         code = f" errcode={row['errcode']}" if row["errcode"] else ""
-        click.echo(f"{row['at']}\t{row['chatid']}\t{row['actor']}\t{row['action']}\t"
+        click.echo(f"{beijing_time(row['at'])}\t{row['chatid']}\t{row['actor']}\t{row['action']}\t"
                    f"{row['userid'] or row['detail'] or ''}\t{row['reason'] or ''}\t"
                    f"{row['outcome']}{code}")  # fmt: skip

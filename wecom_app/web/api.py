@@ -36,7 +36,7 @@ def require_token() -> Response | None:
     header = request.headers.get("Authorization", "")
     given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        response = jsonify(error="缺少或错误的访问令牌（Authorization: Bearer <WECOM_APP_API_TOKEN>）")
+        response = jsonify(error="缺少或错误的访问令牌（Authorization: Bearer 令牌）")
         response.status_code = 401
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
