@@ -216,7 +216,11 @@ def test_update_tag(mirror: Mirror) -> None:
         rows = session.execute(
             select(TagMember.userid, TagMember.department_id).where(TagMember.tag_id == tag)
         ).all()
-    assert {tuple(r) for r in rows} == {("zhangyao", None), (None, 5)}
+    with mirror.sim.state.lock:  # the whole tag as WeCom has it now, not only the deltas
+        wecom = mirror.sim.state.org.tags[tag]
+        expected = {(u, None) for u in wecom.userlist} | {(None, d) for d in wecom.partylist}
+    assert {tuple(r) for r in rows} == expected
+    assert ("zhangyao", None) in expected and ("chenli", None) not in expected
 
 
 def test_old_style_payload_is_used_when_wecom_cannot_be_asked(mirror: Mirror) -> None:

@@ -73,7 +73,7 @@ def test_full_sync_mirrors_the_sample_org(mirror: Mirror) -> None:
         assert {(m.department_id, m.is_leader) for m in boss_rows} == {(2, True), (1, True)}
     # One user/list per department, one department/list, list_id pages and two tokens.
     assert report.api_calls["/cgi-bin/user/list"] == len(org.departments)
-    assert sum(report.api_calls.values()) <= len(org.departments) + 5
+    assert sum(report.api_calls.values()) <= len(org.departments) + len(org.tags) + 6
     assert count(mirror, EmployeeHistory) == len(org.members)
 
     again = full_sync(mirror)

@@ -34,7 +34,8 @@ def register(registry: Registry, settings: Settings) -> None:
     for change in ("create_party", "update_party"):
         table.add("event", "change_contact", change, handler=party, fetch=on.fetch_department)
     table.add("event", "change_contact", "delete_party", handler=on.on_party_deleted)
-    table.add("event", "change_contact", "update_tag", handler=on.on_tag_changed)
+    table.add("event", "change_contact", "update_tag", handler=on.on_tag_changed,
+              fetch=on.fetch_tag)  # fmt: skip
     registry.outbox.add_lane(naming.ALIAS_LANE, naming.ALIAS_PACE)
     nightly = partial(sync.nightly_full_sync, policy=policy)
     registry.jobs.add(Job("directory_full_sync", nightly, daily_at=time(2, 0)))

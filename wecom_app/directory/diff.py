@@ -98,6 +98,8 @@ class WeComSnapshot:
     departments: dict[int, DeptRecord]
     employees: dict[str, EmployeeRecord]
     known_userids: set[str] = field(default_factory=set)
+    # tag id → (name, member userids, whole departments), from tag/list and tag/get
+    tags: dict[int, tuple[str, tuple[str, ...], tuple[int, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

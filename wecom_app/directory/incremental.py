@@ -149,12 +149,37 @@ def on_party_deleted(ctx: HandlerContext, event: PartyChange) -> None:
         dept.deleted, dept.updated_at = True, ctx.clock.now()
 
 
+def fetch_tag(client: WeComApi, event: TagChange) -> Lookup:
+    """Read the whole tag an `update_tag` is about: the event carries only the changes."""
+    return _ask(client.tag_get, event.tag_id)
+
+
+TAG_GONE = 40068  # invalid tagid: the tag was deleted
+
+
 def on_tag_changed(ctx: HandlerContext, event: TagChange) -> None:
-    """Members or departments were added to or removed from a tag."""
+    """A tag changed: take its name and members from WeCom's answer, or apply the event's
+    deltas when WeCom could not say."""
     session = ctx.session
-    if session.get(Tag, event.tag_id) is None:
-        session.add(Tag(id=event.tag_id, name=""))
+    fetched = ctx.fetched if isinstance(ctx.fetched, Lookup) else Lookup()
     gone = TagMember.tag_id == event.tag_id
+    if fetched.error is not None and fetched.error.errcode == TAG_GONE:
+        session.execute(delete(TagMember).where(gone))
+        session.execute(delete(Tag).where(Tag.id == event.tag_id))
+        return
+    tag = session.get(Tag, event.tag_id)
+    if tag is None:
+        tag = Tag(id=event.tag_id, name="")
+        session.add(tag)
+    if fetched.found is not None:
+        detail = fetched.found
+        tag.name = detail.name or tag.name
+        session.execute(delete(TagMember).where(gone))
+        for userid in dict.fromkeys(detail.userids):
+            session.add(TagMember(tag_id=event.tag_id, userid=userid))
+        for dept_id in dict.fromkeys(detail.departments):
+            session.add(TagMember(tag_id=event.tag_id, department_id=dept_id))
+        return
     if event.del_users:
         session.execute(delete(TagMember).where(gone, TagMember.userid.in_(event.del_users)))
     if event.del_parties:

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, true
 from sqlalchemy.exc import IntegrityError
 
 from wecom_app.clock import Clock
@@ -38,7 +38,7 @@ from wecom_app.directory.naming import NamingPolicy
 from wecom_app.domain_events import DomainEvents
 from wecom_app.errors import AppError
 from wecom_app.jobs import JobContext
-from wecom_app.models import Department
+from wecom_app.models import Department, Tag, TagMember
 from wecom_app.services import Services
 from wecom_app.wecom.api import WeComApi
 
@@ -67,6 +67,7 @@ class SyncReport:
     seconds: float
     departments: int
     employees: int
+    tags: int = 0
     fetch_seconds: float = 0.0
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -81,6 +82,7 @@ class SyncReport:
             "fetch_seconds": round(self.fetch_seconds, 2),
             "wecom_departments": self.departments,
             "wecom_employees": self.employees,
+            "wecom_tags": self.tags,
             "examples": self.examples,
         }
 
@@ -98,7 +100,41 @@ def fetch_snapshot(
     for userid, record in employees.items():
         employees[userid] = replace(record, display_name=policy.display_name(record, departments))
     known = set(client.iter_user_ids()) if use_list_id else set()
-    return WeComSnapshot(departments, employees, known)
+    return WeComSnapshot(departments, employees, known, fetch_tags(client))
+
+
+def fetch_tags(client: WeComApi) -> dict[int, tuple[str, tuple[str, ...], tuple[int, ...]]]:
+    """Every tag with its members and the departments it holds (tag/list, then tag/get each)."""
+    found = {}
+    for tag_id, name in client.tag_list():
+        detail = client.tag_get(tag_id)
+        found[tag_id] = (detail.name or name, detail.userids, detail.departments)
+    return found
+
+
+def replace_tags(
+    session: Any, tags: dict[int, tuple[str, tuple[str, ...], tuple[int, ...]]]
+) -> None:
+    """Make the mirror's tags exactly WeCom's."""
+    session.execute(delete(TagMember))
+    session.execute(delete(Tag).where(Tag.id.not_in(list(tags)) if tags else true()))
+    existing = {t.id: t for t in session.scalars(select(Tag))}
+    for tag_id, (name, _, _) in tags.items():
+        if tag_id in existing:
+            existing[tag_id].name = name
+        else:
+            session.add(Tag(id=tag_id, name=name))
+    rows = [
+        {"tag_id": tag_id, "userid": userid, "department_id": None}
+        for tag_id, (_, userids, _) in tags.items()
+        for userid in dict.fromkeys(userids)
+    ] + [
+        {"tag_id": tag_id, "userid": None, "department_id": dept_id}
+        for tag_id, (_, _, departments) in tags.items()
+        for dept_id in dict.fromkeys(departments)
+    ]
+    if rows:
+        session.execute(insert(TagMember), rows)
 
 
 def _members(
@@ -163,6 +199,7 @@ def run_full_sync(
         seconds=wall.monotonic() - started,
         departments=len(snapshot.departments),
         employees=len(snapshot.employees),
+        tags=len(snapshot.tags),
         fetch_seconds=fetched - started,
         examples=_examples(changes),
     )
@@ -188,6 +225,7 @@ def _apply(
                 changes = diff(load_mirror(session), snapshot, fetched_at)
                 if not dry_run:
                     bulk.apply(session, clock, events, changes)
+                    replace_tags(session, snapshot.tags)
                 return changes
         except IntegrityError:
             if not tries_left:

@@ -160,7 +160,10 @@ def desired_members(rules: GroupRules, org: OrgView, owners: Iterable[str] = ())
         tag_id = org.tag_id(ref)
         tag_name, userids, dept_ids = org.tags[tag_id]
         want(sorted(userids), f"标签：{tag_name}")
-        for dept_id in sorted(dept_ids):
+        # a department in a tag holds its sub-departments too, as WeCom sends to a tag and as
+        # a notice to the tag reaches: a tag means the same people everywhere
+        covered = set().union(*(org.subtree(d) for d in dept_ids if d in org.departments))
+        for dept_id in sorted(covered):
             want(by_department.get(dept_id, ()), f"标签：{tag_name}")
     unknown = [u for u in rules.users if u not in org.people]
     if unknown:

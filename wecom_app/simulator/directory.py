@@ -151,3 +151,23 @@ def user_update(state: SimState, kind: str, args: dict[str, Any], body: Any) -> 
         member.is_leader_in_dept = [0] * len(member.department)
     state.org.touch()
     return {}
+
+
+def tag_list(state: SimState, kind: str, args: dict[str, Any], body: Any) -> dict:
+    """Answer `tag/list`: every tag with its name."""
+    tags = sorted(state.org.tags.values(), key=lambda t: t.tagid)
+    return {"taglist": [{"tagid": t.tagid, "tagname": t.tagname} for t in tags]}
+
+
+def tag_get(state: SimState, kind: str, args: dict[str, Any], body: Any) -> dict:
+    """Answer `tag/get`: a tag's name, its members (userid and name) and its departments."""
+    raw = str(args.get("tagid") or "")
+    tag = state.org.tags.get(int(raw)) if raw.isascii() and raw.isdigit() else None
+    if tag is None:
+        raise SimError(40068, "invalid tagid")
+    members = [state.org.members[u] for u in tag.userlist if u in state.org.members]
+    return {
+        "tagname": tag.tagname,
+        "userlist": [{"userid": m.userid, "name": m.name} for m in members],
+        "partylist": list(tag.partylist),
+    }

@@ -136,6 +136,8 @@ class CallbackDriver:
                 del org.members[userid]
                 member.userid = new_userid
                 org.members[new_userid] = member
+                for tag in org.tags.values():  # WeCom keeps a renamed member in their tags
+                    tag.userlist = [new_userid if u == userid else u for u in tag.userlist]
             org.touch()
         return self._user_event("update_user", userid, member, new_userid)
 
@@ -199,6 +201,20 @@ class CallbackDriver:
             "DelUserItems": del_users or [],
             "AddPartyItems": add_parties or [],
             "DelPartyItems": del_parties or [],
+        }
+        xml = payloads.contact_tag(self.state.config.corp_id, self._now(), tagid, changes)
+        return self._send(CONTACTS, xml)
+
+    def delete_tag(self, tagid: int) -> DeliveryResult:
+        """HR deletes a tag. WeCom lists no delete_tag change; the simulator sends update_tag
+        with every member and department removed, and tag/get then answers 40068."""
+        with self.state.lock:
+            tag = self.state.org.tags.pop(tagid)
+        changes: dict[str, list[Any]] = {
+            "AddUserItems": [],
+            "DelUserItems": list(tag.userlist),
+            "AddPartyItems": [],
+            "DelPartyItems": list(tag.partylist),
         }
         xml = payloads.contact_tag(self.state.config.corp_id, self._now(), tagid, changes)
         return self._send(CONTACTS, xml)

@@ -28,6 +28,8 @@ ROUTES: dict[str, tuple[str, Handler, frozenset[str]]] = {
     "user/simplelist": ("GET", directory.user_simplelist, BOTH),
     "user/get": ("GET", directory.user_get, BOTH),
     "user/list_id": ("POST", directory.user_list_id, frozenset({CONTACTS})),
+    "tag/list": ("GET", directory.tag_list, BOTH),
+    "tag/get": ("GET", directory.tag_get, BOTH),
     "user/update": ("POST", directory.user_update, frozenset({CONTACTS})),
     "message/send": ("POST", messages.message_send, frozenset({APP})),
     "message/update_template_card": ("POST", messages.update_template_card, frozenset({APP})),

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from wecom_app.wecom.session import Broken
-from wecom_app.wecom.types import AppChat, Department, ListIdPage, SendResult, User
+from wecom_app.wecom.types import AppChat, Department, ListIdPage, SendResult, TagDetail, User
 
 
 class WeComApi(Protocol):
@@ -52,6 +52,14 @@ class WeComApi(Protocol):
 
     def user_list_id(self, cursor: str | None = None, limit: int = 10000) -> ListIdPage:
         """One page of the corp's (userid, department) rows (contacts secret)."""
+        ...
+
+    def tag_list(self) -> list[tuple[int, str]]:
+        """Every tag as (id, name)."""
+        ...
+
+    def tag_get(self, tag_id: int) -> TagDetail:
+        """A tag's name, member userids and whole departments."""
         ...
 
     def iter_user_ids(self, limit: int = 10000) -> Iterator[str]:

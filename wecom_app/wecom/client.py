@@ -27,6 +27,7 @@ from wecom_app.wecom.types import (
     DepartmentRef,
     ListIdPage,
     SendResult,
+    TagDetail,
     User,
     UserRef,
     split_ids,
@@ -124,6 +125,18 @@ class WeComClient:
         params = {"department_id": department_id}
         data = self._get(Credential.APP, "/cgi-bin/user/list", params)
         return [User.from_api(u) for u in data.get("userlist") or ()]
+
+    def tag_list(self) -> list[tuple[int, str]]:
+        """Every tag as (id, name)."""
+        data = self._get(Credential.APP, "/cgi-bin/tag/list", {})
+        return [(int(t["tagid"]), str(t.get("tagname") or "")) for t in data.get("taglist") or ()]
+
+    def tag_get(self, tag_id: int) -> TagDetail:
+        """A tag's name, member userids and whole departments."""
+        data = self._get(Credential.APP, "/cgi-bin/tag/get", {"tagid": tag_id})
+        users = tuple(str(u["userid"]) for u in data.get("userlist") or () if u.get("userid"))
+        parties = tuple(int(p) for p in data.get("partylist") or ())
+        return TagDetail(tag_id, str(data.get("tagname") or ""), users, parties)
 
     def user_simplelist(self, department_id: int) -> list[UserRef]:
         """List the members directly in one department with names and departments only."""

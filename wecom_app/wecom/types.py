@@ -133,6 +133,16 @@ class UserRef:
 
 
 @dataclass(frozen=True)
+class TagDetail:
+    """A tag as tag/get gives it: its name, member userids and the departments it holds."""
+
+    id: int
+    name: str
+    userids: tuple[str, ...]
+    departments: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class ListIdPage:
     """One page of user/list_id: (userid, department) rows and the cursor for the next page."""
 
