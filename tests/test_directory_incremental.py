@@ -161,20 +161,39 @@ def test_update_before_create_converges(mirror: Mirror) -> None:
     assert history(mirror, emp.id).count("joined") == 1
 
 
-def test_unsubscribe_of_someone_gone_is_a_departure(mirror: Mirror) -> None:
+def test_leaving_the_app_s_sight_is_not_leaving_the_company(mirror: Mirror) -> None:
     synced(mirror)
-    mirror.deliver("unsubscribe", userid="zhunan")  # still employed: nothing changes
+    mirror.deliver("unsubscribe", userid="zhunan")  # still visible and employed: nothing changes
     mirror.process()
     assert employee(mirror, "zhunan").status == "active"  # type: ignore[union-attr]
-    with mirror.sim.state.lock:
-        del mirror.org.members["zhunan"]
+    with mirror.sim.state.lock:  # out of the app's visibility: user/get answers 60111
+        hidden = mirror.org.members.pop("zhunan")
         mirror.org.touch()
     mirror.deliver("unsubscribe", userid="zhunan")
     mirror.deliver("subscribe", userid="chenmin")
     mirror.process()
-    assert employee(mirror, "zhunan").status == "departed"  # type: ignore[union-attr]
-    assert departures(mirror) == [("zhunan", "unsubscribe")]
+    assert employee(mirror, "zhunan").status == "out_of_sight"  # type: ignore[union-attr]
+    assert departures(mirror) == []  # nobody is told 已离职
     assert inbox_statuses(mirror) == ["done", "done", "done"]
+    with mirror.sim.state.lock:  # back in sight: they heal
+        mirror.org.members["zhunan"] = hidden
+        mirror.org.touch()
+    mirror.deliver("subscribe", userid="zhunan")
+    mirror.process()
+    assert employee(mirror, "zhunan").status == "active"  # type: ignore[union-attr]
+
+
+def test_only_the_whole_directory_says_an_unseen_member_left(mirror: Mirror) -> None:
+    synced(mirror)
+    with mirror.sim.state.lock:  # deleted in WeCom, but the app only hears an unsubscribe
+        del mirror.org.members["zhunan"]
+        mirror.org.touch()
+    mirror.deliver("unsubscribe", userid="zhunan")
+    mirror.process()
+    assert employee(mirror, "zhunan").status == "out_of_sight"  # type: ignore[union-attr]
+    synced(mirror)  # the nightly sync: user/list_id (contacts secret) does not list them
+    assert employee(mirror, "zhunan").status == "departed"  # type: ignore[union-attr]
+    assert departures(mirror) == [("zhunan", "full_sync")]
 
 
 def test_department_events(mirror: Mirror) -> None:

@@ -68,7 +68,7 @@ def test_cli_apply_config_plan_reconcile_and_audit(env: GroupEnv) -> None:
     with env.sim.state.lock:
         env.sim.state.chats["rdcenter"]["userlist"].append("liangbobo")
     plan = json.loads(run(env, "groups", "plan", "rdcenter", "--json"))
-    assert plan[0]["remove"] == [{"userid": "liangbobo", "reason": "不符合群规则"}]
+    assert plan[0]["remove"] == [{"userid": "liangbobo", "reason": "不再符合本群规则"}]
     assert "liangbobo" in env.chat("rdcenter")["userlist"]  # plan changes nothing
     result = json.loads(run(env, "groups", "reconcile", "rdcenter", "--json"))
     assert result["queued"]

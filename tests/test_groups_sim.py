@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.world import World as GroupEnv
 from tests.world import make_world
 from wecom_app import jobs
-from wecom_app.domain_events import EmployeeDeparted
+from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight
 from wecom_app.groups import service
 from wecom_app.groups.reconcile import reconcile
 from wecom_app.groups.rules import GroupRules, RuleError
@@ -120,6 +120,32 @@ def test_reconcile_adds_and_removes_in_one_call(env: GroupEnv) -> None:
     rows = audit_rows(env, outbox_id=result.outbox_id)
     assert rows and all(r.outcome == "applied" for r in rows)
     assert reconcile(env.services, group.chatid, actor="test").plan.empty
+
+
+def test_every_removal_says_its_reason_in_the_group(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    set_rules(env, group.chatid, {"departments": [MOBILE], "exclude": ["litao"]})
+    reconcile(env.services, group.chatid, actor="test")
+    env.drain()
+    chat = env.chat(group.chatid)
+    assert "litao" not in chat["userlist"]
+    assert (
+        chat["messages"][-1]["content"]["content"]
+        == "移动研发部-李涛：不再符合本群规则，已移出本群"
+    )
+
+
+def test_someone_out_of_the_app_s_sight_is_removed_without_a_false_已离职(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    with env.db.begin() as session:
+        hidden = EmployeeOutOfSight("hanyang", env.clock.now(), "unsubscribe", "7")
+        env.services.events.publish(session, env.clock, hidden)
+    env.clock.advance(2)
+    env.drain()
+    chat = env.chat(group.chatid)
+    text = chat["messages"][-1]["content"]["content"]
+    assert "hanyang" not in chat["userlist"]
+    assert text == "移动研发部-韩洋：已不在本应用可见范围，已移出本群" and "离职" not in text
 
 
 def test_departed_member_removed_with_explanation(env: GroupEnv) -> None:

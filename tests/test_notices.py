@@ -442,8 +442,9 @@ def test_group_audience_and_post_into_the_group(stack: Stack) -> None:
     chatid = stack.services.client.appchat_create("消防演练群", "zhangyao", members, "drill01")
     now = stack.clock.now()
     with stack.services.db.begin() as s:
+        rules = {"users": members}  # the daily check keeps them in
         group = ManagedGroup(
-            chatid=chatid, name="消防演练群", rules={}, created_at=now, updated_at=now
+            chatid=chatid, name="消防演练群", rules=rules, created_at=now, updated_at=now
         )
         s.add(group)
         s.flush()

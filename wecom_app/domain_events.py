@@ -28,6 +28,18 @@ class EmployeeDeparted:
 
 
 @dataclass(frozen=True)
+class EmployeeOutOfSight:
+    """A member the app can no longer see (removed from its visibility, or `user/get` 60111):
+    not proof of a departure, so nobody announces one; only a delete, status 5 or absence from
+    `user/list_id` is. They come back into sight when WeCom shows them again."""
+
+    userid: str
+    at: datetime
+    source: str  # "unsubscribe", "update_user", ...
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
 class EmployeeRenamed:
     """An employee's userid changed (NewUserID); references must follow."""
 

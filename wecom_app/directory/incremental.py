@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session
 from callbacks.dispatch import HandlerContext
 from callbacks.events import Event, PartyChange, Subscription, TagChange, UserChange
 from wecom_app.directory.diff import DeptRecord, EmployeeRecord
-from wecom_app.directory.mirror import depart, employee_by_userid, record_of, save_employee
+from wecom_app.directory.mirror import (
+    depart,
+    employee_by_userid,
+    hide,
+    record_of,
+    save_employee,
+)
 from wecom_app.directory.naming import NamingPolicy
 from wecom_app.directory.queries import department_subtree_ids
 from wecom_app.domain_events import EmployeeRenamed
@@ -228,9 +234,11 @@ def _refresh_member(
     else:
         exc = lookup.error
         if exc.errcode == USER_NOT_FOUND:
+            # 60111 is also what a member outside the app's visibility gets: not proof of a
+            # departure (a delete, status 5 or the nightly user/list_id is), so out of sight
             emp = employee_by_userid(session, userid)
             if emp is not None:
-                depart(session, ctx.clock, ctx.events, emp, _gone_source(source), ctx.cause)
+                hide(session, ctx.clock, ctx.events, emp, source, ctx.cause)
             return emp
         fallback = _record_from_payload(session, userid, fields)
         if fallback is None:
@@ -244,10 +252,6 @@ def _refresh_member(
         session, ctx.clock, ctx.events, record, source=source,
         departure_source=departure_source, cause=ctx.cause,
     )  # fmt: skip
-
-
-def _gone_source(source: str) -> str:
-    return "delete_user" if source == SOURCE else source
 
 
 def _rename(ctx: HandlerContext, old: str, new: str) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
 from wecom_app.directory.diff import DeptRecord, EmployeeRecord
-from wecom_app.domain_events import DomainEvents, EmployeeDeparted
+from wecom_app.domain_events import DomainEvents, EmployeeDeparted, EmployeeOutOfSight
 from wecom_app.models import Department, DepartmentMember, Employee, EmployeeHistory
 from wecom_app.models import EmployeeStatus as Status
 
@@ -175,6 +175,25 @@ def depart(
     if emp.status == Status.DEPARTED:
         return False
     _depart(session, clock, events, emp, source, cause, clock.now())
+    return True
+
+
+def hide(
+    session: Session,
+    clock: Clock,
+    events: DomainEvents,
+    emp: Employee,
+    source: str,
+    cause: str | None = None,
+) -> bool:
+    """Mark an employee out of the app's sight and say so (no departure); False when they
+    already were, or have left."""
+    if emp.status in (Status.DEPARTED, Status.OUT_OF_SIGHT):
+        return False
+    now = clock.now()
+    emp.status, emp.updated_at = Status.OUT_OF_SIGHT, now
+    _history(session, emp.id, "out_of_sight", now, source, {"cause": cause} if cause else {})
+    events.publish(session, clock, EmployeeOutOfSight(emp.userid, now, source, cause))
     return True
 
 

@@ -23,7 +23,7 @@ APPCHAT_PACE_PER_HOUR = 950
 
 def register(registry: Registry, settings: Settings) -> None:
     """Add the groups' departure reaction, result handlers, lane, daily check and API."""
-    from wecom_app.domain_events import EmployeeDeparted
+    from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight
     from wecom_app.groups import api, daily, departures, ledger, outcomes, service
     from wecom_app.groups.notice import DepartureNotice
     from wecom_app.jobs import Job
@@ -36,5 +36,6 @@ def register(registry: Registry, settings: Settings) -> None:
     outbox.on_result(service.CREATE, outcomes.record_create)
     remove = partial(departures.remove_departed, lanes=outbox.lanes)
     registry.events.subscribe(EmployeeDeparted, remove)
+    registry.events.subscribe(EmployeeOutOfSight, remove)
     registry.jobs.add(Job("groups_daily_check", daily.daily_check, daily_at=time(9, 0)))
     registry.api.append(api.bp)

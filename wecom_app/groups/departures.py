@@ -13,9 +13,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
-from wecom_app.domain_events import EmployeeDeparted
+from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight
 from wecom_app.groups.ledger import LANE, queue_plan
 from wecom_app.groups.mirror import userids_of
+from wecom_app.groups.notice import DEPARTED_REASON
 from wecom_app.groups.outcomes import DEPARTURE_ACTOR
 from wecom_app.groups.plan import MembershipPlan, choose_owner
 from wecom_app.models import (
@@ -36,10 +37,18 @@ COALESCE = timedelta(seconds=1)
 BACKOFF = ((0.25, 1.0), (0.5, 3.0), (0.9, 6.0), (1.0, 60.0))
 
 
+OUT_OF_SIGHT_REASON = "已不在本应用可见范围"
+
+
 def remove_departed(
-    session: Session, clock: Clock, event: EmployeeDeparted, *, lanes: dict[str, Lane]
+    session: Session,
+    clock: Clock,
+    event: EmployeeDeparted | EmployeeOutOfSight,
+    *,
+    lanes: dict[str, Lane],
 ) -> None:
-    """Queue the removal of a departed employee from every managed group they are in."""
+    """Queue the removal of a departed employee (or one the app can no longer see, who cannot
+    stay in a chat it manages) from every managed group they are in, with the true reason."""
     now = clock.now()
     cause = f"{event.source}:{event.cause}" if event.cause else event.source
     groups = _groups_with(session, event.userid)
@@ -49,7 +58,8 @@ def remove_departed(
         removing, owner = queued.get(group.id, (set(), None))
         if event.userid in removing:
             continue  # a repeated event: the removal is already on its way
-        reasons = {event.userid: "已离职"}
+        why = DEPARTED_REASON if isinstance(event, EmployeeDeparted) else OUT_OF_SIGHT_REASON
+        reasons = {event.userid: why}
         if (owner or group.actual_owner) == event.userid:
             plan = MembershipPlan(
                 group.chatid,

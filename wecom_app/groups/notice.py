@@ -1,4 +1,4 @@
-"""The in-group explanation posted when departed staff are removed ("清退时须公开说明事因")."""
+"""The in-group explanation posted whenever the app removes someone ("清退时须公开说明事因")."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from wecom_app.errors import ConfigError
 from wecom_app.settings import Settings
 
 DEFAULT_NOTICE = "{display_name} 已离职，已移出本群"
+DEPARTED_REASON = "已离职"
+# Any other removal says its own reason ("不再符合本群规则", "已不在本应用可见范围"...)
+REMOVAL_NOTICE = "{display_name}：{reason}，已移出本群"
 FIELDS = ("display_name", "name", "userid", "reason")
 
 
@@ -41,11 +44,13 @@ class DepartureNotice:
         except ValueError as exc:
             raise ConfigError("WECOM_DEPARTURE_NOTICE", str(exc)) from None
 
-    def text(self, people: Iterable[tuple[str, str, str]], reason: str = "已离职") -> str:
-        """One line per removed person, from (userid, name, display_name) triples."""
+    def text(self, people: Iterable[tuple[str, str, str, str]]) -> str:
+        """One line per removed person, from (userid, name, display_name, reason): departures
+        in the deployment's words, every other removal with its own reason."""
         lines = []
-        for userid, name, display_name in people:
+        for userid, name, display_name, reason in people:
             fields = {"display_name": display_name or name or userid, "name": name or userid,
-                      "userid": userid, "reason": reason}  # fmt: skip
-            lines.append(self.template.format(**fields))
+                      "userid": userid, "reason": reason or DEPARTED_REASON}  # fmt: skip
+            template = self.template if reason == DEPARTED_REASON else REMOVAL_NOTICE
+            lines.append(template.format(**fields))
         return "\n".join(lines)

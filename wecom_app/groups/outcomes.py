@@ -93,29 +93,29 @@ def _applied(
         new_id = queue_update(session, group, Update(2, remove=removals), now=now)
         for row in deferred:
             row.outbox_id = new_id
-    departed = [
-        r.userid
+    removed_now = {
+        r.userid: r.reason or ""
         for r in own
-        if r.action == "remove" and r.actor == DEPARTURE_ACTOR and r.userid not in stale
-    ]
-    if departed:
-        _announce(session, group, msg.id, [u for u in departed if u], now, notice)
+        if r.action == "remove" and r.userid and r.userid not in stale
+    }
+    if removed_now:  # every removal says why, in the group ("清退时须公开说明事因")
+        _announce(session, group, msg.id, removed_now, now, notice)
 
 
 def _announce(
     session: Session,
     group: ManagedGroup,
     msg_id: int,
-    userids: list[str],
+    reasons: dict[str, str],
     now: datetime,
     notice: DepartureNotice,
 ) -> None:
-    """Post the Chinese explanation of a departure removal into the group."""
+    """Post the Chinese explanation of the removals into the group, each with its reason."""
     found = {
-        e.userid: (e.userid, e.name, e.display_name)
-        for e in session.scalars(select(Employee).where(Employee.userid.in_(userids)))
+        e.userid: (e.name, e.display_name)
+        for e in session.scalars(select(Employee).where(Employee.userid.in_(list(reasons))))
     }
-    people = [found.get(u, (u, u, u)) for u in userids]
+    people = [(u, *found.get(u, (u, u)), why) for u, why in reasons.items()]
     text = notice.text(people)
     payload = {"chatid": group.chatid, "msg": {"msgtype": "text", "text": {"content": text}}}
     enqueue(

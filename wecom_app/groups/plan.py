@@ -107,7 +107,7 @@ def make_plan(
     remove = tuple(sorted(current - set(desired)))
     owner = choose_owner(preferred_owners, desired, actual_owner)
     reasons = {u: desired[u] for u in add}
-    reasons.update({u: (removal_reasons or {}).get(u, "不符合群规则") for u in remove})
+    reasons.update({u: (removal_reasons or {}).get(u, "不再符合本群规则") for u in remove})
     return MembershipPlan(
         chatid=chatid,
         add=add,

@@ -84,7 +84,7 @@ def plan_group(
             if person is None
             else "非在职员工"
             if not person.active
-            else "不符合群规则"
+            else "不再符合本群规则"
         )
     return make_plan(
         group.chatid,

@@ -23,6 +23,7 @@ class EmployeeStatus(StrEnum):
     DISABLED = "disabled"  # 2
     NOT_ACTIVATED = "not_activated"  # 4
     DEPARTED = "departed"  # 5, deleted, or no longer in the directory
+    OUT_OF_SIGHT = "out_of_sight"  # outside the app's visibility: not (known to have) left
 
     @classmethod
     def from_wecom(cls, status: int | None) -> EmployeeStatus:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from callbacks.dispatch import HandlerContext
 from callbacks.events import TemplateCardEvent
 from wecom_app.clock import Clock
-from wecom_app.domain_events import EmployeeDeparted
+from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight
 from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.notices import delivery, pacing
 from wecom_app.outbox import enqueue
@@ -223,8 +223,11 @@ def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
     )
 
 
-def exclude_departed(session: Session, clock: Clock, event: EmployeeDeparted) -> None:
-    """Someone who left before acknowledging no longer counts, nor appears as overdue."""
+def exclude_departed(
+    session: Session, clock: Clock, event: EmployeeDeparted | EmployeeOutOfSight
+) -> None:
+    """Someone who left (or whom the app can no longer reach) before answering no longer
+    counts, nor appears as overdue."""
     employee = employee_by_userid(session, event.userid)
     if employee is None:
         return
