@@ -31,6 +31,10 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         "台账",
         "响应时效",
         "超时报表",
+        "按标签发送",
+        "领导任务",
     ):
         assert f"== {section}" in out, f"demo step missing: {section}"
+    assert "已回应：有疑问" in out  # the second button is a response
+    assert "任务《今天下班前修复三楼打印机》罚款 100 元" in out  # a task's fine
     assert (workdir / "wecom-app.db").exists()

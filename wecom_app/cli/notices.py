@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from wecom_app.cli.common import echo_json, friendly_errors, services_from_env
+from wecom_app.cli.common import beijing_time, echo_json, friendly_errors, services_from_env
 
 
 @click.group("notice")
@@ -140,14 +140,17 @@ def status_command(ref: str, as_json: bool, receipts: bool) -> None:
     click.echo(
         f"  应确认 {c['counted']}  已确认 {c['acknowledged']}  逾期确认 {c['late']}  "
         f"超时未确认 {c['overdue']}  发送失败 {c['failed'] + c['invalid'] + c['unlicensed']}  "
-        f"已离职不计 {c['excluded']}"
+        f"已离职不计 {c['excluded']}  回应 {c['responded']}"
     )
     for row in data["by_department"]:
         click.echo(f"  {row['department']}: {row['acknowledged']}/{row['counted']}")
     for r in data.get("receipts", []):
-        when = (r["acknowledged_at"] or "")[:19]
+        when = beijing_time(r["acknowledged_at"])  # Beijing time, as a person reads it
         mark = "（逾期）" if r["late"] else ""
-        click.echo(f"    {r['name']:<16} {r['state']:<12} {r['channel'] or '':<7} {when}{mark}")
+        said = f"  回应：{r['response']}" if r.get("response") else ""
+        click.echo(
+            f"    {r['name']:<16} {r['state']:<12} {r['channel'] or '':<7} {when}{mark}{said}"
+        )
 
 
 @notice.command("resend")

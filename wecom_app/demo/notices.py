@@ -6,7 +6,7 @@ from typing import Any
 
 from wecom_app.clock import FakeClock, SystemClock
 from wecom_app.demo.context import Demo
-from wecom_app.notices.delivery import ACK_KEY
+from wecom_app.notices.delivery import ACK_KEY, FEEDBACK_KEY
 
 DEPARTMENT = 4  # 平台研发部 in config/sample-org.yaml
 
@@ -53,6 +53,7 @@ def run(demo: Demo) -> None:
                 "audience": {"departments": [DEPARTMENT]},
                 "sla_minutes": 30,
                 "second_button": "有疑问",
+                "sender": "zhangyao",
             },
         ).json()
     notice = answer["notice"]
@@ -71,6 +72,9 @@ def run(demo: Demo) -> None:
     demo.say(f"sunqiangjie 回复“ＯＫ！#{notice['code']}”（全角、带编号）")
     _deliver(demo, "text", {"userid": "huangyao", "content": "演练要带什么吗？"})
     demo.say("huangyao 发了一句不是确认的话")
+    second = {"userid": "liangbobo", "task_id": task, "event_key": FEEDBACK_KEY}
+    _deliver(demo, "card_click", second)
+    demo.say("liangbobo 点击卡片上的第二个按钮“有疑问”：这也是回应，不再被催办")
     _catch_up(demo)
     demo.settle()
     for userid in ("luoxinlei", "huangyao"):
@@ -78,8 +82,35 @@ def run(demo: Demo) -> None:
             demo.say(f"应用回复 {userid}：" + reply.replace("\n", " / "))
     with demo.sim as sim:
         updates = sim.get("/_sim/messages").json()["card_updates"]
-    for update in updates[-1:]:
-        demo.say(f"zhangyao 的卡片按钮已更新为“{update['replace_name']}”")
+    for update in updates[-2:]:
+        who = "、".join(update.get("userids") or [])
+        demo.say(f"{who} 的卡片按钮已更新为“{update['replace_name']}”")
+    for reply in _replies(demo, "zhangyao")[-1:]:
+        demo.say("发布人 zhangyao 收到：" + reply.replace("\n", " / "))
 
     demo.section("台账 / the ledger")
     demo.cli(f"notice status {notice['code']}")
+    run_more(demo)
+
+
+def run_more(demo: Demo) -> None:
+    """A notice to a tag, then a leader's task with a response (the SLA step chases the rest)."""
+    demo.section("按标签发送 / a notice to a tag (tags are mirrored from WeCom)")
+    demo.cli('notice send --title "本月消防器材检查" --tag 3 --dry-run')
+
+    demo.section("领导任务 / a leader's task: answered within 30 minutes, or 100元")
+    demo.cli(
+        'notice send --type task --title "今天下班前修复三楼打印机" --user zhunan '
+        "--user zhengchao --sender zhangyao"
+    )
+    _catch_up(demo)
+    demo.settle()
+    with demo.api as api:
+        task = api.get("/api/v1/notices", params={"limit": 1}).json()["notices"][0]
+    _deliver(demo, "text", {"userid": "zhengchao", "content": f"#{task['code']} 下午三点前修好"})
+    demo.say(f"zhengchao 回复“#{task['code']} 下午三点前修好”：记为回应，并转告发布人")
+    _catch_up(demo)
+    demo.settle()
+    for reply in _replies(demo, "zhangyao")[-1:]:
+        demo.say("发布人 zhangyao 收到：" + reply.replace("\n", " / "))
+    demo.say("zhunan 没有回应：下一步按工作时间催办、升级，超时记入违规台账（任务罚款 100 元）")

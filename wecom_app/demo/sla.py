@@ -127,7 +127,13 @@ def _api_report(demo: Demo, as_of: str) -> None:
     t = data["totals"]
     demo.say(
         f"GET /api/v1/reports/overdue → 按时 {t['on_time']}，逾期确认 {t['late']}，"
-        f"超时未确认 {t['overdue']}，违规台账 {len(data['violations'])} 条"
+        f"超时未确认 {t['overdue']}，违规台账 {len(data['violations'])} 条，"
+        f"罚款合计 {data['penalty_total']} 元"
     )
+    for v in data["violations"]:
+        if v["penalty"] not in ("0", "0.00"):
+            demo.say(
+                f"  {v['name']}：{v['notice_type']}《{v['notice_title']}》罚款 {v['penalty']} 元"
+            )
     sheets = "汇总/按通知/按部门/按人员/违规台账"
     demo.say(f"?format=xlsx → {len(xlsx.content):,} 字节的 Excel 文件（{sheets}）")
