@@ -290,6 +290,9 @@ def test_the_state_must_come_back_to_the_browser_that_left(world: World) -> None
         assert stolen.status_code == 400 and "授权校验失败" in stolen.text
         tampered = mine.get(re.sub(r"state=[^&]+", "state=forged", back))
         assert tampered.status_code == 400
+        mine.get(f"{world.app_url}/n/{token}")  # a fresh state, then a non-ASCII forgery
+        odd = mine.get(re.sub(r"state=[^&]+", "state=%E6%94%B6%E5%88%B0", back))
+        assert odd.status_code == 400
 
 
 def test_without_a_public_url_the_link_channel_is_off(database_url: str) -> None:

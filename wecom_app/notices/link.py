@@ -89,7 +89,8 @@ def auth() -> Response:
         return off
     expected, token = session.pop("oauth_state", None), session.pop("next", None)
     state, code = request.args.get("state", ""), request.args.get("code", "")
-    if not expected or not secrets.compare_digest(str(expected), state) or not token:
+    same = secrets.compare_digest(str(expected or "").encode(), state.encode())
+    if not expected or not same or not token:
         message = "授权校验失败（链接已过期，或不是在本机打开的），请在企业微信中重新打开通知链接。"
         return _page("无法确认", message, "warn", 400)
     if not code:
