@@ -275,7 +275,7 @@ def test_a_stranger_learns_nothing_and_old_links_lead_nowhere(world: World) -> N
     with browser() as http:
         page = open_page(world, http, link_token(world, notice), "zhaoming")
         assert page.status_code == 403 and "裁员名单" not in page.text
-        for guess in (f"/n/{notice['code']}", f"/n/{notice['code']}/ack", "/n/x" * 20):
+        for guess in (f"/n/{notice['code']}", f"/n/{notice['code']}/ack", "/n/x" * 20, "/n/a%00b"):
             found = http.get(f"{world.app_url}{guess}", follow_redirects=False)
             assert found.status_code == 404 and "裁员名单" not in found.text
 

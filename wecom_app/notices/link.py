@@ -12,6 +12,7 @@ the link channel is off. Someone the notice was not sent to learns nothing about
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -67,8 +68,11 @@ def _off() -> Response | None:
     return _page("确认链接未启用", message, "warn", 404)
 
 
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,32}")  # secrets.token_urlsafe(16)
+
+
 def _notice(db_session: Session, token: str) -> Notice | None:
-    if not token or len(token) > 32:
+    if not TOKEN.fullmatch(token):  # NUL and friends never reach the database
         return None
     return db_session.scalars(select(Notice).where(Notice.link_token == token)).one_or_none()
 
