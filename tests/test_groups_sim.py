@@ -148,6 +148,28 @@ def test_someone_out_of_the_app_s_sight_is_removed_without_a_false_已离职(env
     assert text == "移动研发部-韩洋：已不在本应用可见范围，已移出本群" and "离职" not in text
 
 
+def test_groups_follow_transfers_and_new_hires_within_seconds(env: GroupEnv) -> None:
+    group = mobile_group(env)
+    env.settle()  # today's 09:00 check is done: what follows is not its work
+    before = env.calls("appchat/get")
+    env.sim.events.update_user("litao", department=[TEST_DEPT], main_department=TEST_DEPT)
+    env.sim.events.create_user(userid="xinren", name="新人", department=[MOBILE],
+                               main_department=MOBILE, status=1)  # fmt: skip
+    env.process()  # the callbacks: the mirror changes and the group is flagged
+    env.clock.advance(5)  # the worker's next few-second pass
+    env.settle()
+    chat = env.chat(group.chatid)
+    assert "litao" not in chat["userlist"] and "xinren" in chat["userlist"]
+    text = chat["messages"][-1]["content"]["content"]
+    assert text == "测试部-李涛：不再符合本群规则，已移出本群"
+    assert env.calls("appchat/get") == before + 1  # one group followed, no daily check
+    with env.db.read() as session:
+        flagged = session.scalar(
+            select(ManagedGroup.reconcile_due_at).where(ManagedGroup.chatid == group.chatid)
+        )
+    assert flagged is None
+
+
 def test_departed_member_removed_with_explanation(env: GroupEnv) -> None:
     group = mobile_group(env)
     depart(env, "hanyang")

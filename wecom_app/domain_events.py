@@ -28,6 +28,16 @@ class EmployeeDeparted:
 
 
 @dataclass(frozen=True)
+class EmployeeChanged:
+    """An employee joined, moved between departments, became or stopped being a leader, or
+    changed status without leaving: managed groups may have to follow at once."""
+
+    userid: str
+    at: datetime
+    what: tuple[str, ...]  # "joined", "moved", "leader", "status"
+
+
+@dataclass(frozen=True)
 class EmployeeOutOfSight:
     """A member the app can no longer see (removed from its visibility, or `user/get` 60111):
     not proof of a departure, so nobody announces one; only a delete, status 5 or absence from

@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 
 from wecom_app.clock import Clock
 from wecom_app.directory.diff import DeptRecord, EmployeeRecord
-from wecom_app.domain_events import DomainEvents, EmployeeDeparted, EmployeeOutOfSight
+from wecom_app.domain_events import (
+    DomainEvents,
+    EmployeeChanged,
+    EmployeeDeparted,
+    EmployeeOutOfSight,
+)
 from wecom_app.models import Department, DepartmentMember, Employee, EmployeeHistory
 from wecom_app.models import EmployeeStatus as Status
 
@@ -135,6 +140,8 @@ def save_employee(
         session.flush()
         _history(session, emp.id, "joined", now, source, {"userid": record.userid})
         _set_memberships(session, emp.id, record)
+        if record.status == Status.ACTIVE:
+            events.publish(session, clock, EmployeeChanged(record.userid, now, ("joined",)))
         if record.status == Status.DEPARTED:
             _depart(session, clock, events, emp, departure_source or source, cause, now,
                     announce=False)  # fmt: skip
@@ -160,7 +167,19 @@ def save_employee(
         _set_memberships(session, emp.id, record)
     if leaving:
         _depart(session, clock, events, emp, departure_source or source, cause, now)
+        return emp
+    what = tuple(label for label, keys in GROUP_RELEVANT if set(details["changed"]) & keys)
+    if what:
+        events.publish(session, clock, EmployeeChanged(emp.userid, now, what))
     return emp
+
+
+# Changes that can change whom a managed group's rules take in
+GROUP_RELEVANT = (
+    ("moved", {"departments", "main_department"}),
+    ("leader", {"leader_in"}),
+    ("status", {"status"}),
+)
 
 
 def depart(

@@ -48,6 +48,8 @@ class ManagedGroup(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # set when a directory change may change the members; the worker reconciles within seconds
+    reconcile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     drift: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # last check's findings
 
 

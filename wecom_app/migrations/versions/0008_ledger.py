@@ -38,11 +38,17 @@ def upgrade() -> None:
         token = secrets.token_urlsafe(16)
         conn.execute(notices.update().where(notices.c.id == notice_id).values(link_token=token))
     op.execute("UPDATE notice_receipts SET response = feedback WHERE feedback IS NOT NULL")
+    with op.batch_alter_table("managed_groups", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("reconcile_due_at", UTCDateTime(timezone=True), nullable=True)
+        )
     with op.batch_alter_table("notice_receipts", schema=None) as batch_op:
         batch_op.drop_column("feedback")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("managed_groups", schema=None) as batch_op:
+        batch_op.drop_column("reconcile_due_at")
     with op.batch_alter_table("notice_receipts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("feedback", sa.String(length=64), nullable=True))
     op.execute("UPDATE notice_receipts SET feedback = substr(response, 1, 64)")
