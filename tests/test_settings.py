@@ -82,9 +82,9 @@ def test_missing_key_is_named(env: pytest.MonkeyPatch, key: str) -> None:
         ("WECOM_CALLBACK_MAX_AGE", "-5", "须大于或等于 0"),
         ("WECOM_APP_PUBLIC_URL", "wecom.example.com", "访问地址"),
         ("WECOM_APP_SESSION_SECRET", "short", "至少需要 32 个字符"),
-        ("WECOM_NOTICE_ACK_WORDS", " , ", "at least one word"),
-        ("WECOM_DEPARTURE_NOTICE", "{display_name} 已{leave}", "unknown field {leave}"),
-        ("WECOM_DEPARTURE_NOTICE", "{display_name 已离职", "not a valid template"),
+        ("WECOM_NOTICE_ACK_WORDS", " , ", "至少列出一个词"),
+        ("WECOM_DEPARTURE_NOTICE", "{display_name} 已{leave}", "未知字段 {leave}"),
+        ("WECOM_DEPARTURE_NOTICE", "{display_name 已离职", "不是有效的模板"),
     ],
 )
 def test_malformed_key_is_named(env: pytest.MonkeyPatch, key: str, value: str, reason: str) -> None:

@@ -203,21 +203,21 @@ def test_example_calendar_file_loads() -> None:
 @pytest.mark.parametrize(
     ("text", "where", "reason"),
     [
-        ("quiet_hours: {start: 22:00, end: '07:30'}\n", ":1", "quotes"),
+        ("quiet_hours: {start: 22:00, end: '07:30'}\n", ":1", "加引号"),
         (
             "timezone: Asia/Shanghai\nquiet_hours:\n  start: '25:00'\n  end: '07:30'\n",
             ":3",
             "HH:MM",
         ),
-        ("timezone: Asia/Shanghai\nweekend: [sunday]\n", ":2", "unknown key"),
+        ("timezone: Asia/Shanghai\nweekend: [sunday]\n", ":2", "未知的键"),
         ("weekends: [saturday, funday]\n", ":1", "funday"),
         ("extra_holidays:\n  - 2026-01-12\n  - tomorrow\n", ":3", "YYYY-MM-DD"),
-        ("timezone: Mars/Olympus\n", ":1", "time zone"),
-        ("quiet_hours: {start: '22:00'\nend: 1\n", ":2", "invalid YAML"),
-        ("working_hours: {start: '18:00', end: '09:00'}\n", ":1", "before end"),
-        ("- a list\n", ":1", "mapping"),
-        ("official_schedule:\n  2027:\n    holidays: [2026-10-01]\n", ":3", "not in 2027"),
-        ("official_schedule:\n  next: {}\n", ":2", "a year like 2027"),
+        ("timezone: Mars/Olympus\n", ":1", "时区"),
+        ("quiet_hours: {start: '22:00'\nend: 1\n", ":2", "YAML 格式错误"),
+        ("working_hours: {start: '18:00', end: '09:00'}\n", ":1", "须早于 end"),
+        ("- a list\n", ":1", "映射"),
+        ("official_schedule:\n  2027:\n    holidays: [2026-10-01]\n", ":3", "不在 2027 年内"),
+        ("official_schedule:\n  next: {}\n", ":2", "须为年份"),
     ],
 )
 def test_bad_calendar_files_name_line_and_reason(text: str, where: str, reason: str) -> None:

@@ -130,7 +130,7 @@ def test_api_overdue_report(app: Any, client: Any, scenario: tuple[int, int]) ->
     assert "attachment" in xlsx.headers["Content-Disposition"]
     assert openpyxl.load_workbook(io.BytesIO(xlsx.data)).sheetnames[-1] == "违规台账"
     bad = client.get("/api/v1/reports/overdue?as_of=yesterday", headers=headers)
-    assert bad.status_code == 400 and "not a" in bad.get_json()["error"]
+    assert bad.status_code == 400 and "不是有效的时间" in bad.get_json()["error"]
     assert client.get("/api/v1/reports/overdue?format=pdf", headers=headers).status_code == 400
     assert client.get("/api/v1/reports/overdue").status_code == 401
 

@@ -130,15 +130,15 @@ def test_the_company_rules_are_the_built_in_types() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
-        ("default:\n  reminders: [50%, 'soon']\n", 2, "percentage"),
-        ("default:\n  reminders: ['100%', '50%']\n", 2, "increasing"),
+        ("default:\n  reminders: [50%, 'soon']\n", 2, "百分比"),
+        ("default:\n  reminders: ['100%', '50%']\n", 2, "递增"),
         ("default:\n  escalation:\n    - {after: 15m, to: ceo}\n", 3, "direct_leaders"),
-        ("default:\n  escalation:\n    - {after: later, to: direct_leaders}\n", 3, "delay"),
-        ("default:\n  penalty: {amount: -5}\n", 2, "zero or more"),
-        ("types:\n  urgent:\n    remind: ['50%']\n", 3, "unknown key"),
+        ("default:\n  escalation:\n    - {after: later, to: direct_leaders}\n", 3, "时长"),
+        ("default:\n  penalty: {amount: -5}\n", 2, "不能为负数"),
+        ("types:\n  urgent:\n    remind: ['50%']\n", 3, "未知的键"),
         ("types:\n  紧急:\n    sla: 5m\n", 3, "ASCII"),
-        ("types:\n  task:\n    sla: 0m\n", 3, "between 1 minute"),
-        ("default: [\n", 2, "invalid YAML"),
+        ("types:\n  task:\n    sla: 0m\n", 3, "1 分钟到 30 天"),
+        ("default: [\n", 2, "YAML 格式错误"),
     ],
 )
 def test_bad_policy_files_name_line_and_reason(text: str, line: int, reason: str) -> None:

@@ -37,4 +37,4 @@ def test_missing_policy_file_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         start_up(sla_policy_file=str(tmp_path / "nope.yaml"))
     assert info.value.key == "WECOM_APP_SLA_POLICY"
-    assert "cannot read" in info.value.reason
+    assert "无法读取" in info.value.reason

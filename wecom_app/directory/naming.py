@@ -40,13 +40,13 @@ def check_template(template: str) -> str:
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
-        raise ValueError(f"malformed naming template: {exc}") from None
+        raise ValueError(f"命名模板格式错误：{exc}") from None
     unknown = fields - PLACEHOLDERS
     if unknown:
-        raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {{department}}, "
-                         "{name} or {region}")  # fmt: skip
+        raise ValueError(f"未知占位符 {{{sorted(unknown)[0]}}}；可用 {{department}}、"
+                         "{name} 或 {region}")  # fmt: skip
     if "name" not in fields:
-        raise ValueError("the naming template must contain {name}")
+        raise ValueError("命名模板须包含 {name}")
     return template
 
 

@@ -20,10 +20,10 @@ def check_template(value: str) -> str:
     try:
         value.format(**dict.fromkeys(FIELDS, "x"))
     except KeyError as exc:
-        raise ValueError(f"unknown field {{{exc.args[0]}}}; use {{display_name}} {{name}} "
+        raise ValueError(f"未知字段 {{{exc.args[0]}}}；可用 {{display_name}} {{name}} "
                          "{userid} {reason}") from None  # fmt: skip
     except (IndexError, ValueError) as exc:
-        raise ValueError(f"is not a valid template: {exc}") from None
+        raise ValueError(f"不是有效的模板：{exc}") from None
     return value
 
 

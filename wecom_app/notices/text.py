@@ -82,7 +82,7 @@ def parse_ack_words(configured: str) -> frozenset[str]:
     """A comma-separated list of acknowledgement words, normalised; ValueError if it has none."""
     words = frozenset(normalise(w) for w in configured.split(",")) - {""}
     if not words:
-        raise ValueError("must list at least one word (comma-separated), e.g. 收到,好的,ok")
+        raise ValueError("须至少列出一个词（逗号分隔），例如 收到,好的,ok")
     return words
 
 

@@ -12,7 +12,7 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(
-            f"not a time: {text!r} (use e.g. 2026-01-07T08:00 or 2026-01-07)"
+            f"不是有效的时间：{text!r}（例如 2026-01-07T08:00 或 2026-01-07）"
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
@@ -28,7 +28,7 @@ def parse_as_of(text: str | None, now: datetime, tz: ZoneInfo) -> datetime:
         try:
             day = date.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"not a date: {text!r}") from None
+            raise ValueError(f"不是有效的日期：{text!r}（例如 2026-01-07）") from None
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
         return (end - timedelta(microseconds=1)).astimezone(UTC)
     return parse_time(text, tz)

@@ -249,14 +249,14 @@ def load_calendar(path: str | Path | None, text: str | None = None) -> WorkingCa
     try:
         ZoneInfo(str(timezone))
     except (ZoneInfoNotFoundError, ValueError):
-        raise doc.error(("timezone",), f"unknown time zone {timezone!r}") from None
+        raise doc.error(("timezone",), f"未知的时区 {timezone!r}（例如 Asia/Shanghai）") from None
     quiet = _span(doc, "quiet_hours", data.get("quiet_hours", {"start": "22:00", "end": "07:30"}))
     work = _span(doc, "working_hours", data.get("working_hours"))
     if work is not None and work[0] >= work[1]:
-        raise doc.error(("working_hours",), "start must be before end")
+        raise doc.error(("working_hours",), "start 须早于 end")
     public = data.get("public_holidays", True)
     if not isinstance(public, bool):
-        raise doc.error(("public_holidays",), "expected true or false")
+        raise doc.error(("public_holidays",), "须为 true 或 false")
     cal = WorkingCalendar(
         timezone=str(timezone),
         quiet_start=quiet[0] if quiet else None,
@@ -273,9 +273,9 @@ def load_calendar(path: str | Path | None, text: str | None = None) -> WorkingCa
     )
     both = cal.extra_holidays & cal.extra_working_days
     if both:
-        raise doc.error(("extra_working_days",), f"{min(both)} is also listed as a holiday")
+        raise doc.error(("extra_working_days",), f"{min(both)} 同时被列为放假日")
     if cal.work_start is not None and not any(cal._day_spans()):
-        raise doc.error(("working_hours",), "lies entirely inside the quiet hours")
+        raise doc.error(("working_hours",), "完全落在免打扰时段内")
     return cal
 
 
@@ -290,29 +290,29 @@ def _span(doc: YamlFile, key: str, value: Any) -> tuple[time, time] | None:
 
 def _time(doc: YamlFile, path: tuple[str, ...], value: Any) -> time:
     if isinstance(value, int):  # YAML 1.1 reads an unquoted 22:00 as the number 1320
-        raise doc.error(path, 'write times in quotes, e.g. "22:00"')
+        raise doc.error(path, '时间请加引号，例如 "22:00"')
     try:
         hours, minutes = str(value).split(":")
         return time(int(hours), int(minutes))
     except (ValueError, TypeError):
-        raise doc.error(path, f'expected a time "HH:MM", got {value!r}') from None
+        raise doc.error(path, f'须为 "HH:MM" 格式的时间，实为 {value!r}') from None
 
 
 def _weekends(doc: YamlFile, value: Any) -> frozenset[int]:
     if not isinstance(value, list):
-        raise doc.error(("weekends",), "expected a list of weekday names, e.g. [saturday, sunday]")
+        raise doc.error(("weekends",), "须为星期名称的列表，例如 [saturday, sunday]")
     days = set()
     for i, name in enumerate(value):
         key = str(name).strip().lower()
         if key not in WEEKDAYS:
-            raise doc.error(("weekends", i), f"unknown weekday {name!r}")
+            raise doc.error(("weekends", i), f"未知的星期 {name!r}")
         days.add(WEEKDAYS[key])
     return frozenset(days)
 
 
 def _dates(doc: YamlFile, path: tuple[str | int, ...], value: Any) -> frozenset[date]:
     if not isinstance(value, list):
-        raise doc.error(path, "expected a list of dates YYYY-MM-DD")
+        raise doc.error(path, "须为日期列表，格式 YYYY-MM-DD")
     days = set()
     for i, item in enumerate(value):
         if isinstance(item, date) and not isinstance(item, datetime):
@@ -321,20 +321,20 @@ def _dates(doc: YamlFile, path: tuple[str | int, ...], value: Any) -> frozenset[
         try:
             days.add(date.fromisoformat(str(item)))
         except ValueError:
-            raise doc.error((*path, i), f"expected a date YYYY-MM-DD, got {item!r}") from None
+            raise doc.error((*path, i), f"须为 YYYY-MM-DD 格式的日期，实为 {item!r}") from None
     return frozenset(days)
 
 
 def _official(doc: YamlFile, value: Any) -> dict[str, Any]:
     """`official_schedule: {2027: {holidays: [...], working_days: [...]}}`, checked."""
     if not isinstance(value, dict):
-        raise doc.error(("official_schedule",), "expected years, e.g. 2027: {holidays: [...]}")
+        raise doc.error(("official_schedule",), "须按年份填写，例如 2027: {holidays: [...]}")
     years: set[int] = set()
     holidays: set[date] = set()
     working: set[date] = set()
     for year, section in value.items():
         if not isinstance(year, int) or not 2000 <= year <= 2100:
-            raise doc.error(("official_schedule", year), f"expected a year like 2027, got {year!r}")
+            raise doc.error(("official_schedule", year), f"须为年份（如 2027），实为 {year!r}")
         path = ("official_schedule", year)
         check_keys(doc, path, section or {}, {"holidays", "working_days"})
         section = section or {}
@@ -342,9 +342,9 @@ def _official(doc: YamlFile, value: Any) -> dict[str, Any]:
         work = _dates(doc, (*path, "working_days"), section.get("working_days") or [])
         wrong = sorted(d for d in days | work if d.year != year)
         if wrong:
-            raise doc.error(path, f"{wrong[0]} is not in {year}")
+            raise doc.error(path, f"{wrong[0]} 不在 {year} 年内")
         if days & work:
-            raise doc.error(path, f"{min(days & work)} is both a holiday and a working day")
+            raise doc.error(path, f"{min(days & work)} 同时被列为放假日和上班日")
         years.add(year)
         holidays |= days
         working |= work

@@ -93,9 +93,7 @@ def load_policy(path: str | Path | None, text: str | None = None) -> PolicyBook:
     types = builtin_types(default)  # what a file's task section builds on
     for name, section in types_value.items():
         if not _TYPE_NAME.match(str(name)):
-            raise doc.error(
-                ("types", str(name)), "a type name is 1-32 ASCII letters, digits, - or _"
-            )
+            raise doc.error(("types", str(name)), "类型名须为 1-32 个 ASCII 字母、数字、- 或 _")
         types[str(name)] = _policy(
             doc, ("types", str(name)), section or {}, types.get(str(name), default)
         )
@@ -123,48 +121,48 @@ def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) ->
     if "sla" in data:
         sla = _duration(doc, (*path, "sla"), data["sla"])
         if not timedelta(minutes=1) <= sla <= timedelta(days=30):
-            raise doc.error((*path, "sla"), "must be between 1 minute and 30 days")
+            raise doc.error((*path, "sla"), "须在 1 分钟到 30 天之间")
     label = str(data.get("label", base.label)).strip()[:16]
     return SlaPolicy(reminders, escalation, penalty, currency, sla, label)
 
 
 def _reminders(doc: YamlFile, path: tuple[str, ...], value: Any) -> tuple[float, ...]:
     if not isinstance(value, list):
-        raise doc.error(path, 'expected a list of SLA fractions, e.g. ["50%", "100%"]')
+        raise doc.error(path, '须为时限百分比的列表，例如 ["50%", "100%"]')
     out = []
     for i, item in enumerate(value or []):
         text = str(item).strip()
         try:
             frac = float(text[:-1]) / 100 if text.endswith("%") else float(text)
         except ValueError:
-            raise doc.error((*path, i), f'expected a percentage like "50%", got {item!r}') from None
+            raise doc.error((*path, i), f'须为百分比（如 "50%"），实为 {item!r}') from None
         if not 0 < frac <= 10:
-            raise doc.error((*path, i), "must be above 0% and at most 1000% of the SLA")
+            raise doc.error((*path, i), "须大于时限的 0%，且不超过 1000%")
         out.append(frac)
     if out != sorted(set(out)):
-        raise doc.error(path, "reminder points must be increasing and distinct")
+        raise doc.error(path, "提醒点须递增且互不相同")
     return tuple(out)
 
 
 def _escalation(doc: YamlFile, path: tuple[str, ...], value: Any) -> tuple[EscalationLevel, ...]:
     if not isinstance(value, list):
-        raise doc.error(path, "expected a list of levels {after, to}")
+        raise doc.error(path, "须为升级级别的列表 {after, to}")
     levels = []
     for i, item in enumerate(value or []):
         check_keys(doc, (*path, i), item, {"after", "to"})
         to = item.get("to")
         if to not in TARGETS:
-            raise doc.error((*path, i, "to"), f"expected one of {', '.join(TARGETS)}, got {to!r}")
+            raise doc.error((*path, i, "to"), f"须为 {', '.join(TARGETS)} 之一，实为 {to!r}")
         levels.append(EscalationLevel(_duration(doc, (*path, i, "after"), item.get("after")), to))
     if [lv.after for lv in levels] != sorted(lv.after for lv in levels):
-        raise doc.error(path, "levels must be in increasing order of delay")
+        raise doc.error(path, "各级升级的延迟须递增")
     return tuple(levels)
 
 
 def _duration(doc: YamlFile, path: tuple[Any, ...], value: Any) -> timedelta:
     match = _DURATION.match(str(value)) if value is not None else None
     if match is None or isinstance(value, bool):
-        raise doc.error(path, f'expected a delay like 15 (minutes), "15m" or "2h", got {value!r}')
+        raise doc.error(path, f'须为时长，如 15（分钟）、"15m" 或 "2h"，实为 {value!r}')
     number, unit = float(match.group(1)), match.group(2) or "m"
     return timedelta(hours=number) if unit.startswith("h") else timedelta(minutes=number)
 
@@ -173,7 +171,7 @@ def _amount(doc: YamlFile, path: tuple[str, ...], value: Any) -> Decimal:
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise doc.error(path, f"expected an amount, got {value!r}") from None
+        raise doc.error(path, f"须为金额，实为 {value!r}") from None
     if amount < 0 or not amount.is_finite():
-        raise doc.error(path, "must be zero or more")
+        raise doc.error(path, "不能为负数")
     return amount

@@ -19,18 +19,18 @@ class YamlFile:
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
-                raise ConfigError(self.path, f"cannot read: {exc.strerror or exc}") from None
+                raise ConfigError(self.path, f"无法读取：{exc.strerror or exc}") from None
         try:
             self.node = yaml.compose(text, Loader=yaml.SafeLoader)
             self.data = yaml.safe_load(text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 0
-            raise ConfigError(f"{self.path}:{line}", f"invalid YAML: {exc.problem}") from None
+            raise ConfigError(f"{self.path}:{line}", f"YAML 格式错误：{exc.problem}") from None
         if self.data is None:
             self.data = {}
         if not isinstance(self.data, dict):
-            raise ConfigError(f"{self.path}:1", "expected a mapping at the top level")
+            raise ConfigError(f"{self.path}:1", "顶层须为映射（key: value）")
 
     def line_of(self, path: tuple[str | int, ...]) -> int:
         """The 1-based line of the value at a key path, or of its nearest existing parent."""
@@ -59,8 +59,8 @@ class YamlFile:
 def check_keys(doc: YamlFile, path: tuple[str | int, ...], value: Any, allowed: set[str]) -> None:
     """Refuse a mapping that is not one, or that has keys outside `allowed` (typos)."""
     if not isinstance(value, dict):
-        raise doc.error(path, "expected a mapping")
+        raise doc.error(path, "须为映射（key: value）")
     for key in value:
         if key not in allowed:
             known = ", ".join(sorted(allowed))
-            raise doc.error((*path, key), f"unknown key (expected one of: {known})")
+            raise doc.error((*path, key), f"未知的键（可用：{known}）")
