@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# The time people read (messages, pages, CLI) and the scheduler's days are Beijing time.
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class Clock(Protocol):

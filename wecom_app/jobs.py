@@ -14,18 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from wecom_app.clock import BEIJING
 from wecom_app.db import Database
 from wecom_app.models import JobRun
 from wecom_app.services import Services
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 LEASE = timedelta(minutes=2)
 
 
@@ -64,7 +63,7 @@ class Job:
             step = int(self.every.total_seconds())
             return str(int(now.timestamp()) // step * step)
         assert self.daily_at is not None
-        local = now.astimezone(SHANGHAI)
+        local = now.astimezone(BEIJING)
         return local.date().isoformat() if local.time() >= self.daily_at else None
 
 

@@ -98,7 +98,8 @@ def beijing_time(value: str | None) -> str:
     if not value:
         return ""
     from datetime import datetime
-    from zoneinfo import ZoneInfo
 
-    at = datetime.fromisoformat(value).astimezone(ZoneInfo("Asia/Shanghai"))
+    from wecom_app.clock import BEIJING
+
+    at = datetime.fromisoformat(value).astimezone(BEIJING)
     return at.strftime("%Y-%m-%d %H:%M:%S")

@@ -31,16 +31,12 @@ def _now() -> Any:
     return services().clock.now()
 
 
-def _flag(name: str) -> bool:
-    return arg_bool(name)
-
-
 def create_notice(policies: PolicyBook) -> Any:
     """Create and send a notice; with ?dry_run=1 only preview its audience."""
     try:
         draft = service.draft_from(request_body(), policies)
         with transaction() as session:
-            if _flag("dry_run"):
+            if arg_bool("dry_run"):
                 return jsonify(dry_run=True, **service.preview(session, draft).to_dict())
             notice, plan = service.create(session, draft, _now())
             body = {"notice": status.notice_dict(notice), **plan.to_dict()}

@@ -16,7 +16,6 @@ import re
 import secrets
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, redirect, render_template, request, session
 from flask_wtf.csrf import generate_csrf, validate_csrf
@@ -24,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wtforms.validators import ValidationError
 
+from wecom_app.clock import BEIJING
 from wecom_app.errors import WeComError
 from wecom_app.models import Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.notices.acks import (
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 link_blueprint = Blueprint("notice_link", __name__, template_folder="templates")
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 BEIJING_FORMAT = "%m月%d日 %H:%M"
 
 

@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 
 def beijing_date(now: datetime) -> date:
     """The date in Beijing at an instant."""
-    from zoneinfo import ZoneInfo
+    from wecom_app.clock import BEIJING
 
-    return now.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    return now.astimezone(BEIJING).date()
 
 
 def uncovered_message(years: list[int]) -> str:
