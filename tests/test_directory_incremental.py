@@ -104,6 +104,94 @@ def test_new_userid_keeps_the_surrogate_id_and_tags(mirror: Mirror) -> None:
         assert "hanyang2" in session.scalars(select(TagMember.userid)).all()
 
 
+def renames(world: Mirror) -> list[tuple[str, str]]:
+    return [(e.old_userid, e.new_userid) for e in world.announced if isinstance(e, EmployeeRenamed)]
+
+
+def sim_rename(world: Mirror, old: str, new: str) -> None:
+    """Change a userid in WeCom without any callback reaching the app (one that was lost)."""
+    with world.sim.state.lock:
+        member = world.org.members.pop(old)
+        member.userid = new
+        world.org.members[new] = member
+        world.org.touch()
+
+
+@pytest.mark.parametrize("keeps_new_userid", [True, False], ids=["NewUserID", "no-NewUserID"])
+def test_a_userid_change_in_a_thin_payload_is_a_rename_not_a_departure(
+    mirror: Mirror, keeps_new_userid: bool
+) -> None:
+    """Whether WeCom's thin payload keeps NewUserID is unknown (WECOM.md §3): either way the
+    person keeps their row, tags and history, and nobody hears of a departure."""
+    synced(mirror)
+    mirror.sim.state.config.thin_keeps_new_userid = keeps_new_userid
+    before = employee(mirror, "hanyang")
+    assert before is not None
+    mirror.deliver("update_tag", tagid=_a_tag(mirror), add_users=["hanyang"])
+    mirror.deliver("update_user", userid="hanyang", new_userid="hanyang2")
+    mirror.process()
+    after = employee(mirror, "hanyang2")
+    assert after is not None and after.id == before.id and after.status == "active"
+    assert employee(mirror, "hanyang") is None
+    assert renames(mirror) == [("hanyang", "hanyang2")]
+    assert departures(mirror) == [] and "out_of_sight" not in history(mirror, after.id)
+    with mirror.db.begin() as session:
+        assert "hanyang2" in session.scalars(select(TagMember.userid)).all()
+    synced(mirror)  # the nightly sync agrees
+    assert departures(mirror) == [] and employee(mirror, "hanyang2").id == before.id  # type: ignore[union-attr]
+
+
+def test_a_rename_that_cannot_be_told_apart_is_out_of_sight_never_departed(
+    mirror: Mirror,
+) -> None:
+    synced(mirror)
+    mirror.sim.state.config.thin_keeps_new_userid = False
+    with mirror.sim.state.lock:  # a namesake joined the same department; its event is late
+        from wecom_app.simulator.org import Member
+
+        mirror.org.members["hanyang3"] = Member("hanyang3", "韩洋", [5])
+        mirror.org.touch()
+    mirror.deliver("update_user", userid="hanyang", new_userid="hanyang2")
+    mirror.process()
+    old = employee(mirror, "hanyang")
+    assert old is not None and old.status == "out_of_sight"
+    assert employee(mirror, "hanyang2") is None and renames(mirror) == []
+    assert departures(mirror) == []
+
+
+def test_the_nightly_sync_tells_a_lost_rename_from_a_departure(mirror: Mirror) -> None:
+    synced(mirror)
+    before = employee(mirror, "hanyang")
+    sim_rename(mirror, "hanyang", "hanyang2")  # the callback never came
+    with mirror.sim.state.lock:  # and someone left without their delete reaching the app,
+        del mirror.org.members["zhunan"]  # while a different person joined
+        from wecom_app.simulator.org import Member
+
+        mirror.org.members["xinren"] = Member("xinren", "辛仁", [5])
+        mirror.org.touch()
+    synced(mirror)
+    after = employee(mirror, "hanyang2")
+    assert after is not None and before is not None and after.id == before.id
+    assert renames(mirror) == [("hanyang", "hanyang2")]
+    assert departures(mirror) == [("zhunan", "full_sync")]
+    assert employee(mirror, "xinren") is not None
+    assert "userid_changed" in history(mirror, after.id)
+
+
+def test_the_nightly_sync_does_not_pair_a_namesake_elsewhere(mirror: Mirror) -> None:
+    """A leaver and a newcomer of the same name in another department are two people."""
+    synced(mirror)
+    with mirror.sim.state.lock:
+        from wecom_app.simulator.org import Member
+
+        del mirror.org.members["hanyang"]
+        mirror.org.members["hanyang_sh"] = Member("hanyang_sh", "韩洋", [6])
+        mirror.org.touch()
+    synced(mirror)
+    assert renames(mirror) == []
+    assert departures(mirror) == [("hanyang", "full_sync")]
+
+
 def test_departure_by_status_is_announced_once(mirror: Mirror) -> None:
     synced(mirror)
     mirror.deliver("update_user", userid="luojun", status=5)

@@ -17,7 +17,14 @@ from wecom_app.groups.reconcile import reconcile
 from wecom_app.groups.rules import GroupRules, RuleError
 from wecom_app.groups.service import GroupSpec
 from wecom_app.jobs import JobContext, JobTable
-from wecom_app.models import Employee, EmployeeStatus, GroupAudit, ManagedGroup, OutboxMessage
+from wecom_app.models import (
+    Employee,
+    EmployeeStatus,
+    GroupAudit,
+    GroupMember,
+    ManagedGroup,
+    OutboxMessage,
+)
 from wecom_app.outbox import Lane
 from wecom_app.registry import Registry
 
@@ -161,13 +168,36 @@ def test_groups_follow_transfers_and_new_hires_within_seconds(env: GroupEnv) -> 
     chat = env.chat(group.chatid)
     assert "litao" not in chat["userlist"] and "xinren" in chat["userlist"]
     text = chat["messages"][-1]["content"]["content"]
-    assert text == "测试部-李涛：不再符合本群规则，已移出本群"
+    assert text == "测试部-李涛：调离本部门，已移出本群"  # a transfer says so
     assert env.calls("appchat/get") == before + 1  # one group followed, no daily check
     with env.db.read() as session:
         flagged = session.scalar(
             select(ManagedGroup.reconcile_due_at).where(ManagedGroup.chatid == group.chatid)
         )
     assert flagged is None
+
+
+@pytest.mark.parametrize("keeps_new_userid", [True, False], ids=["NewUserID", "no-NewUserID"])
+def test_a_userid_change_keeps_the_person_in_their_groups(
+    env: GroupEnv, keeps_new_userid: bool
+) -> None:
+    group = mobile_group(env, users=["hanyang"])
+    env.settle()
+    env.sim.state.config.thin_keeps_new_userid = keeps_new_userid
+    posted = len(env.chat(group.chatid)["messages"])
+    env.sim.events.update_user("hanyang", new_userid="hanyang2")
+    env.process()
+    env.clock.advance(5)
+    env.settle()
+    chat = env.chat(group.chatid)
+    assert "hanyang2" in chat["userlist"] and "hanyang" not in chat["userlist"]
+    assert len(chat["messages"]) == posted  # nobody is announced as removed
+    assert audit_rows(env, action="remove") == []
+    with env.db.read() as session:
+        cached = set(session.scalars(select(GroupMember.userid)))
+        rules = session.scalar(select(ManagedGroup.rules).where(ManagedGroup.chatid == "mobile01"))
+    assert "hanyang2" in cached and "hanyang" not in cached
+    assert rules["users"] == ["hanyang2"]
 
 
 def test_departed_member_removed_with_explanation(env: GroupEnv) -> None:

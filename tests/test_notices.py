@@ -186,6 +186,17 @@ def test_the_second_button_is_a_response_that_reaches_the_sender(stack: Stack) -
     assert counts["responded"] == 1 and counts["overdue"] == 0
 
 
+def test_a_sender_whose_userid_changed_still_hears_the_answers(stack: Stack) -> None:
+    notice = send(stack, second_button="有疑问", sender="zhaoming")
+    stack.sim.state.config.thin_keeps_new_userid = False
+    assert stack.sim.events.update_user("zhaoming", new_userid="zhaoming2").ok
+    stack.settle()
+    click(stack, notice, "huangyao", delivery.FEEDBACK_KEY)
+    stack.settle()
+    told = [t for t in stack.texts_to("zhaoming2") if f"#{notice['code']}" in t]
+    assert len(told) == 1 and "黄瑶" in told[0]
+
+
 @pytest.mark.parametrize(
     "text", ["收到", "已收到", "好的", "OK", "ｏｋ！", "执行", "马上执行", "收到。", " 收到了~ "]
 )

@@ -17,7 +17,7 @@ from wecom_app.directory.mirror import (
     membership_rows,
     row_values,
 )
-from wecom_app.domain_events import DomainEvents
+from wecom_app.domain_events import DomainEvents, EmployeeRenamed
 from wecom_app.models import Base, Department, DepartmentMember, Employee
 from wecom_app.models import EmployeeStatus as Status
 
@@ -52,12 +52,15 @@ def apply(session: Session, clock: Clock, events: DomainEvents, changes: Directo
     history: list[dict[str, Any]] = []
     departures: list[tuple[str, str]] = []
     _insert_added(session, changes.added, now, history)
-    _update_changed(session, changes.changed, now, history, departures)
+    _update_changed(session, changes.changed + changes.renamed, now, history, departures)
     _mark_vanished(session, changes.departed, now, history, departures)
     for rows in _chunks(history):
         session.execute(insert(TABLES["employee_history"]), rows)
     for userid, source in departures:
         announce_departure(session, clock, events, userid, now, source, None)
+    for old, new in changes.renamed:
+        renamed = EmployeeRenamed(old_userid=old.record.userid, new_userid=new.userid, at=now)
+        events.publish(session, clock, renamed)
 
 
 def _dept_row(record: DeptRecord, now: datetime) -> dict[str, Any]:
@@ -148,8 +151,11 @@ def _update_changed(
             values |= {"departed_at": None, "departed_source": None}
         updates.append(values)
         fields = old.changed_fields(new)
+        details: dict[str, Any] = {"changed": fields}
+        if "userid" in fields:
+            details |= {"old": old.userid, "new": new.userid, "by": "full_sync_pairing"}
         for kind in history_kinds(old, new):
-            history.append(_history(current.id, kind, now, {"changed": fields}))
+            history.append(_history(current.id, kind, now, details))
         if {"departments", "main_department", "leader_in"} & set(fields):
             moved.append(current.id)
             members.extend(membership_rows(current.id, new))

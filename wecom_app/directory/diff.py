@@ -129,6 +129,8 @@ class DirectoryDiff:
     departments_removed: list[int] = field(default_factory=list)
     added: list[EmployeeRecord] = field(default_factory=list)
     changed: list[tuple[MirrorEmployee, EmployeeRecord]] = field(default_factory=list)
+    # a userid change no callback told of: the old row, and the member under the new userid
+    renamed: list[tuple[MirrorEmployee, EmployeeRecord]] = field(default_factory=list)
     departed: list[MirrorEmployee] = field(default_factory=list)
     unchanged: int = 0
 
@@ -137,6 +139,7 @@ class DirectoryDiff:
         return {
             "added": len(self.added),
             "changed": len(self.changed),
+            "renamed": len(self.renamed),
             "departed": len(self.departed),
             "unchanged": self.unchanged,
             "departments_added": len(self.departments_added),
@@ -172,7 +175,40 @@ def diff(mirror: MirrorSnapshot, wecom: WeComSnapshot, fetched_at: datetime) -> 
             result.departed.append(current)
             continue
         result.unchanged += 1
+    _pair_renames(result)
     return result
+
+
+def _pair_renames(result: DirectoryDiff) -> None:
+    """Take a vanished member and a newcomer for one person whose userid changed, when sure.
+
+    A departure always comes with `delete_user` (or status 5), so a member who vanished without
+    one and a newcomer of the same name are one person under a new userid when nothing else
+    could be meant: the newcomer sits in the vanished member's departments, or the vanished
+    member already went out of sight through an `update_user` (what a thin rename looks like);
+    and exactly one vanished member and one newcomer carry that name.
+    """
+    if not result.departed or not result.added:
+        return
+    vanished: dict[str, list[MirrorEmployee]] = {}
+    for member in result.departed:
+        vanished.setdefault(member.record.name, []).append(member)
+    newcomers: dict[str, list[EmployeeRecord]] = {}
+    for record in result.added:
+        newcomers.setdefault(record.name, []).append(record)
+    paired: set[str] = set()
+    for name, gone in vanished.items():
+        came = newcomers.get(name, [])
+        if len(gone) != 1 or len(came) != 1 or not name:
+            continue
+        old, new = gone[0], came[0]
+        hidden = old.record.status == EmployeeStatus.OUT_OF_SIGHT
+        if hidden or set(old.record.departments) == set(new.departments):
+            result.renamed.append((old, new))
+            paired.update((old.record.userid, new.userid))
+    if paired:
+        result.departed = [m for m in result.departed if m.record.userid not in paired]
+        result.added = [r for r in result.added if r.userid not in paired]
 
 
 def _diff_departments(mirror: MirrorSnapshot, wecom: WeComSnapshot, out: DirectoryDiff) -> None:

@@ -33,7 +33,7 @@ from wecom_app.directory.naming import NamingPolicy
 from wecom_app.directory.queries import department_subtree_ids
 from wecom_app.domain_events import EmployeeRenamed
 from wecom_app.errors import CredentialFailing, WeComError, WeComNetworkError
-from wecom_app.models import Department, Employee, EmployeeHistory, Tag, TagMember
+from wecom_app.models import Department, Employee, EmployeeHistory, EmployeeStatus, Tag, TagMember
 from wecom_app.wecom.api import WeComApi
 from wecom_app.wecom.types import Department as WeComDepartment
 from wecom_app.wecom.types import User
@@ -46,12 +46,21 @@ OUTSIDE_VISIBILITY = 60011
 ID_ONLY_FIELDS = frozenset({"UserID", "NewUserID", "Department"})
 
 
+# Departments read to find who a vanished member became (a thin payload lists few)
+MAX_NEARBY_DEPARTMENTS = 8
+
+
 @dataclass(frozen=True)
 class Lookup:
-    """What WeCom said when asked: the thing, or the error it answered with."""
+    """What WeCom said when asked: the thing, or the error it answered with.
+
+    `nearby` holds the members of the departments an `update_user` named when its member was
+    not found: where to look for the member under a new userid (see `_successor`).
+    """
 
     found: Any = None
     error: WeComError | None = None
+    nearby: tuple[User, ...] = ()
 
 
 def _ask(call: Any, *args: Any) -> Lookup:
@@ -72,8 +81,37 @@ def member_of(event: Event) -> str:
 
 
 def fetch_member(client: WeComApi, event: Event) -> Lookup:
-    """Read the member an event is about, before the event's transaction opens."""
-    return _ask(client.user_get, member_of(event))
+    """Read the member an event is about, before the event's transaction opens.
+
+    An `update_user` about a member WeCom no longer knows, without `NewUserID`, is what a
+    userid change can look like in a thin payload: the departments it names are read too, so
+    the handler can find the member under their new userid.
+    """
+    lookup = _ask(client.user_get, member_of(event))
+    if not _maybe_renamed(event, lookup):
+        return lookup
+    assert isinstance(event, UserChange)
+    nearby: dict[str, User] = {}
+    for dept_id in _departments_named(event)[:MAX_NEARBY_DEPARTMENTS]:
+        listed = _ask(client.user_list, dept_id)
+        for user in listed.found or ():
+            nearby.setdefault(user.userid, user)
+    return replace(lookup, nearby=tuple(nearby.values()))
+
+
+def _maybe_renamed(event: Event, lookup: Lookup) -> bool:
+    return (
+        isinstance(event, UserChange)
+        and event.change_type == "update_user"
+        and not event.new_user_id
+        and lookup.error is not None
+        and lookup.error.errcode == USER_NOT_FOUND
+    )
+
+
+def _departments_named(event: UserChange) -> list[int]:
+    text = str(event.fields.get("Department") or "")
+    return [int(part) for part in text.split(",") if part.strip().isdigit()]
 
 
 def fetch_department(client: WeComApi, event: PartyChange) -> Lookup:
@@ -87,8 +125,40 @@ def on_user_changed(ctx: HandlerContext, event: UserChange, *, policy: NamingPol
     """A member was added or edited (maybe renamed, maybe removed by a new status)."""
     if event.new_user_id and event.new_user_id != event.user_id:
         _rename(ctx, event.user_id, event.new_user_id)
+    elif (successor := _successor(ctx, event)) is not None:
+        _rename(ctx, event.user_id, successor.userid, matched_by="name_and_department")
+        _refresh_member(ctx, policy, successor.userid, SOURCE, departure_source="status",
+                        fields={}, lookup=Lookup(successor))  # fmt: skip
+        return
     _refresh_member(ctx, policy, member_of(event), SOURCE, departure_source="status",
                     fields=event.fields)  # fmt: skip
+
+
+def _successor(ctx: HandlerContext, event: UserChange) -> User | None:
+    """Who a member WeCom no longer knows became, when one person can be told apart.
+
+    A userid change sent without `NewUserID` names the old userid, which `user/get` no longer
+    finds, and the departments the member is in. The member is taken to be renamed when exactly
+    one member of those departments is unknown to the mirror and has their name; anything less
+    certain leaves them out of sight (never departed), for the nightly sync to settle.
+    """
+    lookup = ctx.fetched
+    if not isinstance(lookup, Lookup) or not lookup.nearby:
+        return None
+    emp = employee_by_userid(ctx.session, event.user_id)
+    if emp is None or emp.status == EmployeeStatus.DEPARTED:
+        return None
+    strangers = [
+        user
+        for user in lookup.nearby
+        if user.name == emp.name and employee_by_userid(ctx.session, user.userid) is None
+    ]
+    if len(strangers) != 1:
+        if strangers:
+            log.warning("%s vanished and %d members named %s appeared: not guessing which",
+                        event.user_id, len(strangers), emp.name)  # fmt: skip
+        return None
+    return strangers[0]
 
 
 def on_user_deleted(ctx: HandlerContext, event: UserChange) -> None:
@@ -225,10 +295,11 @@ def _refresh_member(
     *,
     departure_source: str,
     fields: dict[str, Any],
+    lookup: Lookup | None = None,
 ) -> Employee | None:
     """Bring one member's row up to date with what WeCom said; None when we know nothing."""
     session = ctx.session
-    lookup: Lookup = ctx.fetched or Lookup(error=WeComError(-1, "not fetched"))
+    lookup = lookup or ctx.fetched or Lookup(error=WeComError(-1, "not fetched"))
     if lookup.error is None:
         record = EmployeeRecord.from_user(lookup.found)
     else:
@@ -254,7 +325,7 @@ def _refresh_member(
     )  # fmt: skip
 
 
-def _rename(ctx: HandlerContext, old: str, new: str) -> None:
+def _rename(ctx: HandlerContext, old: str, new: str, matched_by: str = "NewUserID") -> None:
     """Move a userid to its new value, keeping the surrogate id and everything attached."""
     session, now = ctx.session, ctx.clock.now()
     emp = employee_by_userid(session, old)
@@ -266,7 +337,7 @@ def _rename(ctx: HandlerContext, old: str, new: str) -> None:
     emp.userid, emp.updated_at = new, now
     for member in session.scalars(select(TagMember).where(TagMember.userid == old)):
         member.userid = new
-    _note(ctx, emp.id, "userid_changed", SOURCE, {"old": old, "new": new})
+    _note(ctx, emp.id, "userid_changed", SOURCE, {"old": old, "new": new, "by": matched_by})
     session.flush()
     ctx.events.publish(session, ctx.clock, EmployeeRenamed(old_userid=old, new_userid=new, at=now))
 

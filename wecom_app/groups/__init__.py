@@ -23,7 +23,12 @@ APPCHAT_PACE_PER_HOUR = 950
 
 def register(registry: Registry, settings: Settings) -> None:
     """Add the groups' departure reaction, result handlers, lane, daily check and API."""
-    from wecom_app.domain_events import EmployeeChanged, EmployeeDeparted, EmployeeOutOfSight
+    from wecom_app.domain_events import (
+        EmployeeChanged,
+        EmployeeDeparted,
+        EmployeeOutOfSight,
+        EmployeeRenamed,
+    )
     from wecom_app.groups import api, daily, departures, following, ledger, outcomes, service
     from wecom_app.groups.notice import DepartureNotice
     from wecom_app.jobs import Job
@@ -38,6 +43,7 @@ def register(registry: Registry, settings: Settings) -> None:
     registry.events.subscribe(EmployeeDeparted, remove)
     registry.events.subscribe(EmployeeOutOfSight, remove)
     registry.events.subscribe(EmployeeChanged, following.flag_affected)
+    registry.events.subscribe(EmployeeRenamed, following.follow_rename)
     registry.jobs.add(Job("groups.follow_changes", following.follow_changes, every=following.EVERY))
     registry.jobs.add(Job("groups_daily_check", daily.daily_check, daily_at=time(9, 0)))
     registry.api.append(api.bp)

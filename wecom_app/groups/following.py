@@ -12,10 +12,10 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from wecom_app.clock import Clock
-from wecom_app.domain_events import EmployeeChanged
+from wecom_app.domain_events import EmployeeChanged, EmployeeRenamed
 from wecom_app.groups.mirror import org_view
 from wecom_app.groups.reconcile import desired_for, reconcile
 from wecom_app.groups.rules import RuleError
@@ -44,6 +44,40 @@ def flag_affected(session: Any, clock: Clock, event: EmployeeChanged) -> None:
         except RuleError:  # a rule that no longer resolves: the daily check reports it
             continue
         if wanted != (group.id in inside):
+            group.reconcile_due_at = group.reconcile_due_at or now
+
+
+def follow_rename(session: Any, clock: Clock, event: EmployeeRenamed) -> None:
+    """A userid changed: WeCom keeps the person in their chats under the new one, so the member
+    cache and the rules that name them follow, and their groups are checked at once."""
+    old, new = event.old_userid, event.new_userid
+    both = select(GroupMember.group_id).where(GroupMember.userid == new)
+    session.execute(
+        delete(GroupMember)
+        .where(GroupMember.userid == old, GroupMember.group_id.in_(both))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(GroupMember)
+        .where(GroupMember.userid == old)
+        .values(userid=new)
+        .execution_options(synchronize_session=False)
+    )
+    now = clock.now()
+    inside = set(session.scalars(select(GroupMember.group_id).where(GroupMember.userid == new)))
+    for group in session.scalars(select(ManagedGroup)):
+        rules = dict(group.rules or {})
+        named = False
+        for key in ("users", "exclude"):
+            listed = [str(u) for u in rules.get(key) or ()]
+            if old in listed:
+                rules[key] = [new if u == old else u for u in listed]
+                named = True
+        if named:
+            group.rules = rules
+            log.warning("group %s names %s, now %s: its rules follow; update the groups file too",
+                        group.chatid, old, new)  # fmt: skip
+        if group.status == "active" and (named or group.id in inside):
             group.reconcile_due_at = group.reconcile_due_at or now
 
 

@@ -19,7 +19,7 @@ from wecom_app.groups.ledger import audit, pending_changes, queue_plan
 from wecom_app.groups.mirror import group_by_chatid, org_view, userids_of
 from wecom_app.groups.plan import MembershipPlan, make_plan
 from wecom_app.groups.rules import GroupRules, OrgView, desired_members
-from wecom_app.models import Employee, EmployeeStatus, GroupMember, ManagedGroup
+from wecom_app.models import Employee, EmployeeHistory, EmployeeStatus, GroupMember, ManagedGroup
 from wecom_app.models.groups import AuditOutcome
 from wecom_app.services import Services
 from wecom_app.wecom.types import AppChat
@@ -76,6 +76,15 @@ def plan_group(
         elif row.action == "rename":
             name = row.detail or name
     preferred = userids_of(session, [group.owner_id, group.backup_owner_id])
+    transferred = _moved_since(
+        session,
+        [
+            u
+            for u in chat.userlist
+            if u not in desired and (p := org.people.get(u)) is not None and p.active
+        ],
+        group.last_reconciled_at or group.created_at,
+    )
     reasons = {}
     for userid in chat.userlist:
         person = org.people.get(userid)
@@ -84,6 +93,8 @@ def plan_group(
             if person is None
             else "非在职员工"
             if not person.active
+            else "调离本部门"
+            if userid in transferred
             else "不再符合本群规则"
         )
     return make_plan(
@@ -98,6 +109,23 @@ def plan_group(
         pending_remove=leaving,
         removal_reasons=reasons,
     )
+
+
+def _moved_since(session: Session, userids: list[str], since: datetime) -> set[str]:
+    """Who of these changed departments since the group last matched its rules: a removal that
+    follows a transfer says so (调离本部门), not merely that the rules no longer fit."""
+    if not userids:
+        return set()
+    query = (
+        select(Employee.userid)
+        .join(EmployeeHistory, EmployeeHistory.employee_id == Employee.id)
+        .where(
+            Employee.userid.in_(userids),
+            EmployeeHistory.kind == "moved",
+            EmployeeHistory.at >= since,
+        )
+    )
+    return set(session.scalars(query))
 
 
 def observe(

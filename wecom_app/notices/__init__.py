@@ -18,7 +18,7 @@ from wecom_app.settings import Settings
 
 def register(registry: Registry, settings: Settings) -> None:
     """Add card clicks, text replies, the departure reaction, send results, jobs and pages."""
-    from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight
+    from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight, EmployeeRenamed
     from wecom_app.jobs import Job
     from wecom_app.notices import acks, api, delivery, link, pacing, text
     from wecom_app.sla.config import SlaConfig
@@ -30,6 +30,7 @@ def register(registry: Registry, settings: Settings) -> None:
     registry.events.subscribe(EmployeeDeparted, acks.exclude_departed)
     # someone the app cannot see cannot answer: their open receipts stop counting too
     registry.events.subscribe(EmployeeOutOfSight, acks.exclude_departed)
+    registry.events.subscribe(EmployeeRenamed, acks.follow_rename)
     sla = SlaConfig.from_settings(settings)
     deadlines = partial(receipt_times, config=sla)
     registry.outbox.on_result("message_send", partial(delivery.record_send, deadlines=deadlines))

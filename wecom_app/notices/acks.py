@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from callbacks.dispatch import HandlerContext
 from callbacks.events import TemplateCardEvent
 from wecom_app.clock import Clock
-from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight
+from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight, EmployeeRenamed
 from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.notices import delivery, pacing
 from wecom_app.outbox import enqueue
@@ -239,4 +239,12 @@ def exclude_departed(
             Receipt.excluded.is_(False),
         )
         .values(excluded=True, next_action_at=None)
+    )
+
+
+def follow_rename(session: Session, clock: Clock, event: EmployeeRenamed) -> None:
+    """A sender whose userid changed keeps hearing of the answers to their notices (receipts
+    hold the employee's surrogate id and need nothing)."""
+    session.execute(
+        update(Notice).where(Notice.sender == event.old_userid).values(sender=event.new_userid)
     )

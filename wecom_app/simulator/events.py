@@ -112,6 +112,7 @@ class CallbackDriver:
             member,
             new_style=self.state.config.new_style_contact_events,
             new_userid=new_userid,
+            thin_keeps_new_userid=self.state.config.thin_keeps_new_userid,
         )
         return self._send(CONTACTS, xml)
 
@@ -138,6 +139,10 @@ class CallbackDriver:
                 org.members[new_userid] = member
                 for tag in org.tags.values():  # WeCom keeps a renamed member in their tags
                     tag.userlist = [new_userid if u == userid else u for u in tag.userlist]
+                for chat in self.state.chats.values():  # and in their group chats
+                    chat["userlist"] = [new_userid if u == userid else u for u in chat["userlist"]]
+                    if chat.get("owner") == userid:
+                        chat["owner"] = new_userid
             org.touch()
         return self._user_event("update_user", userid, member, new_userid)
 

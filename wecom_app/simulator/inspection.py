@@ -135,11 +135,12 @@ def clock() -> Response:
 @inspect_blueprint.post("/config")
 def configure() -> Response:
     """Change behaviour switches and secrets: visibility_root, contacts_details_blocked,
-    new_style_contact_events, strict_removals, unlicensed, limits, and app_secret /
-    contacts_secret (an administrator resetting a secret: tokens issued for the old one die)."""
+    new_style_contact_events, thin_keeps_new_userid, strict_removals, unlicensed, limits, and
+    app_secret / contacts_secret (an administrator resetting a secret: tokens issued for the old
+    one die)."""
     body, config = _body(), _state().config
     switches = ("visibility_root", "contacts_details_blocked", "new_style_contact_events",
-                "strict_removals")  # fmt: skip
+                "thin_keeps_new_userid", "strict_removals")  # fmt: skip
     with _state().lock:
         for name in switches:
             if name in body:

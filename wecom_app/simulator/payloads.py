@@ -123,11 +123,12 @@ def contact_user(
     *,
     new_style: bool,
     new_userid: str | None = None,
+    thin_keeps_new_userid: bool = True,
 ) -> str:
     """Build a create_user / update_user / delete_user change_contact event."""
     fields = _header(corp_id, "sys", create_time, "event")
     fields += [("Event", "change_contact"), ("ChangeType", change_type), ("UserID", userid)]
-    if new_userid:
+    if new_userid and (thin_keeps_new_userid or not new_style):
         fields.append(("NewUserID", new_userid))
     if member is not None and change_type != "delete_user":
         fields += (

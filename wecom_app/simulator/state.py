@@ -56,6 +56,9 @@ class SimConfig:
     contacts_details_blocked: bool = False
     # True sends new-style member events (UserID/Department only); False sends all fields.
     new_style_contact_events: bool = True
+    # Whether a new-style update_user still carries NewUserID when a userid changes: no source
+    # says (WECOM.md §3), so both are modelled. False sends only the old UserID and Department.
+    thin_keeps_new_userid: bool = True
     # True answers 86216 to an appchat/update removing someone not in the chat, failing the
     # whole call (WECOM.md §6); False ignores such a removal.
     strict_removals: bool = True
