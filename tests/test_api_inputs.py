@@ -71,7 +71,18 @@ def test_true_booleans_still_work(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{", b"[1, 2]", b'"title"', b"", b"\xff\xfe{", b'{"title": "a",}', b"[" * 5000]
+    "raw",
+    [
+        b"{",
+        b"[1, 2]",
+        b'"title"',
+        b"",
+        b"\xff\xfe{",
+        b'{"title": "a",}',
+        b"[" * 5000,
+        b'{"title": "a", "sla_minutes": NaN}',
+        b'{"sla_minutes": -Infinity}',
+    ],
 )
 def test_a_body_that_is_not_a_json_object_says_so(world: World, raw: bytes) -> None:
     resp = post(world, "/api/v1/notices", raw=raw)

@@ -83,7 +83,7 @@ def json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise InputError("请求体", "为空；须为 JSON 对象")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise InputError("请求体", "不是有效的 JSON") from None
     if not isinstance(data, dict):
@@ -104,8 +104,11 @@ def _walk(value: Any, path: str, depth: int) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _walk(item, f"{path}[{i}]", depth + 1)
-    elif isinstance(value, float) and value != value:  # NaN is not JSON  # pragma: no cover
-        raise InputError(path, "不是数字")
+
+
+def _not_json(name: str) -> Any:
+    """Python's json reads NaN and Infinity, which JSON does not have: refuse them."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _shown(value: str) -> str:
