@@ -251,6 +251,7 @@ def make_world(
     if serve:  # the app's address is known before it is built: its public URL
         overrides.setdefault("public_url", f"http://127.0.0.1:{port}")
     overrides.setdefault("oauth_base", sim.url)  # members sign in at the simulator
+    overrides.setdefault("web_login_base", sim.url)  # and log in to the console there too
     if contacts_secret is None:
         overrides["contacts_secret"] = None
     settings = base_settings(**overrides)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callbacks import handlers as callback_handlers
-from wecom_app import directory, groups, notices, performers, sla
+from wecom_app import console, directory, groups, notices, performers, sla
 from wecom_app.clock import Clock, SystemClock
 from wecom_app.db import Database
 from wecom_app.registry import Registry
@@ -39,6 +39,7 @@ FEATURES: tuple[Feature, ...] = (
     groups.register,
     notices.register,
     sla.register,
+    console.register,
 )
 
 
@@ -109,6 +110,7 @@ def _client(
         settings.secret("contacts_secret") or None,
         base_url=settings.api_base,
         oauth_base=settings.oauth_base,
+        web_login_base=settings.web_login_base,
         proxy=settings.http_proxy,
         clock=clock,
         before_request=guard,

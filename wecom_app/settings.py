@@ -82,6 +82,12 @@ class Settings(_FromEverywhere):
     )
     api_base: str = Field("https://qyapi.weixin.qq.com", validation_alias=_key("WECOM_API_BASE"))
     oauth_base: str = Field("https://open.weixin.qq.com", validation_alias=_key("WECOM_OAUTH_BASE"))
+    web_login_base: str = Field(
+        "https://login.work.weixin.qq.com", validation_alias=_key("WECOM_WEB_LOGIN_BASE")
+    )
+    # who sees everything in the console (HR, administrators): userids and tags, comma-separated
+    console_admins: str | None = Field(None, validation_alias=_key("WECOM_CONSOLE_ADMINS"))
+    console_admin_tags: str | None = Field(None, validation_alias=_key("WECOM_CONSOLE_ADMIN_TAGS"))
     http_proxy: str | None = Field(None, validation_alias=_key("WECOM_HTTP_PROXY"))
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_key("DATABASE_URL"))
     api_token: SecretStr = Field(validation_alias=_key("WECOM_APP_API_TOKEN"))

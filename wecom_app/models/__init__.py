@@ -1,6 +1,7 @@
 """SQLAlchemy 2.x typed models; import this package to register every table on Base.metadata."""
 
 from wecom_app.models.base import Base, UTCDateTime
+from wecom_app.models.console import ConsoleAction, ConsoleSession
 from wecom_app.models.directory import (
     Department,
     DepartmentMember,
@@ -27,6 +28,8 @@ __all__ = [
     "AckChannel",
     "AuditOutcome",
     "Base",
+    "ConsoleAction",
+    "ConsoleSession",
     "Department",
     "DepartmentMember",
     "Employee",

@@ -49,6 +49,7 @@ class AckChannel(StrEnum):
     BUTTON = "button"
     TEXT = "text"
     LINK = "link"
+    CONSOLE = "console"
 
 
 class Notice(Base):

@@ -1,10 +1,11 @@
-"""OAuth inside the WeCom client: the authorize redirect, codes for members (single use,
-5 minutes) and auth/getuserinfo.
+"""OAuth inside the WeCom client and web login (扫码登录) from a browser: the redirects, codes
+for members (single use, 5 minutes) and auth/getuserinfo.
 
 Inside the WeCom client, opening `open.weixin.qq.com/connect/oauth2/authorize?...` redirects at
 once to `redirect_uri?code=CODE&state=STATE` for the member using the client. The simulator has
 no client, so its authorize page lets a tester pick the member (or takes `as=<userid>`), then
-redirects the same way.
+redirects the same way. Web login (`login.work.weixin.qq.com/wwlogin/sso/login`, page 98171)
+shows a QR code to scan with the WeCom app; here the same picker stands in for the scan.
 """
 
 from __future__ import annotations
@@ -60,6 +61,30 @@ def authorize() -> Response:
         problems.append("scope 必须是 snsapi_base 或 snsapi_privateinfo")
     if urlsplit(back).scheme not in ("http", "https"):
         problems.append("redirect_uri 必须是 http(s) 地址")
+    return _pick_member(state, problems, "企业微信授权（模拟）")
+
+
+@oauth_blueprint.get("/wwlogin/sso/login")
+def web_login() -> Response:
+    """Web login: the member scans a QR code; here they are picked, then sent back with a code."""
+    state: SimState = current_app.extensions["wecom_simulator"]
+    args = request.args
+    problems = []
+    if args.get("login_type") != "CorpApp":
+        problems.append("login_type 必须是 CorpApp（企业自建应用）")
+    if args.get("appid") != state.config.corp_id:
+        problems.append("appid 不是本企业的 CorpID")
+    if args.get("agentid") != str(state.config.agent_id):
+        problems.append("agentid 不是本应用的 AgentId")
+    if urlsplit(args.get("redirect_uri", "")).scheme not in ("http", "https"):
+        problems.append("redirect_uri 必须是 http(s) 地址")
+    return _pick_member(state, problems, "企业微信扫码登录（模拟）")
+
+
+def _pick_member(state: SimState, problems: list[str], title: str) -> Response:
+    """Redirect back with a code for `as`, or show the members to pick from."""
+    args = request.args
+    back = args.get("redirect_uri", "")
     if problems:
         return _html("授权参数错误", "".join(f"<p>{escape(p)}</p>" for p in problems), 400)
     userid = args.get("as", "")
@@ -74,13 +99,14 @@ def authorize() -> Response:
         link = "?" + urlencode({**args, "as": m.userid})
         rows.append(f'<li><a href="{escape(link)}">{escape(m.name)}（{escape(m.userid)}）</a></li>')
     body = "<p>模拟器：选择以哪位成员的身份登录</p><ul>" + "".join(rows) + "</ul>"
-    return _html("企业微信授权（模拟）", body)
+    return _html(title, body)
 
 
 def _html(title: str, body: str, status: int = 200) -> Response:
     page = (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>{body}</body></html>"
     )
     return Response(page, status, content_type="text/html; charset=utf-8")

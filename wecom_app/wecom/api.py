@@ -123,6 +123,10 @@ class WeComApi(Protocol):
         """The silent OAuth (snsapi_base) URL that comes back to redirect_uri."""
         ...
 
+    def web_login_url(self, redirect_uri: str, state: str) -> str:
+        """WeCom's web login (扫码登录) URL that comes back to redirect_uri."""
+        ...
+
     def auth_getuserinfo(self, code: str) -> str:
-        """The member an OAuth code belongs to."""
+        """The member an OAuth or web-login code belongs to."""
         ...

@@ -36,6 +36,7 @@ from wecom_app.wecom.types import (
 __all__ = ["Credential", "WeComClient"]
 
 OAUTH_BASE_URL = "https://open.weixin.qq.com"  # where members are sent to sign in
+WEB_LOGIN_BASE_URL = "https://login.work.weixin.qq.com"  # 扫码登录 from a desktop browser
 
 
 class WeComClient:
@@ -58,9 +59,11 @@ class WeComClient:
         backoff: float = 0.5,
         before_request: RequestHook | None = None,
         oauth_base: str = OAUTH_BASE_URL,
+        web_login_base: str = WEB_LOGIN_BASE_URL,
     ) -> None:
         self.corp_id = corp_id
         self.oauth_base = oauth_base.rstrip("/")
+        self.web_login_base = web_login_base.rstrip("/")
         self.agent_id = int(agent_id)
         self.base_url = base_url.rstrip("/")
         self._session = ApiSession(
@@ -285,6 +288,23 @@ class WeComClient:
             safe="",
         )
         return f"{self.oauth_base}/connect/oauth2/authorize?{query}#wechat_redirect"
+
+    def web_login_url(self, redirect_uri: str, state: str) -> str:
+        """Return the URL of WeCom's web login (扫码登录, page 98171) for this app; its code is
+        turned into the member by `auth/getuserinfo` like an OAuth code."""
+        query = urlencode(
+            {
+                "login_type": "CorpApp",
+                "appid": self.corp_id,
+                "agentid": self.agent_id,
+                "redirect_uri": redirect_uri,
+                "state": state,
+                "lang": "zh",
+            },
+            quote_via=quote,
+            safe="",
+        )
+        return f"{self.web_login_base}/wwlogin/sso/login?{query}"
 
     def auth_getuserinfo(self, code: str) -> str:
         """Turn an OAuth code into the member's userid; a non-member's code raises WeComError."""

@@ -1,0 +1,195 @@
+"""The console in real headless Chromium against the app and the simulator: HR, a leader and an
+employee sign in through the simulator's web login and OAuth pages; the leader sends a notice
+from the form, the employee confirms it on 我的, the leader sees it counted; a leader who edits
+a URL gets 403; a POST without the page's CSRF token is refused; the dashboard's charts draw; the
+browser console stays clean. Screenshots of each page at phone and desktop width are kept in
+artifacts/screenshots/console-*.png (WECOM_APP_ARTIFACTS overrides)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.world import World, make_world
+from wecom_app.bench.mirror import load_mirror
+from wecom_app.models import ConsoleAction, Notice
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("WECOM_APP_ARTIFACTS", "artifacts")) / "screenshots"
+PHONE = {"width": 390, "height": 800}
+DESKTOP = {"width": 1280, "height": 900}
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - scripts/test installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.skipif(
+    (CHROMIUM is None or sync_playwright is None) and not os.environ.get("WECOM_APP_REQUIRE_TOOLS"),
+    reason="chromium or playwright is not installed (scripts/test installs them)",
+)
+
+
+class Browser:
+    """One Chromium; each person gets a context (their own cookies) and a page."""
+
+    def __init__(self, pw: Any) -> None:
+        assert CHROMIUM is not None
+        self.browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        self.errors: list[str] = []
+
+    def person(self, viewport: dict[str, int] = PHONE) -> Any:
+        context = self.browser.new_context(viewport=viewport, locale="zh-CN")
+        page = context.new_page()
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        return page
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM is not None and sync_playwright is not None, "chromium and playwright needed"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        holder = Browser(pw)
+        try:
+            yield holder
+        finally:
+            holder.browser.close()
+
+
+@pytest.fixture
+def world(sqlite_url: str) -> Iterator[World]:
+    with make_world(sqlite_url, console_admins="zhenglinwei") as running:
+        load_mirror(running.services.db, running.sim.state.org, running.clock.now())
+        yield running
+
+
+def sign_in(page: Any, world: World, path: str, who: str, *, web: bool) -> None:
+    """Open a console page, go through the simulator's login, land back on the page."""
+    page.goto(f"{world.app_url}{path}")
+    assert "/console/login" in page.url
+    page.get_by_role("link", name="企业微信扫码登录" if web else "已在企业微信内？点此授权登录").click()
+    page.get_by_text(f"（{who}）").click()  # the simulator's stand-in for the scan / the client
+    page.wait_for_load_state("networkidle")
+    assert path.split("?")[0] in page.url, page.url
+
+
+def shots(page: Any, name: str) -> None:
+    """Keep the page at phone and desktop width, and check it fits the phone."""
+    before = page.viewport_size
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(150)
+        if label == "phone":
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"] + 1, f"{name} scrolls sideways on a phone ({width}px)"
+        page.screenshot(path=str(ARTIFACTS / f"console-{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(before)
+
+
+def test_hr_leader_and_employee_use_the_console(world: World, browser: Browser) -> None:
+    hr = browser.person(DESKTOP)
+    sign_in(hr, world, "/console/", "zhenglinwei", web=True)
+    assert hr.get_by_text("管理员/人事").is_visible()
+    shots(hr, "dashboard-empty")
+
+    leader = browser.person()
+    sign_in(leader, world, "/console/notices/new", "zhangyao", web=False)
+    shots(leader, "new-notice")
+    leader.fill("input[name=title]", "周五消防演练")
+    leader.fill("textarea[name=body]", "14:00 全员到一楼集合，请带好工牌。")
+    leader.get_by_label("平台研发部").check()
+    with world.sim.state.lock:
+        platform = sum(4 in m.department and m.status == 1 for m in world.org.members.values())
+    leader.wait_for_selector(f"text=将发送给 {platform} 人")
+    assert leader.get_by_label("移动研发部").count() == 0  # not theirs to address
+    leader.get_by_role("button", name="发送").click()
+    leader.wait_for_selector("text=按部门")
+    code = leader.url.rsplit("/", 1)[1]
+    world.drain()  # the cards go out
+    shots(leader, "notice-sent")
+
+    employee = browser.person()
+    sign_in(employee, world, "/console/me", "huangyao", web=False)
+    assert employee.get_by_role("heading", name="周五消防演练").is_visible()
+    shots(employee, "me-pending")
+    employee.locator(f"#pending-{code}").get_by_role("button", name="确认收到").click()
+    employee.wait_for_selector("text=没有需要您确认的通知")
+    assert employee.locator("table.list").get_by_text("已确认").first.is_visible()
+    shots(employee, "me-done")
+    assert employee.get_by_role("link", name="总览").count() == 0  # an employee sees only 我的
+
+    leader.reload()
+    row = leader.locator("#receipts tr[data-userid=huangyao]")
+    assert "已确认" in row.inner_text() and "控制台" in row.inner_text()
+    assert leader.locator("#progress").inner_text().split()[0] == "1"
+
+    hr.goto(f"{world.app_url}/console/notices")
+    assert hr.get_by_text(f"#{code} 周五消防演练").is_visible()
+    shots(hr, "notices")
+    hr.goto(f"{world.app_url}/console/")
+    hr.wait_for_function(
+        "() => [...document.querySelectorAll('.chart canvas')].length >= 2"
+        " && [...document.querySelectorAll('.chart canvas')].every(c => c.width > 0)"
+    )
+    assert _drawn(hr, "#chart-weeks canvas") and _drawn(hr, "#chart-overdue canvas")
+    shots(hr, "dashboard")
+    with world.db.read() as session:
+        actions = set(session.execute(select(ConsoleAction.userid, ConsoleAction.action)).all())
+    assert {("zhangyao", "send"), ("huangyao", "ack"), ("zhenglinwei", "sign_in")} <= actions
+    assert browser.errors == [], browser.errors
+
+
+def test_a_leader_editing_a_url_gets_403_and_a_post_without_csrf_is_refused(
+    world: World, browser: Browser
+) -> None:
+    body = {"title": "移动端发版", "body": "今晚发版", "audience": {"departments": [5]}}
+    with world.api as http:
+        assert http.post("/api/v1/notices", json=body).status_code == 201
+    with world.db.read() as session:
+        code = session.scalar(select(Notice.code))
+    leader = browser.person()
+    sign_in(leader, world, "/console/me", "zhangyao", web=False)  # leads 平台研发部, not 移动
+    response = leader.goto(f"{world.app_url}/console/notices/{code}")
+    assert response.status == 403 and leader.get_by_text("没有查看这里的权限").is_visible()
+    shots(leader, "forbidden")
+    assert [e for e in browser.errors if "403" not in e] == []  # the 403 itself is logged
+    browser.errors.clear()
+    refused = leader.request.post(f"{world.app_url}/console/notices/{code}/cancel")
+    assert refused.status == 400
+    hr = browser.person()
+    sign_in(hr, world, "/console/notices", "zhenglinwei", web=True)
+    forged = hr.request.post(f"{world.app_url}/console/notices/{code}/cancel", form={"x": "1"})
+    assert forged.status == 400
+    with world.db.read() as session:
+        assert session.scalar(select(Notice.status)) == "active"
+    hr.goto(f"{world.app_url}/console/notices/{code}")
+    hr.get_by_role("button", name="取消通知").click()
+    hr.wait_for_selector("text=已取消")
+    with world.db.read() as session:
+        assert session.scalar(select(Notice.status)) == "cancelled"
+    hr.get_by_role("button", name="退出").click()
+    hr.wait_for_selector("text=您已退出控制台")
+    hr.goto(f"{world.app_url}/console/notices")
+    assert "/console/login" in hr.url  # the session ended on the server too
+    assert browser.errors == [], browser.errors
+
+
+def _drawn(page: Any, selector: str) -> bool:
+    """Whether a canvas holds anything but transparent pixels."""
+    return bool(
+        page.evaluate(
+            """(sel) => { const c = document.querySelector(sel);
+                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true;
+                 return false; }""",
+            selector,
+        )
+    )

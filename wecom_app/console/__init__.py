@@ -1,0 +1,22 @@
+"""The console (/console/): the pages HR, leaders and employees use from WeCom and a browser.
+
+roles.py    who is looking and what they may see          auth.py     OAuth, web login, sessions
+queries.py  what the pages read, narrowed to the viewer   views.py    the pages and their actions
+"""
+
+from __future__ import annotations
+
+from wecom_app.registry import Registry
+from wecom_app.settings import Settings
+
+
+def register(registry: Registry, settings: Settings) -> None:
+    """Add the console's pages, knowing the administrators and the notice types."""
+    from wecom_app.console import roles, views
+    from wecom_app.sla.config import SlaConfig
+
+    admins = roles.AdminRule.parse(settings.console_admins, settings.console_admin_tags)
+    policies = SlaConfig.from_settings(settings).policies
+    page = views.blueprint(admins, policies)
+    page.add_app_template_filter(views.at_beijing, "beijing")
+    registry.pages.append(page)

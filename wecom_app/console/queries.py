@@ -1,0 +1,336 @@
+"""What the console's pages read, always narrowed to what the viewer may see (roles.Viewer)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from wecom_app.clock import BEIJING
+from wecom_app.console.roles import Viewer
+from wecom_app.models import (
+    Department,
+    Employee,
+    EmployeeStatus,
+    GroupAudit,
+    Hold,
+    InboxEvent,
+    ManagedGroup,
+    Notice,
+    NoticeStatus,
+    OutboxMessage,
+    Receipt,
+    ReceiptState,
+)
+from wecom_app.notices import status
+
+PAGE = 50
+
+
+def beijing(at: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A time as people here read it."""
+    return at.astimezone(BEIJING).strftime(fmt) if at else ""
+
+
+def _open_receipts() -> Any:
+    return and_(
+        Receipt.state != ReceiptState.ACKNOWLEDGED,
+        Receipt.excluded.is_(False),
+        Notice.status == NoticeStatus.ACTIVE,
+        Notice.require_ack.is_(True),
+    )
+
+
+def my_pending(session: Session, viewer: Viewer) -> list[tuple[Notice, Receipt]]:
+    """The viewer's notices still waiting for their answer, oldest deadline first."""
+    query = (
+        select(Notice, Receipt)
+        .join(Receipt, Receipt.notice_id == Notice.id)
+        .where(Receipt.employee_id == viewer.employee_id, _open_receipts())
+        .order_by(Receipt.due_at.is_(None), Receipt.due_at, Notice.id)
+        .limit(200)
+    )
+    return [(n, r) for n, r in session.execute(query).all()]
+
+
+def my_history(session: Session, viewer: Viewer, limit: int = 30) -> list[tuple[Notice, Receipt]]:
+    """The viewer's latest notices, answered or not."""
+    query = (
+        select(Notice, Receipt)
+        .join(Receipt, Receipt.notice_id == Notice.id)
+        .where(Receipt.employee_id == viewer.employee_id)
+        .order_by(Notice.id.desc())
+        .limit(limit)
+    )
+    return [(n, r) for n, r in session.execute(query).all()]
+
+
+def team_overdue(session: Session, viewer: Viewer, now: datetime, limit: int = 100) -> list[Any]:
+    """People in the viewer's departments past their deadline without an answer."""
+    if not viewer.sees_others:
+        return []
+    query = (
+        select(Notice.code, Notice.title, Employee.display_name, Receipt.due_at, Department.name)
+        .join(Receipt, Receipt.notice_id == Notice.id)
+        .join(Employee, Employee.id == Receipt.employee_id)
+        .outerjoin(Department, Department.id == Receipt.department_id)
+        .where(_open_receipts(), Receipt.due_at < now)
+        .order_by(Receipt.due_at)
+        .limit(limit)
+    )
+    if viewer.scope is not None:
+        query = query.where(Receipt.department_id.in_(viewer.scope))
+    return list(session.execute(query).all())
+
+
+def notices_for(
+    session: Session,
+    viewer: Viewer,
+    *,
+    kind: str | None = None,
+    state: str | None = None,
+    text: str | None = None,
+    offset: int = 0,
+) -> list[Notice]:
+    """The notices the viewer may open, newest first, filtered."""
+    query = select(Notice).order_by(Notice.id.desc())
+    if viewer.scope is not None:
+        mine = exists().where(Receipt.notice_id == Notice.id)
+        if viewer.scope:
+            mine = mine.where(Receipt.department_id.in_(viewer.scope))
+        else:
+            mine = mine.where(Receipt.employee_id == viewer.employee_id)
+        query = query.where(or_(Notice.sender == viewer.userid, mine))
+    if kind:
+        query = query.where(Notice.type == kind)
+    if state:
+        query = query.where(Notice.status == state)
+    if text:
+        query = query.where(Notice.title.contains(text, autoescape=True))
+    return list(session.scalars(query.limit(PAGE).offset(offset)))
+
+
+def may_open(session: Session, viewer: Viewer, notice: Notice) -> bool:
+    """Whether the viewer may open this notice's page."""
+    if viewer.scope is None or notice.sender == viewer.userid:
+        return True
+    query = select(Receipt.id).where(Receipt.notice_id == notice.id)
+    if viewer.scope:
+        query = query.where(Receipt.department_id.in_(viewer.scope))
+    else:
+        return False  # an employee's notices are on 我的
+    return session.scalar(query.limit(1)) is not None
+
+
+def may_manage(viewer: Viewer, notice: Notice) -> bool:
+    """Whether the viewer may chase or cancel this notice."""
+    return viewer.admin or notice.sender == viewer.userid
+
+
+def notice_page(
+    session: Session, viewer: Viewer, notice: Notice, now: datetime, offset: int = 0
+) -> dict[str, Any]:
+    """A notice's progress by department and its receipts, within the viewer's scope."""
+    data = status.summary(session, notice, now, with_receipts=False)
+    mine = notice.sender == viewer.userid or viewer.scope is None
+    departments = [
+        d for d in data["by_department"] if mine or viewer.sees_department(d["department_id"])
+    ]
+    totals: Counter[str] = Counter()
+    for d in departments:
+        for key in ("counted", "acknowledged", "pending", "overdue", "excluded"):
+            totals[key] += d[key]
+    query = (
+        select(Receipt, Employee.userid, Employee.display_name, Department.name)
+        .join(Employee, Employee.id == Receipt.employee_id)
+        .outerjoin(Department, Department.id == Receipt.department_id)
+        .where(Receipt.notice_id == notice.id)
+        .order_by(Receipt.department_id, Receipt.id)
+    )
+    if not mine and viewer.scope is not None:
+        query = query.where(Receipt.department_id.in_(viewer.scope))
+    rows = session.execute(query.limit(PAGE * 4).offset(offset)).all()
+    return {
+        "counts": data["counts"] if mine else dict(totals),
+        "by_department": departments,
+        "receipts": rows,
+        "more": len(rows) == PAGE * 4,
+    }
+
+
+def export_rows(session: Session, viewer: Viewer, notice: Notice) -> list[Any]:
+    """Every receipt of a notice the viewer may see, for the CSV download."""
+    query = (
+        select(Receipt, Employee.userid, Employee.display_name, Department.name)
+        .join(Employee, Employee.id == Receipt.employee_id)
+        .outerjoin(Department, Department.id == Receipt.department_id)
+        .where(Receipt.notice_id == notice.id)
+        .order_by(Receipt.department_id, Receipt.id)
+    )
+    if notice.sender != viewer.userid and viewer.scope is not None:
+        query = query.where(Receipt.department_id.in_(viewer.scope))
+    return list(session.execute(query).all())
+
+
+def department_tree(session: Session, viewer: Viewer) -> list[tuple[int, str, int]]:
+    """Departments the viewer may address, as (id, name, depth) in tree order."""
+    rows = session.execute(
+        select(Department.id, Department.name, Department.parent_id, Department.order).where(
+            Department.deleted.is_(False)
+        )
+    ).all()
+    children: dict[int, list[Any]] = {}
+    ids = {r.id for r in rows}
+    for r in rows:
+        parent = r.parent_id if r.parent_id in ids else 0
+        children.setdefault(parent, []).append(r)
+    out: list[tuple[int, str, int]] = []
+
+    def walk(parent: int, depth: int) -> None:
+        for r in sorted(children.get(parent, []), key=lambda x: (-(x.order or 0), x.id)):
+            if viewer.sees_department(r.id):
+                out.append((r.id, r.name, depth))
+            walk(r.id, depth + 1)
+
+    walk(0, 0)
+    top = min((depth for _, _, depth in out), default=0)  # a leader's tree starts at their own
+    return [(dept_id, name, depth - top) for dept_id, name, depth in out]
+
+
+def dashboard(session: Session, viewer: Viewer, now: datetime) -> dict[str, Any]:
+    """The figures of 总览, within the viewer's scope."""
+    start_of_day = now.astimezone(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = [n for n in notices_for(session, viewer) if n.created_at >= start_of_day]
+    progress = []
+    for notice in today[:10]:
+        counts = notice_page(session, viewer, notice, now)["counts"]
+        progress.append((notice, counts.get("acknowledged", 0), counts.get("counted", 0)))
+    return {
+        "today": progress,
+        "overdue_by_department": overdue_by_department(session, viewer, now),
+        "weeks": weekly(session, viewer, now),
+        "departures": departures(session, now) if viewer.admin else [],
+        "drift": drifting_groups(session) if viewer.admin else [],
+        "health": health(session, now) if viewer.admin else None,
+    }
+
+
+def overdue_by_department(session: Session, viewer: Viewer, now: datetime) -> list[Any]:
+    """(department, count) of people overdue right now, most first."""
+    query = (
+        select(Department.name, func.count())
+        .select_from(Receipt)
+        .join(Notice, Notice.id == Receipt.notice_id)
+        .outerjoin(Department, Department.id == Receipt.department_id)
+        .where(_open_receipts(), Receipt.due_at < now)
+        .group_by(Department.name)
+        .order_by(func.count().desc())
+        .limit(15)
+    )
+    if viewer.scope is not None:
+        query = query.where(Receipt.department_id.in_(viewer.scope))
+    return [(name or "（无部门）", count) for name, count in session.execute(query).all()]
+
+
+def weekly(session: Session, viewer: Viewer, now: datetime, weeks: int = 8) -> list[dict]:
+    """Per week (Beijing, Monday first): acknowledgement rate and median response minutes."""
+    local = now.astimezone(BEIJING)
+    monday = (local - timedelta(days=local.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    start = monday - timedelta(weeks=weeks - 1)
+    query = (
+        select(Receipt.state, Receipt.sent_at, Receipt.acknowledged_at, Notice.created_at)
+        .join(Notice, Notice.id == Receipt.notice_id)
+        .where(
+            Notice.created_at >= start,
+            Notice.require_ack.is_(True),
+            Notice.status == NoticeStatus.ACTIVE,
+            Receipt.excluded.is_(False),
+        )
+    )
+    if viewer.scope is not None:
+        query = query.where(Receipt.department_id.in_(viewer.scope))
+    buckets: list[dict[str, Any]] = [
+        {"week": (start + timedelta(weeks=i)).strftime("%m-%d"), "n": 0, "acked": 0, "mins": []}
+        for i in range(weeks)
+    ]
+    for state, sent_at, acked_at, created in session.execute(query):
+        index = (created.astimezone(BEIJING) - start).days // 7
+        if not 0 <= index < weeks:
+            continue
+        bucket = buckets[index]
+        bucket["n"] += 1
+        if state == ReceiptState.ACKNOWLEDGED:
+            bucket["acked"] += 1
+            if acked_at and sent_at:
+                bucket["mins"].append(max(0.0, (acked_at - sent_at).total_seconds() / 60))
+    return [
+        {
+            "week": b["week"],
+            "rate": round(100 * b["acked"] / b["n"], 1) if b["n"] else None,
+            "median_minutes": round(median(b["mins"]), 1) if b["mins"] else None,
+            "receipts": b["n"],
+        }
+        for b in buckets
+    ]
+
+
+def departures(session: Session, now: datetime, days: int = 30) -> list[dict[str, Any]]:
+    """Who left lately, and how long until they were out of every managed group."""
+    people = session.execute(
+        select(Employee.id, Employee.userid, Employee.display_name, Employee.departed_at)
+        .where(
+            Employee.status == EmployeeStatus.DEPARTED,
+            Employee.departed_at >= now - timedelta(days=days),
+        )
+        .order_by(Employee.departed_at.desc())
+        .limit(50)
+    ).all()
+    out = []
+    for _, userid, name, left_at in people:
+        removals = session.execute(
+            select(GroupAudit.outcome, GroupAudit.done_at).where(
+                GroupAudit.userid == userid, GroupAudit.action == "remove", GroupAudit.at >= left_at
+            )
+        ).all()
+        pending = any(o == "queued" for o, _ in removals)
+        done = [d for o, d in removals if o == "applied" and d]
+        ready = done and left_at is not None and not pending
+        took = (max(done) - left_at).total_seconds() if ready and left_at else None
+        out.append(
+            {
+                "name": name,
+                "left_at": beijing(left_at),
+                "groups": len(removals),
+                "pending": pending,
+                "seconds": round(took, 1) if took is not None else None,
+            }
+        )
+    return out
+
+
+def drifting_groups(session: Session) -> list[ManagedGroup]:
+    """Managed groups whose last check found changes made outside the app."""
+    groups = session.scalars(select(ManagedGroup).where(ManagedGroup.drift.is_not(None)))
+    return [g for g in groups if g.drift]
+
+
+def health(session: Session, now: datetime) -> dict[str, Any]:
+    """The system at a glance: inbox lag, outbox queue, holds."""
+    oldest = session.scalar(
+        select(func.min(InboxEvent.received_at)).where(InboxEvent.status == "pending")
+    )
+    queued = session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+    )
+    holds = list(session.scalars(select(Hold).where(Hold.until > now)))
+    return {
+        "inbox_lag_seconds": round((now - oldest).total_seconds()) if oldest else 0,
+        "outbox_pending": queued or 0,
+        "holds": [(h.scope, h.reason) for h in holds],
+    }
