@@ -75,7 +75,9 @@ def sign_in(page: Any, world: World, path: str, who: str, *, web: bool) -> None:
     """Open a console page, go through the simulator's login, land back on the page."""
     page.goto(f"{world.app_url}{path}")
     assert "/console/login" in page.url
-    page.get_by_role("link", name="企业微信扫码登录" if web else "已在企业微信内？点此授权登录").click()
+    page.get_by_role(
+        "link", name="企业微信扫码登录" if web else "已在企业微信内？点此授权登录"
+    ).click()
     page.get_by_text(f"（{who}）").click()  # the simulator's stand-in for the scan / the client
     page.wait_for_load_state("networkidle")
     assert path.split("?")[0] in page.url, page.url

@@ -1,0 +1,203 @@
+"""The console's sign-in, sessions and roles over HTTP (Flask's client for the app, the simulator
+for WeCom's login pages), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from tests.world import World, make_world
+from wecom_app.bench.mirror import load_mirror
+from wecom_app.models import ConsoleAction, ConsoleSession, Notice
+
+HR, LEADER, EMPLOYEE = "zhenglinwei", "zhangyao", "huangyao"  # 人力资源部, leads 平台研发部, in it
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    with make_world(database_url, console_admins=HR, serve=True) as running:
+        load_mirror(running.services.db, running.sim.state.org, running.clock.now())
+        yield running
+
+
+def wecom_redirect(world: World, client: Any, via: str, next_path: str = "/console/") -> str:
+    """Start a sign-in and return where the app sends the browser (WeCom's page)."""
+    resp = client.get(f"/console/login/{via}?next={next_path}")
+    assert resp.status_code == 302
+    return str(resp.headers["Location"])
+
+
+def come_back(world: World, wecom_url: str, userid: str) -> str:
+    """What WeCom does once the member is known: the app's /console/auth URL with a code."""
+    url = wecom_url.split("#", 1)[0]  # OAuth links end in #wechat_redirect
+    resp = httpx.get(f"{url}&as={userid}", follow_redirects=False)
+    assert resp.status_code == 302, resp.text[:300]
+    location = resp.headers["location"]
+    assert location.startswith(f"{world.app_url}/console/auth?")
+    return location.removeprefix(world.app_url)
+
+
+def signed_in(world: World, userid: str, via: str = "web") -> Any:
+    client = world.app.test_client()
+    back = come_back(world, wecom_redirect(world, client, via), userid)
+    resp = client.get(back)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
+    return client
+
+
+def csrf(client: Any, path: str) -> str:
+    html = client.get(path).get_data(as_text=True)
+    return html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+
+def send_as_api(world: World, departments: list[int], **extra: Any) -> str:
+    body = {"title": "周五消防演练", "body": "14:00 集合", "audience": {"departments": departments}}
+    with world.api as http:
+        resp = http.post("/api/v1/notices", json={**body, **extra})
+    assert resp.status_code == 201, resp.text
+    world.drain()
+    return str(resp.json()["notice"]["code"])
+
+
+def test_the_web_login_and_oauth_urls_are_built_from_the_public_url_only(world: World) -> None:
+    client = world.app.test_client()
+    for via, path in (("web", "/wwlogin/sso/login"), ("oauth", "/connect/oauth2/authorize")):
+        url = wecom_redirect(world, client, via)
+        query = parse_qs(urlsplit(url).query)
+        assert urlsplit(url).path == path
+        assert query["redirect_uri"] == [f"{world.app_url}/console/auth"]
+        assert len(query["state"][0]) >= 20
+    resp = client.get("/console/login/web", headers={"Host": "evil.example"})
+    assert "evil.example" not in resp.headers["Location"]
+    inside = client.get("/console/login", headers={"User-Agent": "Mozilla/5.0 wxwork/4.1"})
+    assert "/connect/oauth2/authorize" in inside.headers["Location"]  # silent inside WeCom
+
+
+def test_a_sign_in_needs_its_own_state_and_a_fresh_code(world: World) -> None:
+    alice, mallory = world.app.test_client(), world.app.test_client()
+    back = come_back(world, wecom_redirect(world, alice, "web"), EMPLOYEE)
+    wecom_redirect(world, mallory, "web")  # mallory's own state, not alice's
+    assert mallory.get(back).status_code == 400  # a state made for another browser
+    assert alice.get(back).status_code == 302
+    again = world.app.test_client()
+    url = wecom_redirect(world, again, "web")
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    used_code = parse_qs(urlsplit(back).query)["code"][0]
+    assert again.get(f"/console/auth?code={used_code}&state={state}").status_code == 403
+
+
+def test_only_active_employees_get_in_and_a_session_can_be_ended(world: World) -> None:
+    client = world.app.test_client()
+    back = come_back(world, wecom_redirect(world, client, "oauth"), "nobody-here")
+    assert client.get(back).status_code == 403
+    client = signed_in(world, EMPLOYEE)
+    assert client.get("/console/me").status_code == 200
+    cookie = client.get_cookie("wecom_app_session")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+    token = csrf(client, "/console/me")
+    assert client.post("/console/logout", data={"csrf_token": token}).status_code == 200
+    copy = world.app.test_client()
+    copy.set_cookie("wecom_app_session", cookie.value)  # the old cookie, replayed
+    assert copy.get("/console/me").status_code == 302
+    client = signed_in(world, EMPLOYEE)
+    with world.db.begin() as session:  # eight hours later
+        session.execute(update(ConsoleSession).values(expires_at=world.clock.now()))
+    assert client.get("/console/me").headers["Location"].startswith("/console/login")
+
+
+def test_where_to_after_sign_in_stays_inside_the_console(world: World) -> None:
+    client = world.app.test_client()
+    for evil in ("https://evil.example/", "//evil.example/console/", "/console/\\\\evil"):
+        url = wecom_redirect(world, client, "web", evil)
+        resp = client.get(come_back(world, url, EMPLOYEE))
+        assert resp.headers["Location"] == f"{world.app_url}/console/"
+
+
+def test_roles_decide_what_each_person_sees(world: World) -> None:
+    theirs = send_as_api(world, [4])  # 平台研发部
+    other = send_as_api(world, [5])  # 移动研发部
+    leader, employee, hr = (
+        signed_in(world, LEADER),
+        signed_in(world, EMPLOYEE),
+        signed_in(world, HR),
+    )
+    assert leader.get(f"/console/notices/{theirs}").status_code == 200
+    page = leader.get(f"/console/notices/{other}")
+    assert page.status_code == 403 and "没有查看这里的权限" in page.get_data(as_text=True)
+    assert leader.get(f"/console/notices/{other}/export.csv").status_code == 403
+    listed = leader.get("/console/notices").get_data(as_text=True)
+    assert f"#{theirs} " in listed and f"#{other} " not in listed
+    assert hr.get(f"/console/notices/{other}").status_code == 200
+    assert employee.get(f"/console/notices/{theirs}").status_code == 403
+    assert employee.get("/console/").headers["Location"] == "/console/me"
+    assert employee.get("/console/notices/new").status_code == 403
+    token = csrf(leader, "/console/notices/new")
+    chase = leader.post(f"/console/notices/{theirs}/chase", data={"csrf_token": token})
+    assert chase.status_code == 403  # HR sent it: only HR (or its sender) chases it
+    csv = hr.get(f"/console/notices/{theirs}/export.csv")
+    text = csv.get_data(as_text=True)
+    assert csv.status_code == 200 and text.startswith("\ufeff部门,姓名,账号,状态")
+    assert "平台研发部-黄瑶" in text or "黄瑶" in text
+
+
+def test_a_leader_sends_only_within_their_departments_and_it_is_recorded(world: World) -> None:
+    leader = signed_in(world, LEADER)
+    token = csrf(leader, "/console/notices/new")
+    form = {"csrf_token": token, "title": "周会", "body": "周五10点", "type": "task"}
+    outside = leader.post("/console/notices", data={**form, "departments": ["5"]})
+    assert outside.status_code == 400 and "不在您负责的部门内" in outside.get_data(as_text=True)
+    preview = leader.post("/console/notices/preview", data={**form, "departments": ["4"]},
+                          headers={"X-CSRFToken": token})  # fmt: skip
+    assert "将发送给" in preview.get_data(as_text=True)
+    sent = leader.post("/console/notices", data={**form, "departments": ["4"]})
+    assert sent.status_code == 303
+    with world.db.read() as session:
+        notice = session.scalars(select(Notice)).one()
+        assert (notice.sender, notice.type) == (LEADER, "task")
+        actions = session.execute(select(ConsoleAction.userid, ConsoleAction.action)).all()
+    assert (LEADER, "send") in actions
+    assert leader.post("/console/notices", data={**form, "csrf_token": ""}).status_code == 400
+
+
+def test_an_employee_confirms_and_responds_from_my_page(world: World) -> None:
+    code = send_as_api(world, [4], second_button="有疑问")
+    employee = signed_in(world, EMPLOYEE)
+    page = employee.get("/console/me").get_data(as_text=True)
+    assert f'id="pending-{code}"' in page
+    token = csrf(employee, "/console/me")
+    said = {"csrf_token": token, "action": "respond", "response": "明天上午处理完"}
+    assert employee.post(f"/console/me/{code}", data=said).status_code == 303
+    assert employee.post(f"/console/me/{code}", data={"csrf_token": token, "action": "ack"}
+                         ).status_code == 303  # fmt: skip
+    with world.api as http:
+        receipts = http.get(f"/api/v1/notices/{code}").json()["receipts"]
+    mine = next(r for r in receipts if r["userid"] == EMPLOYEE)
+    assert mine["state"] == "acknowledged" and mine["response"] == "明天上午处理完"
+    assert mine["channel"] == "console"
+    stranger = signed_in(world, "wangxuanqiang")  # 移动研发部: not a recipient
+    token = csrf(stranger, "/console/me")
+    assert stranger.post(f"/console/me/{code}", data={"csrf_token": token, "action": "ack"}
+                         ).status_code == 403  # fmt: skip
+
+
+def test_without_a_public_url_the_console_is_off(database_url: str) -> None:
+    with make_world(database_url, serve=False) as world:
+        resp = world.app.test_client().get("/console/")
+        assert resp.status_code == 404 and "WECOM_APP_PUBLIC_URL" in resp.get_data(as_text=True)
+
+
+def test_every_console_page_keeps_a_strict_content_security_policy(world: World) -> None:
+    hr = signed_in(world, HR)
+    for path in ("/console/", "/console/notices", "/console/me", "/console/notices/new"):
+        resp = hr.get(path)
+        assert resp.status_code == 200, path
+        policy = resp.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "<script>" not in resp.get_data(as_text=True)  # no inline code to allow
+    with hr.get("/console/static/vendor/echarts-5.6.0.simple.min.js") as asset:
+        assert asset.status_code == 200 and len(asset.data) > 100_000
