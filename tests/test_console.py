@@ -201,3 +201,83 @@ def test_every_console_page_keeps_a_strict_content_security_policy(world: World)
         assert "<script>" not in resp.get_data(as_text=True)  # no inline code to allow
     with hr.get("/console/static/vendor/echarts-5.6.0.simple.min.js") as asset:
         assert asset.status_code == 200 and len(asset.data) > 100_000
+
+
+def mobile_group(world: World) -> str:
+    from wecom_app.groups import service
+    from wecom_app.groups.rules import GroupRules
+    from wecom_app.groups.service import GroupSpec
+
+    spec = GroupSpec(name="移动研发部工作群", owner="wangxuanqiang", backup_owner="tanglintao",
+                     rules=GroupRules.from_dict({"departments": [5]}), chatid="mobile01")  # fmt: skip
+    group, _ = service.create_now(world.services, world.outbox, spec, actor="test")
+    assert group.status == "active"
+    return group.chatid
+
+
+def test_group_pages_for_owners_and_hr_with_a_previewed_then_applied_reconcile(
+    world: World,
+) -> None:
+    chatid = mobile_group(world)
+    owner, other, hr = (
+        signed_in(world, "wangxuanqiang"),
+        signed_in(world, LEADER),
+        signed_in(world, HR),
+    )
+    assert chatid in owner.get("/console/groups").get_data(as_text=True)
+    page = owner.get(f"/console/groups/{chatid}").get_data(as_text=True)
+    assert "移动研发部-唐琳涛" in page and "变更记录" in page
+    assert other.get(f"/console/groups/{chatid}").status_code == 403
+    assert other.get("/console/groups").status_code == 403
+    with world.sim.state.lock:  # someone added by hand in WeCom: the rules say otherwise
+        world.sim.state.chats[chatid]["userlist"].append("huangyao")
+    token = csrf(hr, "/console/groups")
+    preview = hr.post(f"/console/groups/{chatid}/plan", data={"csrf_token": token})
+    assert preview.status_code == 200 and "移出 huangyao" in preview.get_data(as_text=True)
+    assert "huangyao" in world.chat(chatid)["userlist"]  # a preview changes nothing
+    applied = hr.post(f"/console/groups/{chatid}/plan", data={"csrf_token": token, "apply": "1"})
+    assert applied.status_code == 303
+    world.drain()
+    assert "huangyao" not in world.chat(chatid)["userlist"]
+    with world.db.read() as session:
+        actions = session.execute(select(ConsoleAction.userid, ConsoleAction.action)).all()
+    assert (HR, "reconcile") in actions
+
+
+def test_people_page_is_scoped_and_hr_can_fix_names(world: World) -> None:
+    leader, hr = signed_in(world, LEADER), signed_in(world, HR)
+    page = leader.get("/console/people").get_data(as_text=True)
+    assert "平台研发部-黄瑶" in page and "命名不规范" not in page
+    assert leader.get("/console/people?department=5").status_code == 403
+    page = hr.get("/console/people?department=4").get_data(as_text=True)
+    assert "命名不规范" in page and "离职记录" in page
+    token = csrf(hr, "/console/people")
+    fixed = hr.post("/console/people/naming", data={"csrf_token": token})
+    assert fixed.status_code == 200 and "已排队" in fixed.get_data(as_text=True)
+    with world.db.read() as session:
+        from wecom_app.models import OutboxMessage
+
+        kinds = set(session.scalars(select(OutboxMessage.kind)))
+    assert "user_update" in kinds
+    employee = signed_in(world, EMPLOYEE)
+    assert employee.get("/console/people").status_code == 403
+
+
+def test_reports_for_a_month_with_fines_and_downloads(world: World) -> None:
+    send_as_api(world, [4], type="task")  # 30 working minutes or 100元
+    send_as_api(world, [5], type="task")
+    world.clock.advance(3 * 3600)  # everyone is past their deadline
+    hr, leader = signed_in(world, HR), signed_in(world, LEADER)
+    page = hr.get("/console/reports").get_data(as_text=True)
+    with world.sim.state.lock:
+        in_4 = sum(4 in m.department and m.status == 1 for m in world.org.members.values())
+        in_5 = sum(5 in m.department and m.status == 1 for m in world.org.members.values())
+    assert f"罚款合计：<b>{100 * (in_4 + in_5)} 元</b>" in page
+    mine = leader.get("/console/reports").get_data(as_text=True)
+    assert f"罚款合计：<b>{100 * in_4} 元</b>" in mine  # a leader's own departments only
+    with hr.get("/console/reports?format=xlsx") as book:
+        assert book.status_code == 200 and book.data[:2] == b"PK"
+    with hr.get("/console/reports?format=csv") as ledger:
+        assert ledger.get_data(as_text=True).startswith("\ufeff姓名")
+    empty = hr.get("/console/reports?month=2025-06").get_data(as_text=True)
+    assert "本月没有违规" in empty

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from tests.test_console import mobile_group
 from tests.world import World, make_world
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.models import ConsoleAction, Notice
@@ -146,6 +147,21 @@ def test_hr_leader_and_employee_use_the_console(world: World, browser: Browser) 
     with world.db.read() as session:
         actions = set(session.execute(select(ConsoleAction.userid, ConsoleAction.action)).all())
     assert {("zhangyao", "send"), ("huangyao", "ack"), ("zhenglinwei", "sign_in")} <= actions
+    chatid = mobile_group(world)
+    world.clock.advance(3 * 3600)  # the others are overdue now: the reports have fines
+    for path, name in (("/console/groups", "groups"), (f"/console/groups/{chatid}", "group"),
+                       ("/console/people?department=4", "people"), ("/console/reports", "reports")):  # fmt: skip
+        hr.goto(f"{world.app_url}{path}")
+        hr.wait_for_load_state("networkidle")
+        shots(hr, name)
+    hr.goto(f"{world.app_url}/console/groups/{chatid}")
+    hr.get_by_role("button", name="预览对账").click()
+    hr.wait_for_selector("#plan")
+    shots(hr, "group-plan")
+    hr.goto(f"{world.app_url}/console/reports")
+    hr.wait_for_function("() => document.querySelector('#chart-fines canvas')")
+    assert _drawn(hr, "#chart-fines canvas")
+    assert "超时未确认" in hr.locator("#violations").inner_text()
     assert browser.errors == [], browser.errors
 
 

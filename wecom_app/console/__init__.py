@@ -1,7 +1,8 @@
 """The console (/console/): the pages HR, leaders and employees use from WeCom and a browser.
 
-roles.py    who is looking and what they may see          auth.py     OAuth, web login, sessions
-queries.py  what the pages read, narrowed to the viewer   views.py    the pages and their actions
+roles.py    who is looking and what they may see          auth.py       OAuth, web login, sessions
+queries.py  what the pages read, narrowed to the viewer   views.py      总览, 通知, 我的
+                                                          governance.py 群, 人员, 报表
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ def register(registry: Registry, settings: Settings) -> None:
     from wecom_app.sla.config import SlaConfig
 
     admins = roles.AdminRule.parse(settings.console_admins, settings.console_admin_tags)
-    policies = SlaConfig.from_settings(settings).policies
-    page = views.blueprint(admins, policies)
+    page = views.blueprint(admins, SlaConfig.from_settings(settings))
     page.add_app_template_filter(views.at_beijing, "beijing")
+    page.add_app_template_filter(views.iso_beijing, "iso_beijing")
     registry.pages.append(page)

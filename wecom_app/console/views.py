@@ -18,11 +18,11 @@ from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
 from wecom_app import checks
-from wecom_app.console import auth, queries
+from wecom_app.console import auth, governance, queries
 from wecom_app.console.roles import AdminRule, Viewer
 from wecom_app.models import Notice, NoticeStatus, ReceiptState
 from wecom_app.notices import acks, service
-from wecom_app.sla.policy import PolicyBook
+from wecom_app.sla.config import SlaConfig
 from wecom_app.web.context import services
 
 OPEN = {"console.login", "console.login_oauth", "console.login_web", "console.auth_back",
@@ -49,8 +49,9 @@ ERRORS = {
 CHANNELS = {"button": "卡片按钮", "text": "文字回复", "link": "确认页", "console": "控制台"}
 
 
-def blueprint(admins: AdminRule, policies: PolicyBook) -> Blueprint:
-    """The console, knowing who the administrators are and the deployment's notice types."""
+def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
+    """The console, knowing who the administrators are, the calendar and the notice types."""
+    policies = sla.policies
     bp = Blueprint(
         "console",
         __name__,
@@ -372,6 +373,7 @@ def blueprint(admins: AdminRule, policies: PolicyBook) -> Blueprint:
             error=error,
         )
 
+    governance.add_routes(bp, sla, _render, _page, _viewer)
     return bp
 
 
@@ -474,3 +476,10 @@ def _groups(session: Any, viewer: Viewer) -> list[tuple[str, str]]:
 def at_beijing(at: datetime | None) -> str:
     """Template filter: a time in Beijing."""
     return queries.beijing(at)
+
+
+def iso_beijing(value: str | None) -> str:
+    """Template filter: an ISO 8601 time (as the JSON-shaped reads give it) in Beijing."""
+    if not value:
+        return ""
+    return queries.beijing(datetime.fromisoformat(value))

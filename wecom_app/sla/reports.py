@@ -98,9 +98,16 @@ def percentile(values: Iterable[float], q: float) -> float:
 
 
 def overdue_report(
-    session: Session, as_of: datetime, config: SlaConfig, notice_id: int | None = None
+    session: Session,
+    as_of: datetime,
+    config: SlaConfig,
+    notice_id: int | None = None,
+    *,
+    since: datetime | None = None,
+    department_ids: Iterable[int] | None = None,
 ) -> dict[str, Any]:
-    """Overdue and late acknowledgements by notice, department and person, and the ledger."""
+    """Overdue and late acknowledgements by notice, department and person, and the ledger;
+    `since` keeps receipts delivered from then on, `department_ids` those of these departments."""
     cal = config.calendar
     departments = {i: n for i, n in session.execute(select(Department.id, Department.name))}
     by_notice: dict[int, Group] = {}
@@ -108,7 +115,7 @@ def overdue_report(
     by_person: dict[str, Group] = {}
     totals = Group("all", "全部")
     violations: list[Violation] = []
-    for r in _rows(session, as_of, notice_id):
+    for r in _rows(session, as_of, notice_id, since, department_ids):
         outcome = _outcome(r.due_at, r.acknowledged_at, as_of)
         acked = r.acknowledged_at is not None and r.acknowledged_at <= as_of
         response = (
@@ -138,6 +145,7 @@ def overdue_report(
     people = [g for g in by_person.values() if g.late or g.overdue]
     return {
         "as_of": as_of.isoformat(),
+        "since": since.isoformat() if since else None,
         "timezone": cal.timezone,
         "totals": totals.finish(),
         "by_notice": [g.finish() for g in by_notice.values()],
@@ -148,7 +156,13 @@ def overdue_report(
     }
 
 
-def _rows(session: Session, as_of: datetime, notice_id: int | None) -> Any:
+def _rows(
+    session: Session,
+    as_of: datetime,
+    notice_id: int | None,
+    since: datetime | None = None,
+    department_ids: Iterable[int] | None = None,
+) -> Any:
     """Counted receipts delivered by `as_of`, with their notice and person."""
     query = (
         select(
@@ -177,6 +191,10 @@ def _rows(session: Session, as_of: datetime, notice_id: int | None) -> Any:
     )
     if notice_id is not None:
         query = query.where(Receipt.notice_id == notice_id)
+    if since is not None:
+        query = query.where(Receipt.sent_at >= since)
+    if department_ids is not None:
+        query = query.where(Receipt.department_id.in_(list(department_ids)))
     return session.execute(query.execution_options(yield_per=5000))
 
 

@@ -1,0 +1,268 @@
+"""The console's 群, 人员 and 报表 pages: managed groups, the directory, and HR's reports."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, request
+from sqlalchemy import func, select
+
+from wecom_app.clock import BEIJING
+from wecom_app.console import auth, queries
+from wecom_app.console.roles import Viewer
+from wecom_app.directory import naming
+from wecom_app.errors import AppError, ConfigError
+from wecom_app.groups import queries as group_queries
+from wecom_app.groups.reconcile import reconcile
+from wecom_app.groups.rules import RuleError
+from wecom_app.models import (
+    Employee,
+    EmployeeStatus,
+    GroupAudit,
+    ManagedGroup,
+)
+from wecom_app.sla import export
+from wecom_app.sla.config import SlaConfig
+from wecom_app.sla.reports import overdue_report
+from wecom_app.web.context import services
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EMPLOYEE_STATES = {
+    EmployeeStatus.ACTIVE: "在职",
+    EmployeeStatus.DISABLED: "已禁用",
+    EmployeeStatus.NOT_ACTIVATED: "未激活",
+    EmployeeStatus.DEPARTED: "已离职",
+    EmployeeStatus.OUT_OF_SIGHT: "不在可见范围",
+}
+ACTIONS = {"add": "加入", "remove": "移出", "owner": "转让群主", "rename": "改群名",
+           "create": "建群", "adopt": "接管", "drift": "群内变动"}  # fmt: skip
+OUTCOMES = {"queued": "排队中", "applied": "已生效", "failed": "失败", "cancelled": "已撤销",
+            "observed": "已记录"}  # fmt: skip
+DEVIATIONS = {"missing": "缺少别名", "different": "别名不符", "duplicate": "重名需加后缀",
+              "too_long": "名称过长"}  # fmt: skip
+
+
+def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of: Any) -> None:
+    """Attach the pages to the console's blueprint (its gate and headers apply)."""
+
+    # -- 群 --------------------------------------------------------------------------------
+
+    @bp.get("/groups")
+    def groups() -> Response:
+        viewer: Viewer = viewer_of()
+        if not (viewer.admin or viewer.owned_groups):
+            abort(403)
+        with services().db.read() as session:
+            found = [
+                g
+                for g in group_queries.list_groups(session)
+                if viewer.admin or _group_id(session, g["chatid"]) in viewer.owned_groups
+            ]
+        return render("console/groups.html", title="群", nav="groups", groups=found)
+
+    @bp.get("/groups/<chatid>")
+    def group(chatid: str) -> Response:
+        viewer: Viewer = viewer_of()
+        with services().db.read() as session:
+            group_id = _group_id(session, chatid)
+            if group_id is None:
+                abort(404)
+            if not viewer.sees_group(group_id):
+                abort(403)
+            detail = group_queries.group_detail(session, chatid)
+            audit = group_queries.audit_log(session, chatid=chatid, limit=50)
+        return render("console/group.html", title=detail["name"], nav="groups", group=detail,
+                      audit=audit, plan=None, **_labels())  # fmt: skip
+
+    @bp.post("/groups/<chatid>/plan")
+    def group_plan(chatid: str) -> Response:
+        viewer: Viewer = viewer_of()
+        apply = request.form.get("apply") == "1"
+        svc = services()
+        with svc.db.read() as session:
+            group_id = _group_id(session, chatid)
+        if group_id is None:
+            abort(404)
+        if not viewer.sees_group(group_id):
+            abort(403)
+        try:
+            result = reconcile(svc, chatid, actor=f"console:{viewer.userid}", dry_run=not apply)
+        except (AppError, RuleError) as exc:
+            return page("无法对账", str(exc), 409)
+        if apply:
+            with svc.db.begin() as session:
+                auth.record(session, viewer, "reconcile", f"group:{chatid}", result.plan.to_dict())
+            return redirect(f"/console/groups/{chatid}?applied=1", 303)  # type: ignore[return-value]
+        with svc.db.read() as session:
+            detail = group_queries.group_detail(session, chatid)
+            audit = group_queries.audit_log(session, chatid=chatid, limit=50)
+        return render("console/group.html", title=detail["name"], nav="groups", group=detail,
+                      audit=audit, plan=result.plan.to_dict(), **_labels())  # fmt: skip
+
+    # -- 人员 ------------------------------------------------------------------------------
+
+    @bp.get("/people")
+    def people() -> Response:
+        viewer: Viewer = viewer_of()
+        if not viewer.sees_others:
+            abort(403)
+        dept = _int_arg("department")
+        if dept is not None and not viewer.sees_department(dept):
+            abort(403)
+        with services().db.read() as session:
+            tree = queries.department_tree(session, viewer)
+            counts = _active_counts(session)
+            shown = dept if dept is not None else (tree[0][0] if tree else None)
+            members = _members(session, shown) if shown is not None else []
+            deviations = _deviations(session) if viewer.admin else []
+            departed = _departures(session) if viewer.admin else []
+        return render("console/people.html", title="人员", nav="people", tree=tree,
+                      counts=counts, shown=shown, members=members, deviations=deviations,
+                      departed=departed, states=EMPLOYEE_STATES, kinds=DEVIATIONS)  # fmt: skip
+
+    @bp.post("/people/naming")
+    def fix_naming() -> Response:
+        viewer: Viewer = viewer_of()
+        if not viewer.admin:
+            abort(403)
+        svc = services()
+        try:
+            with svc.db.begin() as session:
+                found = _deviations(session)
+                queued = naming.apply_aliases(
+                    session, found, svc.clock.now(), svc.settings.secret("contacts_secret")
+                )
+                auth.record(session, viewer, "naming", "directory", {"queued": queued})
+        except ConfigError as exc:
+            return page("无法修正", str(exc), 409)
+        return page("已提交修正", f"已排队 {queued} 条别名修改，将按企业微信的频率限制逐条写入。",
+                    200, ("/console/people", "返回人员"))  # fmt: skip
+
+    # -- 报表 ------------------------------------------------------------------------------
+
+    @bp.get("/reports")
+    def reports() -> Response:
+        viewer: Viewer = viewer_of()
+        if not viewer.sees_others:
+            abort(403)
+        since, until, label = _period(request.args.get("month"), services().clock.now())
+        with services().db.read() as session:
+            report = _report(session, viewer, sla, since, until)
+        fmt = request.args.get("format", "")
+        if fmt in ("csv", "xlsx"):
+            with services().db.begin() as session:
+                auth.record(session, viewer, "export", f"report:{label}", {"format": fmt})
+            stamp = label.replace("-", "")
+            if fmt == "csv":
+                body, kind = export.to_csv(report).encode("utf-8"), "text/csv; charset=utf-8"
+            else:
+                body, kind = export.to_xlsx(report), XLSX
+            response = Response(body, content_type=kind)
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="overdue-{stamp}.{fmt}"'
+            )
+            return response
+        fines = _fines(report)
+        chart = [[name, str(amount), count] for name, amount, count in fines["departments"]]
+        chart_json = json.dumps(chart, ensure_ascii=False)
+        return render("console/reports.html", title="报表", nav="reports", report=report,
+                      month=label, fines=fines, fines_json=chart_json)  # fmt: skip
+
+
+def _labels() -> dict[str, Any]:
+    return {"states": EMPLOYEE_STATES, "actions": ACTIONS, "outcomes": OUTCOMES}
+
+
+def _group_id(session: Any, chatid: str) -> int | None:
+    return session.scalar(select(ManagedGroup.id).where(ManagedGroup.chatid == chatid))
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
+def _active_counts(session: Any) -> dict[int, int]:
+    query = (
+        select(Employee.main_department, func.count())
+        .where(Employee.status == EmployeeStatus.ACTIVE)
+        .group_by(Employee.main_department)
+    )
+    return {d: n for d, n in session.execute(query) if d is not None}
+
+
+def _members(session: Any, department_id: int) -> list[Employee]:
+    query = (
+        select(Employee)
+        .where(Employee.main_department == department_id)
+        .order_by(Employee.status, Employee.display_name)
+        .limit(500)
+    )
+    return list(session.scalars(query))
+
+
+def _deviations(session: Any) -> list[naming.Deviation]:
+    return naming.naming_report(naming.named_people(session))
+
+
+def _departures(session: Any) -> list[Any]:
+    query = (
+        select(
+            Employee.display_name, Employee.userid, Employee.departed_at, Employee.departed_source
+        )
+        .where(Employee.status == EmployeeStatus.DEPARTED)
+        .order_by(Employee.departed_at.desc())
+        .limit(100)
+    )
+    rows = []
+    for name, userid, at, source in session.execute(query):
+        removed = session.scalar(
+            select(func.count())
+            .select_from(GroupAudit)
+            .where(
+                GroupAudit.userid == userid,
+                GroupAudit.action == "remove",
+                GroupAudit.outcome == "applied",
+            )
+        )
+        rows.append((name, userid, at, source, removed))
+    return rows
+
+
+def _period(month: str | None, now: datetime) -> tuple[datetime, datetime, str]:
+    """A calendar month in Beijing: the one named (YYYY-MM), or this one so far."""
+    local = now.astimezone(BEIJING)
+    year, number = local.year, local.month
+    if month and len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit():
+        year, number = int(month[:4]), int(month[5:])
+        if not (2000 <= year <= 2100 and 1 <= number <= 12):
+            year, number = local.year, local.month
+    start = datetime(year, number, 1, tzinfo=BEIJING)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, min(end, now), f"{year:04d}-{number:02d}"
+
+
+def _report(
+    session: Any, viewer: Viewer, sla: SlaConfig, since: datetime, until: datetime
+) -> dict[str, Any]:
+    scope = None if viewer.scope is None else sorted(viewer.scope)
+    return overdue_report(session, until, sla, since=since, department_ids=scope)
+
+
+def _fines(report: dict[str, Any]) -> dict[str, list[tuple[str, Decimal, int]]]:
+    """Penalty totals per person and per department, largest first."""
+    people: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    departments: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    for v in report["violations"]:
+        for bucket in (people[v["name"]], departments[v["department"] or "（无部门）"]):
+            bucket[0] += Decimal(v["penalty"])
+            bucket[1] += 1
+
+    def ranked(table: dict[str, list[Any]]) -> list[tuple[str, Decimal, int]]:
+        return sorted(((k, a, n) for k, (a, n) in table.items()), key=lambda t: (-t[1], -t[2]))
+
+    return {"people": ranked(people), "departments": ranked(departments)}
