@@ -25,6 +25,7 @@ from wecom_app.models import (
     OutboxMessage,
     Receipt,
     ReceiptState,
+    Tag,
 )
 from wecom_app.notices import status
 
@@ -199,6 +200,11 @@ def department_tree(session: Session, viewer: Viewer) -> list[tuple[int, str, in
     walk(0, 0)
     top = min((depth for _, _, depth in out), default=0)  # a leader's tree starts at their own
     return [(dept_id, name, depth - top) for dept_id, name, depth in out]
+
+
+def tags(session: Session) -> list[tuple[int, str]]:
+    """Every mirrored tag, by name."""
+    return [(t.id, t.name) for t in session.scalars(select(Tag).order_by(Tag.name))]
 
 
 def dashboard(session: Session, viewer: Viewer, now: datetime) -> dict[str, Any]:

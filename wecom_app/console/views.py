@@ -143,6 +143,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         now = svc.clock.now()
         with svc.db.read() as session:
             data = queries.dashboard(session, viewer, now)
+        data["calendar"] = sla.calendar.coverage(now.astimezone(queries.BEIJING).date())
         return _render("console/dashboard.html", title="总览", nav="home", data=data)
 
     @bp.get("/data/dashboard")
@@ -360,6 +361,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         with services().db.read() as session:
             tree = queries.department_tree(session, viewer)
             groups = _groups(session, viewer)
+            tags = queries.tags(session)
         return _render(
             "console/new_notice.html",
             status=status,
@@ -367,6 +369,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             nav="notices",
             tree=tree,
             groups=groups,
+            tags=tags,
             types=policies.types,
             values=values,
             chosen=set(values.getlist("departments")) if hasattr(values, "getlist") else set(),
@@ -441,6 +444,7 @@ def _draft_data(viewer: Viewer) -> dict[str, Any]:
             "departments": departments,
             "users": users,
             "groups": form.getlist("groups"),
+            "tags": [int(t) for t in form.getlist("tags") if t.isdigit() and len(t) < 10],
             "post_to_groups": form.get("post_to_groups") == "1",
         },
     }

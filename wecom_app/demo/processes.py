@@ -42,6 +42,9 @@ def demo_environment(workdir: Path, sim_port: int, app_port: int) -> dict[str, s
         "WECOM_CONTACTS_AES_KEY": random_aes_key(),
         "WECOM_API_BASE": f"http://127.0.0.1:{sim_port}",
         "WECOM_APP_PUBLIC_URL": f"http://127.0.0.1:{app_port}",
+        "WECOM_OAUTH_BASE": f"http://127.0.0.1:{sim_port}",  # members sign in at the simulator
+        "WECOM_WEB_LOGIN_BASE": f"http://127.0.0.1:{sim_port}",
+        "WECOM_CONSOLE_ADMINS": "zhenglinwei",  # 人力资源部 sees everything in the console
         "DATABASE_URL": f"sqlite:///{workdir / 'wecom-app.db'}",
         "WECOM_APP_API_TOKEN": secrets.token_urlsafe(16),
         "WECOM_APP_LOG_LEVEL": "WARNING",

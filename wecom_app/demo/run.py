@@ -14,7 +14,7 @@ import click
 from wecom_app.demo import processes
 from wecom_app.demo.context import Demo
 
-STEPS = ["foundation", "directory", "groups", "notices", "sla"]
+STEPS = ["foundation", "directory", "groups", "notices", "sla", "console"]
 
 
 @click.command()
@@ -55,7 +55,7 @@ def main(workdir: str, keep_running: bool, only: tuple[str, ...]) -> None:
         demo = _demo(env, sim_port, app_port)
         for name in only or STEPS:
             _run_step(demo, name)
-        _where_to_look(demo, work, env)
+        _where_to_look(demo, work, env, keep_running)
         click.echo(click.style(f"\ndemo finished in {time.monotonic() - started:.1f} s", bold=True))
         if keep_running:
             click.echo("simulator and app keep running; Ctrl-C stops them")
@@ -94,8 +94,10 @@ def _run_step(demo: Demo, name: str) -> None:
     module.run(demo)
 
 
-def _where_to_look(demo: Demo, work: Path, env: dict[str, str]) -> None:
+def _where_to_look(demo: Demo, work: Path, env: dict[str, str], keep_running: bool) -> None:
     """Tell the user where the results are."""
+    from wecom_app.demo.console import how_to_sign_in
+
     demo.section("在哪里看 / where to look")
     demo.say(f"database     {env['DATABASE_URL']}")
     demo.say(f"logs         {work / 'app.log'}, {work / 'simulator.log'}")
@@ -104,7 +106,12 @@ def _where_to_look(demo: Demo, work: Path, env: dict[str, str]) -> None:
         f"JSON API     curl -H 'Authorization: Bearer {env['WECOM_APP_API_TOKEN']}' "
         f"{demo.app_url}/api/v1/..."
     )
-    demo.say("rerun        scripts/demo --keep-running   (to explore while it runs)")
+    demo.say(f"console      {demo.app_url}/console/")
+    if keep_running:
+        for line in how_to_sign_in(demo):
+            demo.say(line)
+    else:
+        demo.say("rerun        scripts/demo --keep-running   (to explore while it runs)")
 
 
 if __name__ == "__main__":
