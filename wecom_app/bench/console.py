@@ -42,7 +42,7 @@ PAGES = [
     ("发通知", "/console/notices/new"),
     ("我的", "/console/me"),
     ("人员", "/console/people"),
-    ("报表", "/console/reports"),
+    ("报表（上月）", "/console/reports?month=2026-11"),
 ]
 
 

@@ -119,9 +119,11 @@ class Viewer:
 
 def viewer_for(session: Session, userid: str, admins: AdminRule) -> Viewer | None:
     """The viewer for a signed-in member, or None if they are not an active employee."""
-    emp = session.scalars(
-        select(Employee).where(func.lower(Employee.userid) == userid.lower())
-    ).one_or_none()
+    emp = session.scalars(select(Employee).where(Employee.userid == userid)).one_or_none()
+    if emp is None:  # WeCom userids ignore case; the exact match above uses the index
+        emp = session.scalars(
+            select(Employee).where(func.lower(Employee.userid) == userid.lower())
+        ).one_or_none()
     if emp is None or emp.status != EmployeeStatus.ACTIVE:
         return None
     admin = admins.holds(session, emp.userid)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,6 +78,9 @@ class Notice(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+OPEN_RECEIPT = "state <> 'acknowledged' AND excluded = false"
+
+
 class Receipt(Base):
     """One recipient of a notice: delivery, acknowledgement and SLA state."""
 
@@ -86,6 +90,14 @@ class Receipt(Base):
         Index("ix_notice_receipts_notice_batch", "notice_id", "batch"),
         Index("ix_notice_receipts_employee_state", "employee_id", "state"),
         Index("ix_notice_receipts_next_action_at", "next_action_at"),
+        # who has not answered yet: the console's overdue lists read only these
+        Index(
+            "ix_notice_receipts_open_due",
+            "due_at",
+            postgresql_where=text(OPEN_RECEIPT),
+            postgresql_include=["department_id", "notice_id"],  # index-only counts
+            sqlite_where=text(OPEN_RECEIPT),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

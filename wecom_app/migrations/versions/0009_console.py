@@ -1,4 +1,5 @@
-"""The console: sign-ins that can be ended, and a record of every action taken in it.
+"""The console: sign-ins that can be ended, a record of every action taken in it, and an index
+of the receipts still waiting for an answer (the overdue lists read only those).
 
 Revision ID: 0009_console
 Revises: 0008_ledger
@@ -42,8 +43,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_console_actions_at", "console_actions", ["at"])
     op.create_index(op.f("ix_console_actions_userid"), "console_actions", ["userid"])
+    open_receipt = sa.text("state <> 'acknowledged' AND excluded = false")
+    op.create_index("ix_notice_receipts_open_due", "notice_receipts", ["due_at"],
+                    postgresql_where=open_receipt, sqlite_where=open_receipt,
+                    postgresql_include=["department_id", "notice_id"])  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notice_receipts_open_due", table_name="notice_receipts")
     op.drop_table("console_actions")
     op.drop_table("console_sessions")
