@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from tests.world import World, make_world
 from wecom_app.bench.mirror import load_mirror
-from wecom_app.models import ConsoleAction, ConsoleSession, Notice
+from wecom_app.models import ConsoleAction, ConsoleSession, ConsoleSnapshot, Notice
 
 HR, LEADER, EMPLOYEE = "zhenglinwei", "zhangyao", "huangyao"  # 人力资源部, leads 平台研发部, in it
 
@@ -48,6 +48,12 @@ def signed_in(world: World, userid: str, via: str = "web") -> Any:
     resp = client.get(back)
     assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
     return client
+
+
+def computed(world: World) -> None:
+    """The worker's next few-second pass, which computes the snapshots pages asked for."""
+    world.clock.advance(5)
+    world.settle()
 
 
 def csrf(client: Any, path: str) -> str:
@@ -249,6 +255,8 @@ def test_people_page_is_scoped_and_hr_can_fix_names(world: World) -> None:
     page = leader.get("/console/people").get_data(as_text=True)
     assert "平台研发部-黄瑶" in page and "命名不规范" not in page
     assert leader.get("/console/people?department=5").status_code == 403
+    assert "正在检查" in hr.get("/console/people?department=4").get_data(as_text=True)
+    computed(world)
     page = hr.get("/console/people?department=4").get_data(as_text=True)
     assert "命名不规范" in page and "离职记录" in page
     token = csrf(hr, "/console/people")
@@ -268,7 +276,13 @@ def test_reports_for_a_month_with_fines_and_downloads(world: World) -> None:
     send_as_api(world, [5], type="task")
     world.clock.advance(3 * 3600)  # everyone is past their deadline
     hr, leader = signed_in(world, HR), signed_in(world, LEADER)
+    first = hr.get("/console/reports").get_data(as_text=True)
+    assert "报表正在生成" in first and 'http-equiv="refresh"' in first  # the worker computes it
+    assert hr.get("/console/reports?format=xlsx").status_code == 409
+    leader.get("/console/reports")
+    computed(world)
     page = hr.get("/console/reports").get_data(as_text=True)
+    assert "统计于" in page
     with world.sim.state.lock:
         in_4 = sum(4 in m.department and m.status == 1 for m in world.org.members.values())
         in_5 = sum(5 in m.department and m.status == 1 for m in world.org.members.values())
@@ -279,5 +293,14 @@ def test_reports_for_a_month_with_fines_and_downloads(world: World) -> None:
         assert book.status_code == 200 and book.data[:2] == b"PK"
     with hr.get("/console/reports?format=csv") as ledger:
         assert ledger.get_data(as_text=True).startswith("\ufeff姓名")
+    hr.get("/console/reports?month=2025-06")
+    computed(world)
     empty = hr.get("/console/reports?month=2025-06").get_data(as_text=True)
     assert "本月没有违规" in empty
+    with world.db.read() as session:  # a past month, computed after it ended, is not redone
+        before = session.get(ConsoleSnapshot, "report:2025-06:all").computed_at
+    world.clock.advance(3600)
+    hr.get("/console/reports?month=2025-06")
+    computed(world)
+    with world.db.read() as session:
+        assert session.get(ConsoleSnapshot, "report:2025-06:all").computed_at == before

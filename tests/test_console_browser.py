@@ -149,6 +149,10 @@ def test_hr_leader_and_employee_use_the_console(world: World, browser: Browser) 
     assert {("zhangyao", "send"), ("huangyao", "ack"), ("zhenglinwei", "sign_in")} <= actions
     chatid = mobile_group(world)
     world.clock.advance(3 * 3600)  # the others are overdue now: the reports have fines
+    hr.goto(f"{world.app_url}/console/reports")  # asks the worker for the month's report
+    hr.goto(f"{world.app_url}/console/people?department=4")  # and the naming check
+    world.clock.advance(5)
+    world.settle()
     for path, name in (("/console/groups", "groups"), (f"/console/groups/{chatid}", "group"),
                        ("/console/people?department=4", "people"), ("/console/reports", "reports")):  # fmt: skip
         hr.goto(f"{world.app_url}{path}")

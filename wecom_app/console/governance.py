@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, request
 from sqlalchemy import func, select
 
-from wecom_app.clock import BEIJING
-from wecom_app.console import auth, queries
+from wecom_app.console import auth, queries, snapshots
 from wecom_app.console.roles import Viewer
 from wecom_app.directory import naming
 from wecom_app.errors import AppError, ConfigError
@@ -27,7 +25,6 @@ from wecom_app.models import (
 )
 from wecom_app.sla import export
 from wecom_app.sla.config import SlaConfig
-from wecom_app.sla.reports import overdue_report
 from wecom_app.web.context import services
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -113,15 +110,21 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
         dept = _int_arg("department")
         if dept is not None and not viewer.sees_department(dept):
             abort(403)
-        with services().db.read() as session:
+        now = services().clock.now()
+        naming_check = None
+        with services().db.begin() as session:
             tree = queries.department_tree(session, viewer)
             counts = _active_counts(session)
             shown = dept if dept is not None else (tree[0][0] if tree else None)
             members = _members(session, shown) if shown is not None else []
-            deviations = _deviations(session) if viewer.admin else []
             departed = _departures(session) if viewer.admin else []
+            if viewer.admin:
+                row = snapshots.read_or_request(
+                    session, snapshots.NAMING, {}, now, now - snapshots.FRESH
+                )
+                naming_check = _snapshot_view(row)
         return render("console/people.html", title="人员", nav="people", tree=tree,
-                      counts=counts, shown=shown, members=members, deviations=deviations,
+                      counts=counts, shown=shown, members=members, naming=naming_check,
                       departed=departed, states=EMPLOYEE_STATES, kinds=DEVIATIONS)  # fmt: skip
 
     @bp.post("/people/naming")
@@ -149,10 +152,25 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
         viewer: Viewer = viewer_of()
         if not viewer.sees_others:
             abort(403)
-        since, until, label = _period(request.args.get("month"), services().clock.now())
-        with services().db.read() as session:
-            report = _report(session, viewer, sla, since, until)
+        now = services().clock.now()
+        _, end, label = snapshots.month_period(request.args.get("month"), now)
+        scope = None if viewer.scope is None else sorted(viewer.scope)
+        with services().db.begin() as session:
+            row = snapshots.read_or_request(
+                session,
+                snapshots.report_key(label, viewer.scope),
+                {"month": label, "department_ids": scope},
+                now,
+                end if end <= now else now - snapshots.FRESH,  # a past month stays as it is
+            )
+            view = _snapshot_view(row)
+        report = view["data"]
         fmt = request.args.get("format", "")
+        if report is None:
+            if fmt:
+                return page("报表生成中", "报表正在生成，请稍候再下载。", 409)
+            return render("console/reports.html", title="报表", nav="reports", report=None,
+                          month=label, snapshot=view, refresh=3)  # fmt: skip
         if fmt in ("csv", "xlsx"):
             with services().db.begin() as session:
                 auth.record(session, viewer, "export", f"report:{label}", {"format": fmt})
@@ -170,7 +188,8 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
         chart = [[name, str(amount), count] for name, amount, count in fines["departments"]]
         chart_json = json.dumps(chart, ensure_ascii=False)
         return render("console/reports.html", title="报表", nav="reports", report=report,
-                      month=label, fines=fines, fines_json=chart_json)  # fmt: skip
+                      month=label, fines=fines, fines_json=chart_json, snapshot=view,
+                      refresh=5 if view["pending"] else None)  # fmt: skip
 
 
 def _labels() -> dict[str, Any]:
@@ -233,24 +252,14 @@ def _departures(session: Any) -> list[Any]:
     return rows
 
 
-def _period(month: str | None, now: datetime) -> tuple[datetime, datetime, str]:
-    """A calendar month in Beijing: the one named (YYYY-MM), or this one so far."""
-    local = now.astimezone(BEIJING)
-    year, number = local.year, local.month
-    if month and len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit():
-        year, number = int(month[:4]), int(month[5:])
-        if not (2000 <= year <= 2100 and 1 <= number <= 12):
-            year, number = local.year, local.month
-    start = datetime(year, number, 1, tzinfo=BEIJING)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return start, min(end, now), f"{year:04d}-{number:02d}"
-
-
-def _report(
-    session: Any, viewer: Viewer, sla: SlaConfig, since: datetime, until: datetime
-) -> dict[str, Any]:
-    scope = None if viewer.scope is None else sorted(viewer.scope)
-    return overdue_report(session, until, sla, since=since, department_ids=scope)
+def _snapshot_view(row: Any) -> dict[str, Any]:
+    """What a page shows of a snapshot: its data, when it was computed, whether newer is due."""
+    return {
+        "data": row.data if row.computed_at is not None else None,
+        "computed_at": queries.beijing(row.computed_at) if row.computed_at else "",
+        "seconds": row.seconds,
+        "pending": snapshots.pending(row),
+    }
 
 
 def _fines(report: dict[str, Any]) -> dict[str, list[tuple[str, Decimal, int]]]:

@@ -1,7 +1,7 @@
 """SQLAlchemy 2.x typed models; import this package to register every table on Base.metadata."""
 
 from wecom_app.models.base import Base, UTCDateTime
-from wecom_app.models.console import ConsoleAction, ConsoleSession
+from wecom_app.models.console import ConsoleAction, ConsoleSession, ConsoleSnapshot
 from wecom_app.models.directory import (
     Department,
     DepartmentMember,
@@ -30,6 +30,7 @@ __all__ = [
     "Base",
     "ConsoleAction",
     "ConsoleSession",
+    "ConsoleSnapshot",
     "Department",
     "DepartmentMember",
     "Employee",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Float, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wecom_app.models.base import Base, BigId, UTCDateTime
@@ -41,3 +41,18 @@ class ConsoleAction(Base):
     action: Mapped[str] = mapped_column(String(32))  # send, cancel, chase, confirm, respond, ...
     target: Mapped[str] = mapped_column(String(64))  # e.g. notice:12, group:mobile01
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ConsoleSnapshot(Base):
+    """A figure too large to compute while a page waits (a month's report over the whole
+    company, the naming check of every employee): asked for by a page, computed by the worker,
+    read by the next page."""
+
+    __tablename__ = "console_snapshots"
+
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)  # e.g. report:2026-11:all
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[Any] = mapped_column(JSON, nullable=True)

@@ -30,6 +30,7 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     var holder = document.getElementById("chart-overdue");
+    if (!holder) { return; }  // nothing to draw on this page (e.g. still being computed)
     fetch(holder.getAttribute("data-src"), { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(draw);

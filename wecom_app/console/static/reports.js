@@ -3,6 +3,7 @@
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
     var holder = document.getElementById("chart-fines");
+    if (!holder) { return; }  // nothing to draw on this page (e.g. still being computed)
     var rows = JSON.parse(holder.getAttribute("data-fines") || "[]");
     var chart = echarts.init(holder);
     chart.setOption({

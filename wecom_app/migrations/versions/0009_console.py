@@ -1,5 +1,6 @@
-"""The console: sign-ins that can be ended, a record of every action taken in it, and an index
-of the receipts still waiting for an answer (the overdue lists read only those).
+"""The console: sign-ins that can be ended, a record of every action taken in it, snapshots of
+figures too large to compute while a page waits, and an index of the receipts still waiting for
+an answer (the overdue lists read only those).
 
 Revision ID: 0009_console
 Revises: 0008_ledger
@@ -43,6 +44,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_console_actions_at", "console_actions", ["at"])
     op.create_index(op.f("ix_console_actions_userid"), "console_actions", ["userid"])
+    op.create_table(
+        "console_snapshots",
+        sa.Column("key", sa.String(length=96), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("requested_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("computed_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("seconds", sa.Float(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_console_snapshots")),
+    )
     open_receipt = sa.text("state <> 'acknowledged' AND excluded = false")
     op.create_index("ix_notice_receipts_open_due", "notice_receipts", ["due_at"],
                     postgresql_where=open_receipt, sqlite_where=open_receipt,
@@ -51,5 +62,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_notice_receipts_open_due", table_name="notice_receipts")
+    op.drop_table("console_snapshots")
     op.drop_table("console_actions")
     op.drop_table("console_sessions")

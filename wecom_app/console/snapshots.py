@@ -1,0 +1,120 @@
+"""Figures too large to compute while a page waits, computed by the worker and read by pages.
+
+A month's overdue report over a whole company walks every receipt through the working calendar
+(`scripts/bench_console`: 21.6 s for 342,000 receipts), and the naming check reads every
+employee (2 s at 100,000). A page asks for such a figure (`read_or_request`); the worker's
+`console.snapshots` job (every few seconds) computes what was asked for and stores it; the page
+shows the stored figure with the time it was computed, and asks again when it is older than
+FRESH. A past month's report, once computed after the month ended, stays as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from wecom_app.clock import BEIJING
+from wecom_app.directory import naming
+from wecom_app.jobs import JobContext
+from wecom_app.models import ConsoleSnapshot
+from wecom_app.sla.config import SlaConfig
+from wecom_app.sla.reports import overdue_report
+
+FRESH = timedelta(minutes=10)
+EVERY = timedelta(seconds=5)
+NAMING = "naming"
+
+
+def month_period(month: str | None, now: datetime) -> tuple[datetime, datetime, str]:
+    """A calendar month in Beijing: the one named (YYYY-MM), or this one; (start, end, label)."""
+    local = now.astimezone(BEIJING)
+    year, number = local.year, local.month
+    if month and len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit():
+        year, number = int(month[:4]), int(month[5:])
+        if not (2000 <= year <= 2100 and 1 <= number <= 12):
+            year, number = local.year, local.month
+    start = datetime(year, number, 1, tzinfo=BEIJING)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end, f"{year:04d}-{number:02d}"
+
+
+def report_key(month: str, scope: frozenset[int] | None) -> str:
+    """The snapshot of one month's report for one set of departments (None: everyone)."""
+    if scope is None:
+        return f"report:{month}:all"
+    digest = hashlib.sha1(",".join(map(str, sorted(scope))).encode()).hexdigest()[:20]
+    return f"report:{month}:{digest}"
+
+
+def read_or_request(
+    session: Session, key: str, params: dict[str, Any], now: datetime, good_after: datetime
+) -> ConsoleSnapshot:
+    """The snapshot under `key`; asks the worker for a new one unless it was computed after
+    `good_after`."""
+    row = session.get(ConsoleSnapshot, key)
+    if row is None:
+        row = ConsoleSnapshot(key=key, params=params, requested_at=now)
+        session.add(row)
+        session.flush()
+        return row
+    fresh = row.computed_at is not None and row.computed_at >= good_after
+    waiting = row.requested_at is not None and (
+        row.computed_at is None or row.requested_at > row.computed_at
+    )
+    if not fresh and not waiting:
+        row.requested_at, row.params = now, params
+    return row
+
+
+def pending(row: ConsoleSnapshot) -> bool:
+    """Whether the worker has yet to compute what was last asked for."""
+    return row.requested_at is not None and (
+        row.computed_at is None or row.requested_at > row.computed_at
+    )
+
+
+def compute_due(ctx: JobContext, *, sla: SlaConfig) -> dict[str, Any]:
+    """The job: compute every snapshot a page asked for."""
+    services = ctx.services
+    with services.db.read() as session:
+        due = list(
+            session.execute(
+                select(ConsoleSnapshot.key, ConsoleSnapshot.params).where(
+                    ConsoleSnapshot.requested_at.is_not(None),
+                    or_(
+                        ConsoleSnapshot.computed_at.is_(None),
+                        ConsoleSnapshot.requested_at > ConsoleSnapshot.computed_at,
+                    ),
+                )
+            )
+        )
+    done = 0
+    for key, params in due:
+        if ctx.stopping.is_set():
+            break
+        now = services.clock.now()
+        started = time.perf_counter()
+        with services.db.read() as session:
+            data = _compute(session, key, params, now, sla)
+        with services.db.begin() as session:
+            row = session.get(ConsoleSnapshot, key)
+            if row is not None:
+                row.data, row.computed_at = data, now
+                row.seconds = round(time.perf_counter() - started, 3)
+        done += 1
+    return {"computed": done}
+
+
+def _compute(
+    session: Session, key: str, params: dict[str, Any], now: datetime, sla: SlaConfig
+) -> Any:
+    if key == NAMING:
+        return [d.to_dict() for d in naming.naming_report(naming.named_people(session))]
+    start, end, _ = month_period(params.get("month"), now)
+    scope = params.get("department_ids")
+    return overdue_report(session, min(end, now), sla, since=start, department_ids=scope)
