@@ -4,31 +4,18 @@ artifacts/screenshots/ (WECOM_APP_ARTIFACTS overrides) to look at."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from tests.browser import ARTIFACTS, CHROMIUM, needs_browser, sync_playwright
 from tests.world import World, make_world
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.models import Employee, Notice, Receipt
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("WECOM_APP_ARTIFACTS", "artifacts")) / "screenshots"
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - scripts/test installs it
-    sync_playwright = None  # type: ignore[assignment]
-
-pytestmark = pytest.mark.skipif(
-    (CHROMIUM is None or sync_playwright is None) and not os.environ.get("WECOM_APP_REQUIRE_TOOLS"),
-    reason="chromium or playwright is not installed (scripts/test installs them)",
-)
+pytestmark = needs_browser
 
 
 @pytest.fixture

@@ -152,16 +152,7 @@ def notice_page(
     for d in departments:
         for key in ("counted", "acknowledged", "pending", "overdue", "excluded"):
             totals[key] += d[key]
-    query = (
-        select(Receipt, Employee.userid, Employee.display_name, Department.name)
-        .join(Employee, Employee.id == Receipt.employee_id)
-        .outerjoin(Department, Department.id == Receipt.department_id)
-        .where(Receipt.notice_id == notice.id)
-        .order_by(Receipt.department_id, Receipt.id)
-    )
-    if not mine and viewer.scope is not None:
-        query = query.where(Receipt.department_id.in_(viewer.scope))
-    rows = session.execute(query.limit(PAGE * 4).offset(offset)).all()
+    rows = session.execute(_receipts(viewer, notice).limit(PAGE * 4).offset(offset)).all()
     departments.sort(key=lambda d: (-d["pending"], -d["counted"]))
     return {
         "counts": data["counts"] if mine else dict(totals),
@@ -174,6 +165,12 @@ def notice_page(
 
 def export_rows(session: Session, viewer: Viewer, notice: Notice) -> list[Any]:
     """Every receipt of a notice the viewer may see, for the CSV download."""
+    return list(session.execute(_receipts(viewer, notice)).all())
+
+
+def _receipts(viewer: Viewer, notice: Notice) -> Any:
+    """A notice's receipts with names and departments: all of them for its sender and
+    administrators, those of the viewer's departments for a leader."""
     query = (
         select(Receipt, Employee.userid, Employee.display_name, Department.name)
         .join(Employee, Employee.id == Receipt.employee_id)
@@ -183,7 +180,7 @@ def export_rows(session: Session, viewer: Viewer, notice: Notice) -> list[Any]:
     )
     if notice.sender != viewer.userid and viewer.scope is not None:
         query = query.where(Receipt.department_id.in_(viewer.scope))
-    return list(session.execute(query).all())
+    return query
 
 
 def department_tree(session: Session, viewer: Viewer) -> list[tuple[int, str, int]]:

@@ -305,9 +305,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         viewer = _viewer()
         svc = services()
         with svc.db.begin() as session:
-            found = _notice_or_404(session, code)
-            if not queries.may_manage(viewer, found):
-                abort(403)
+            found = _managed(session, viewer, code)
             try:
                 batches = service.resend(session, found, svc.clock.now())
             except service.NoticeError as exc:
@@ -321,9 +319,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         viewer = _viewer()
         svc = services()
         with svc.db.begin() as session:
-            found = _notice_or_404(session, code)
-            if not queries.may_manage(viewer, found):
-                abort(403)
+            found = _managed(session, viewer, code)
             service.cancel(session, found, svc.clock.now())
             auth.record(session, viewer, "cancel", f"notice:{found.code}", None)
         return redirect(f"/console/notices/{code}", 303)  # type: ignore[return-value]
@@ -409,6 +405,14 @@ def _notice_or_404(session: Any, code: str) -> Notice:
         return service.get_notice(session, code)
     except service.NoticeError:
         abort(404)
+
+
+def _managed(session: Any, viewer: Viewer, code: str) -> Notice:
+    """A notice the viewer may chase or cancel (its sender, or an administrator); else 403."""
+    found = _notice_or_404(session, code)
+    if not queries.may_manage(viewer, found):
+        abort(403)
+    return found
 
 
 def _offset() -> int:
