@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,10 @@ def test_csv_and_xlsx_exports(db: Database, scenario: tuple[int, int]) -> None:
     ledger = list(book["违规台账"].iter_rows(values_only=True))
     assert ledger[0][0] == "姓名" and len(ledger) == 3
     carol = next(r for r in ledger if r[1] == "carol")
-    assert carol[7] == "2026-01-06 10:30:00" and carol[10] == 40.0
+    assert carol[7] == datetime(2026, 1, 6, 10, 30) and carol[10] == 40.0  # a date, Beijing
+    sheet = book["违规台账"]
+    assert sheet.auto_filter.ref == "A1:M3" and sheet["H2"].number_format == export.TIME_FORMAT
+    assert sheet.column_dimensions["K"].width >= 16  # 超时（工作分钟） fits
     summary = dict(book["汇总"].iter_rows(values_only=True))
     assert summary["超时未确认"] == 1 and summary["统计截至"] == "2026-01-06 11:10:00"
 
