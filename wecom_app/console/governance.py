@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, request
@@ -173,22 +171,21 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
                           month=label, snapshot=view, refresh=3)  # fmt: skip
         if fmt in ("csv", "xlsx"):
             with services().db.begin() as session:
+                whole = snapshots.read_full(session, snapshots.report_key(label, viewer.scope))
                 auth.record(session, viewer, "export", f"report:{label}", {"format": fmt})
             stamp = label.replace("-", "")
             if fmt == "csv":
-                body, kind = export.to_csv(report).encode("utf-8"), "text/csv; charset=utf-8"
+                body, kind = export.to_csv(whole).encode("utf-8"), "text/csv; charset=utf-8"
             else:
-                body, kind = export.to_xlsx(report), XLSX
+                body, kind = export.to_xlsx(whole), XLSX
             response = Response(body, content_type=kind)
             response.headers["Content-Disposition"] = (
                 f'attachment; filename="overdue-{stamp}.{fmt}"'
             )
             return response
-        fines = _fines(report)
-        chart = [[name, str(amount), count] for name, amount, count in fines["departments"]]
-        chart_json = json.dumps(chart, ensure_ascii=False)
+        chart_json = json.dumps(report["fines_departments"], ensure_ascii=False)
         return render("console/reports.html", title="报表", nav="reports", report=report,
-                      month=label, fines=fines, fines_json=chart_json, snapshot=view,
+                      month=label, fines_json=chart_json, snapshot=view,
                       refresh=5 if view["pending"] else None)  # fmt: skip
 
 
@@ -260,18 +257,3 @@ def _snapshot_view(row: Any) -> dict[str, Any]:
         "seconds": row.seconds,
         "pending": snapshots.pending(row),
     }
-
-
-def _fines(report: dict[str, Any]) -> dict[str, list[tuple[str, Decimal, int]]]:
-    """Penalty totals per person and per department, largest first."""
-    people: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
-    departments: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
-    for v in report["violations"]:
-        for bucket in (people[v["name"]], departments[v["department"] or "（无部门）"]):
-            bucket[0] += Decimal(v["penalty"])
-            bucket[1] += 1
-
-    def ranked(table: dict[str, list[Any]]) -> list[tuple[str, Decimal, int]]:
-        return sorted(((k, a, n) for k, (a, n) in table.items()), key=lambda t: (-t[1], -t[2]))
-
-    return {"people": ranked(people), "departments": ranked(departments)}

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -100,21 +102,70 @@ def compute_due(ctx: JobContext, *, sla: SlaConfig) -> dict[str, Any]:
         now = services.clock.now()
         started = time.perf_counter()
         with services.db.read() as session:
-            data = _compute(session, key, params, now, sla)
+            shown, whole = _compute(session, key, params, now, sla)
         with services.db.begin() as session:
             row = session.get(ConsoleSnapshot, key)
             if row is not None:
-                row.data, row.computed_at = data, now
+                row.data, row.computed_at = shown, now
                 row.seconds = round(time.perf_counter() - started, 3)
+            full = session.get(ConsoleSnapshot, full_key(key))
+            if full is None:
+                full = ConsoleSnapshot(key=full_key(key), params=params)
+                session.add(full)
+            full.data, full.computed_at, full.requested_at = whole, now, now
         done += 1
     return {"computed": done}
 
 
+def full_key(key: str) -> str:
+    """Where the whole of a snapshot is kept (downloads), beside what a page shows."""
+    return f"{key}:full"
+
+
+def read_full(session: Session, key: str) -> Any:
+    """The whole of a computed snapshot (e.g. every violation of the month), or None."""
+    row = session.get(ConsoleSnapshot, full_key(key))
+    return row.data if row is not None else None
+
+
 def _compute(
     session: Session, key: str, params: dict[str, Any], now: datetime, sla: SlaConfig
-) -> Any:
+) -> tuple[Any, Any]:
+    """(what the page shows, the whole): a page reads a few hundred rows however big the
+    month was; downloads read the whole."""
     if key == NAMING:
-        return [d.to_dict() for d in naming.naming_report(naming.named_people(session))]
+        found = [d.to_dict() for d in naming.naming_report(naming.named_people(session))]
+        return {"count": len(found), "first": found[:PAGE_ROWS]}, found
     start, end, _ = month_period(params.get("month"), now)
     scope = params.get("department_ids")
-    return overdue_report(session, min(end, now), sla, since=start, department_ids=scope)
+    report = overdue_report(session, min(end, now), sla, since=start, department_ids=scope)
+    fines = _fines(report)
+    shown = {
+        "totals": report["totals"],
+        "penalty_total": report["penalty_total"],
+        "violation_count": len(report["violations"]),
+        "violations": report["violations"][:PAGE_ROWS],
+        "fines_people": fines["people"][:PAGE_ROWS],
+        "fines_departments": fines["departments"][:CHART_ROWS],
+    }
+    return shown, report
+
+
+PAGE_ROWS = 200  # rows a page lists; the download has them all
+CHART_ROWS = 30
+
+
+def _fines(report: dict[str, Any]) -> dict[str, list[list[Any]]]:
+    """Penalty totals per person and per department, largest first: [name, 元, violations]."""
+    people: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    departments: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    for v in report["violations"]:
+        for bucket in (people[v["name"]], departments[v["department"] or "（无部门）"]):
+            bucket[0] += Decimal(v["penalty"])
+            bucket[1] += 1
+
+    def ranked(table: dict[str, list[Any]]) -> list[list[Any]]:
+        order = sorted(table.items(), key=lambda item: (-item[1][0], -item[1][1]))
+        return [[name, str(amount), count] for name, (amount, count) in order]
+
+    return {"people": ranked(people), "departments": ranked(departments)}
