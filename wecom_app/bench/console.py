@@ -34,7 +34,7 @@ from wecom_app.bench.mirror import load_mirror
 from wecom_app.clock import FakeClock
 from wecom_app.compose import compose
 from wecom_app.console.snapshots import compute_due
-from wecom_app.db import Database
+from wecom_app.db import Database, upgrade_database
 from wecom_app.directory.queries import department_subtree_ids
 from wecom_app.jobs import JobContext
 from wecom_app.models import (
@@ -119,6 +119,12 @@ def load_year(db: Database, notices: int, everyone_every: int = 40) -> tuple[int
             text(
                 "UPDATE notices SET recipients = (SELECT count(*) FROM notice_receipts r "
                 "WHERE r.notice_id = notices.id)"
+            )
+        )
+        session.execute(  # what sending records: the departments each notice reached
+            text(
+                "INSERT INTO notice_departments (notice_id, department_id) SELECT DISTINCT "
+                "notice_id, department_id FROM notice_receipts WHERE department_id IS NOT NULL"
             )
         )
     return notices, total
@@ -235,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
         url = url if args.reuse else fresh_postgres(url)
     else:
         url = f"sqlite:///{BENCH_DIR / 'console.db'}" if args.reuse else fresh_sqlite("console")
+    if args.reuse:
+        upgrade_database(url)  # a previous run's data, brought to this schema
     db = Database(url)
     started = time.perf_counter()
     with db.read() as session:

@@ -20,6 +20,7 @@ from wecom_app.models import (
     InboxEvent,
     ManagedGroup,
     Notice,
+    NoticeDepartment,
     NoticeStatus,
     OutboxMessage,
     Receipt,
@@ -107,11 +108,15 @@ def notices_for(
     """The notices the viewer may open, newest first, filtered."""
     query = select(Notice).order_by(Notice.id.desc())
     if viewer.scope is not None:
-        mine = exists().where(Receipt.notice_id == Notice.id)
         if viewer.scope:
-            mine = mine.where(Receipt.department_id.in_(viewer.scope))
+            mine = exists().where(
+                NoticeDepartment.notice_id == Notice.id,
+                NoticeDepartment.department_id.in_(viewer.scope),
+            )
         else:
-            mine = mine.where(Receipt.employee_id == viewer.employee_id)
+            mine = exists().where(
+                Receipt.notice_id == Notice.id, Receipt.employee_id == viewer.employee_id
+            )
         query = query.where(or_(Notice.sender == viewer.userid, mine))
     if kind:
         query = query.where(Notice.type == kind)
@@ -126,11 +131,11 @@ def may_open(session: Session, viewer: Viewer, notice: Notice) -> bool:
     """Whether the viewer may open this notice's page."""
     if viewer.scope is None or notice.sender == viewer.userid:
         return True
-    query = select(Receipt.id).where(Receipt.notice_id == notice.id)
-    if viewer.scope:
-        query = query.where(Receipt.department_id.in_(viewer.scope))
-    else:
+    if not viewer.scope:
         return False  # an employee's notices are on 我的
+    query = select(NoticeDepartment.notice_id).where(
+        NoticeDepartment.notice_id == notice.id, NoticeDepartment.department_id.in_(viewer.scope)
+    )
     return session.scalar(query.limit(1)) is not None
 
 

@@ -132,3 +132,16 @@ class MemberSend(Base):
     userid: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     kind: Mapped[str] = mapped_column(String(32), default="")
+
+
+class NoticeDepartment(Base):
+    """A department a notice reached (its recipients' departments when sent): which notices a
+    leader may open is one probe of this small table, not a scan of the receipts."""
+
+    __tablename__ = "notice_departments"
+    __table_args__ = (Index("ix_notice_departments_department", "department_id", "notice_id"),)
+
+    notice_id: Mapped[int] = mapped_column(
+        ForeignKey("notices.id", ondelete="CASCADE"), primary_key=True
+    )
+    department_id: Mapped[int] = mapped_column(Integer, primary_key=True)

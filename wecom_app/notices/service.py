@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app import checks
@@ -17,6 +17,7 @@ from wecom_app.models import (
     Employee,
     EmployeeStatus,
     Notice,
+    NoticeDepartment,
     NoticeStatus,
     Receipt,
     ReceiptState,
@@ -199,6 +200,10 @@ def create(
         for r in recipients
     ]
     pacing.insert_rows(session, Receipt, rows)
+    reached = sorted({r.department_id for r in recipients if r.department_id is not None})
+    if reached:  # at most one row per department
+        rows_reached = [{"notice_id": notice.id, "department_id": d} for d in reached]
+        session.execute(insert(NoticeDepartment), rows_reached)
     if draft.audience.get("post_to_groups"):
         delivery.post_to_groups(session, notice, draft.audience.get("groups", []), now)
     return notice, plan
