@@ -226,27 +226,27 @@ def _deviations(session: Any) -> list[naming.Deviation]:
 
 
 def _departures(session: Any) -> list[Any]:
+    """The latest departures, each with how many managed groups they were removed from."""
+    removed = (
+        select(GroupAudit.userid, func.count().label("n"))
+        .where(GroupAudit.action == "remove", GroupAudit.outcome == "applied")
+        .group_by(GroupAudit.userid)
+        .subquery()
+    )
     query = (
         select(
-            Employee.display_name, Employee.userid, Employee.departed_at, Employee.departed_source
+            Employee.display_name,
+            Employee.userid,
+            Employee.departed_at,
+            Employee.departed_source,
+            func.coalesce(removed.c.n, 0),
         )
+        .outerjoin(removed, removed.c.userid == Employee.userid)
         .where(Employee.status == EmployeeStatus.DEPARTED)
         .order_by(Employee.departed_at.desc())
         .limit(100)
     )
-    rows = []
-    for name, userid, at, source in session.execute(query):
-        removed = session.scalar(
-            select(func.count())
-            .select_from(GroupAudit)
-            .where(
-                GroupAudit.userid == userid,
-                GroupAudit.action == "remove",
-                GroupAudit.outcome == "applied",
-            )
-        )
-        rows.append((name, userid, at, source, removed))
-    return rows
+    return list(session.execute(query).all())
 
 
 def _snapshot_view(row: Any) -> dict[str, Any]:

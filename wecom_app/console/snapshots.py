@@ -21,6 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import BEIJING
+from wecom_app.console.queries import weekly
 from wecom_app.directory import naming
 from wecom_app.jobs import JobContext
 from wecom_app.models import ConsoleSnapshot
@@ -47,10 +48,18 @@ def month_period(month: str | None, now: datetime) -> tuple[datetime, datetime, 
 
 def report_key(month: str, scope: frozenset[int] | None) -> str:
     """The snapshot of one month's report for one set of departments (None: everyone)."""
+    return f"report:{month}:{_scope(scope)}"
+
+
+def weekly_key(scope: frozenset[int] | None) -> str:
+    """The snapshot of the weekly acknowledgement figures for one set of departments."""
+    return f"weekly:{_scope(scope)}"
+
+
+def _scope(scope: frozenset[int] | None) -> str:
     if scope is None:
-        return f"report:{month}:all"
-    digest = hashlib.sha1(",".join(map(str, sorted(scope))).encode()).hexdigest()[:20]
-    return f"report:{month}:{digest}"
+        return "all"
+    return hashlib.sha1(",".join(map(str, sorted(scope))).encode()).hexdigest()[:20]
 
 
 def read_or_request(
@@ -136,6 +145,9 @@ def _compute(
     if key == NAMING:
         found = [d.to_dict() for d in naming.naming_report(naming.named_people(session))]
         return {"count": len(found), "first": found[:PAGE_ROWS]}, found
+    if key.startswith("weekly:"):
+        weeks = weekly(session, params.get("department_ids"), now)
+        return weeks, weeks
     start, end, _ = month_period(params.get("month"), now)
     scope = params.get("department_ids")
     report = overdue_report(session, min(end, now), sla, since=start, department_ids=scope)

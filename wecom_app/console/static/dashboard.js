@@ -14,6 +14,8 @@
     });
     var weeks = echarts.init(document.getElementById("chart-weeks"));
     weeks.setOption({
+      title: data.weeks_pending ? { text: "统计中，稍后刷新", left: "center", top: "middle",
+                                    textStyle: { fontSize: 13, color: "#6b7280" } } : undefined,
       grid: { left: 8, right: 8, top: 36, bottom: 8, containLabel: true },
       tooltip: { trigger: "axis" },
       legend: { data: ["确认率（%）", "响应中位数（分钟）"] },

@@ -1,4 +1,5 @@
-"""The departments each notice reached, so a leader's notice list probes a small table.
+"""The departments each notice reached, so a leader's notice list probes a small table, and an
+index that lists a notice's receipts by department.
 
 Revision ID: 0010_notice_departments
 Revises: 0009_console
@@ -34,6 +35,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_notice_departments_department", "notice_departments", ["department_id", "notice_id"]
     )
+    op.create_index(
+        "ix_notice_receipts_notice_department",
+        "notice_receipts",
+        ["notice_id", "department_id", "id"],
+    )
     op.execute(
         "INSERT INTO notice_departments (notice_id, department_id) "
         "SELECT DISTINCT notice_id, department_id FROM notice_receipts "
@@ -42,4 +48,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notice_receipts_notice_department", table_name="notice_receipts")
     op.drop_table("notice_departments")
