@@ -89,6 +89,7 @@ def summary(
     rows = session.execute(
         select(
             Receipt.department_id,
+            Department.name,
             Receipt.state,
             Receipt.excluded,
             func.count(),
@@ -96,12 +97,15 @@ def summary(
             func.sum(case((overdue, 1), else_=0)),
             func.sum(case((Receipt.response.is_not(None), 1), else_=0)),
         )
+        .outerjoin(Department, Department.id == Receipt.department_id)
         .where(Receipt.notice_id == notice.id)
-        .group_by(Receipt.department_id, Receipt.state, Receipt.excluded)
+        .group_by(Receipt.department_id, Department.name, Receipt.state, Receipt.excluded)
     ).all()
     totals: Counter[str] = Counter({s: 0 for s in STATES})
     departments: dict[int | None, Counter[str]] = defaultdict(Counter)
-    for dept, state, excluded, count, late, late_due, responded in rows:
+    names: dict[int | None, str] = {}
+    for dept, name, state, excluded, count, late, late_due, responded in rows:
+        names[dept] = name or ""
         for bucket in (totals, departments[dept]):
             if excluded:
                 bucket["excluded"] += count
@@ -111,13 +115,6 @@ def summary(
             bucket["late"] += int(late or 0)
             bucket["responded"] += int(responded or 0)
             bucket["overdue"] += int(late_due or 0) if notice.require_ack else 0
-    names = dict(
-        session.execute(
-            select(Department.id, Department.name).where(
-                Department.id.in_([d for d in departments if d is not None])
-            )
-        ).all()
-    )
     data: dict[str, Any] = {
         "notice": notice_dict(notice),
         "counts": {
