@@ -304,3 +304,23 @@ def test_reports_for_a_month_with_fines_and_downloads(world: World) -> None:
     computed(world)
     with world.db.read() as session:
         assert session.get(ConsoleSnapshot, "report:2025-06:all").computed_at == before
+
+
+def test_a_big_notice_is_counted_by_the_worker(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wecom_app.console import queries
+
+    monkeypatch.setattr(queries, "BIG_NOTICE", 10)  # as a notice to the whole company would be
+    code = send_as_api(world, [4])
+    hr, leader = signed_in(world, HR), signed_in(world, LEADER)
+    first = hr.get(f"/console/notices/{code}").get_data(as_text=True)
+    assert "进度统计中" in first and 'data-userid="huangyao"' in first  # receipts stay live
+    leader.get(f"/console/notices/{code}")
+    computed(world)
+    page = hr.get(f"/console/notices/{code}").get_data(as_text=True)
+    assert "进度统计于" in page and "平台研发部" in page
+    with world.sim.state.lock:
+        in_4 = sum(4 in m.department and m.status == 1 for m in world.org.members.values())
+    assert f"<div><b>0</b><span>已确认</span></div>\n    <div><b>{in_4}</b><span>未确认" in page
+    assert "进度统计于" in leader.get(f"/console/notices/{code}").get_data(as_text=True)

@@ -120,7 +120,7 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
                 row = snapshots.read_or_request(
                     session, snapshots.NAMING, {}, now, now - snapshots.FRESH
                 )
-                naming_check = _snapshot_view(row)
+                naming_check = snapshot_view(row)
         return render("console/people.html", title="人员", nav="people", tree=tree,
                       counts=counts, shown=shown, members=members, naming=naming_check,
                       departed=departed, states=EMPLOYEE_STATES, kinds=DEVIATIONS)  # fmt: skip
@@ -161,7 +161,7 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
                 now,
                 end if end <= now else now - snapshots.FRESH,  # a past month stays as it is
             )
-            view = _snapshot_view(row)
+            view = snapshot_view(row)
         report = view["data"]
         fmt = request.args.get("format", "")
         if report is None:
@@ -249,7 +249,7 @@ def _departures(session: Any) -> list[Any]:
     return list(session.execute(query).all())
 
 
-def _snapshot_view(row: Any) -> dict[str, Any]:
+def snapshot_view(row: Any) -> dict[str, Any]:
     """What a page shows of a snapshot: its data, when it was computed, whether newer is due."""
     return {
         "data": row.data if row.computed_at is not None else None,

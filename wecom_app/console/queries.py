@@ -31,6 +31,7 @@ from wecom_app.models.notices import OPEN_RECEIPT
 from wecom_app.notices import status
 
 PAGE = 50
+BIG_NOTICE = 20_000  # counting more receipts than this is the worker's job (snapshots)
 DEPARTMENT_ROWS = 50  # a notice's page lists the departments with most still to answer
 RECENT = timedelta(days=30)  # "overdue now" looks this far back; 报表 keeps the rest
 
@@ -146,26 +147,47 @@ def may_manage(viewer: Viewer, notice: Notice) -> bool:
 
 
 def notice_page(
-    session: Session, viewer: Viewer, notice: Notice, now: datetime, offset: int = 0
+    session: Session,
+    viewer: Viewer,
+    notice: Notice,
+    now: datetime,
+    offset: int = 0,
+    counted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A notice's progress by department and its receipts, within the viewer's scope."""
-    data = status.summary(session, notice, now, with_receipts=False)
-    mine = notice.sender == viewer.userid or viewer.scope is None
-    departments = [
-        d for d in data["by_department"] if mine or viewer.sees_department(d["department_id"])
-    ]
-    totals: Counter[str] = Counter()
-    for d in departments:
-        for key in ("counted", "acknowledged", "pending", "overdue", "excluded"):
-            totals[key] += d[key]
+    """A notice's progress by department (`counted`, when a snapshot has it) and its receipts,
+    within the viewer's scope."""
+    shown = counted or progress(session, notice, now, scope_for(viewer, notice))
     rows = session.execute(_receipts(viewer, notice).limit(PAGE * 4).offset(offset)).all()
+    return {**shown, "receipts": rows, "more": len(rows) == PAGE * 4}
+
+
+def scope_for(viewer: Viewer, notice: Notice) -> frozenset[int] | None:
+    """Whose receipts of this notice the viewer sees: all (its sender, administrators), or
+    those of their departments."""
+    return None if notice.sender == viewer.userid else viewer.scope
+
+
+def progress(
+    session: Session, notice: Notice, now: datetime, scope: Iterable[int] | None
+) -> dict[str, Any]:
+    """Counts and the departments with most still to answer, for everyone or some departments
+    (plain data: a snapshot keeps it as it is)."""
+    data = status.summary(session, notice, now, with_receipts=False)
+    departments = data["by_department"]
+    counts = data["counts"]
+    if scope is not None:
+        inside = set(scope)
+        departments = [d for d in departments if d["department_id"] in inside]
+        totals: Counter[str] = Counter()
+        for d in departments:
+            for key in ("counted", "acknowledged", "pending", "overdue", "excluded"):
+                totals[key] += d[key]
+        counts = dict(totals)
     departments.sort(key=lambda d: (-d["pending"], -d["counted"]))
     return {
-        "counts": data["counts"] if mine else dict(totals),
+        "counts": counts,
         "by_department": departments[:DEPARTMENT_ROWS],
         "more_departments": max(0, len(departments) - DEPARTMENT_ROWS),
-        "receipts": rows,
-        "more": len(rows) == PAGE * 4,
     }
 
 

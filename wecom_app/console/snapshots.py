@@ -21,10 +21,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import BEIJING
-from wecom_app.console.queries import weekly
+from wecom_app.console.queries import progress, weekly
 from wecom_app.directory import naming
 from wecom_app.jobs import JobContext
-from wecom_app.models import ConsoleSnapshot
+from wecom_app.models import ConsoleSnapshot, Notice
 from wecom_app.sla.config import SlaConfig
 from wecom_app.sla.reports import overdue_report
 
@@ -49,6 +49,14 @@ def month_period(month: str | None, now: datetime) -> tuple[datetime, datetime, 
 def report_key(month: str, scope: frozenset[int] | None) -> str:
     """The snapshot of one month's report for one set of departments (None: everyone)."""
     return f"report:{month}:{_scope(scope)}"
+
+
+NOTICE_FRESH = timedelta(seconds=15)
+
+
+def notice_key(notice_id: int, scope: frozenset[int] | None) -> str:
+    """The snapshot of a big notice's progress for one set of departments."""
+    return f"notice:{notice_id}:{_scope(scope)}"
 
 
 def weekly_key(scope: frozenset[int] | None) -> str:
@@ -117,11 +125,12 @@ def compute_due(ctx: JobContext, *, sla: SlaConfig) -> dict[str, Any]:
             if row is not None:
                 row.data, row.computed_at = shown, now
                 row.seconds = round(time.perf_counter() - started, 3)
-            full = session.get(ConsoleSnapshot, full_key(key))
-            if full is None:
-                full = ConsoleSnapshot(key=full_key(key), params=params)
-                session.add(full)
-            full.data, full.computed_at, full.requested_at = whole, now, now
+            if whole is not None:
+                full = session.get(ConsoleSnapshot, full_key(key))
+                if full is None:
+                    full = ConsoleSnapshot(key=full_key(key), params=params)
+                    session.add(full)
+                full.data, full.computed_at, full.requested_at = whole, now, now
         done += 1
     return {"computed": done}
 
@@ -148,6 +157,10 @@ def _compute(
     if key.startswith("weekly:"):
         weeks = weekly(session, params.get("department_ids"), now)
         return weeks, weeks
+    if key.startswith("notice:"):
+        notice = session.get(Notice, params["notice_id"])
+        shown = progress(session, notice, now, params.get("department_ids")) if notice else {}
+        return shown, None
     start, end, _ = month_period(params.get("month"), now)
     scope = params.get("department_ids")
     report = overdue_report(session, min(end, now), sla, since=start, department_ids=scope)

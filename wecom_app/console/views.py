@@ -287,11 +287,23 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         viewer = _viewer()
         svc = services()
         now = svc.clock.now()
-        with svc.db.read() as session:
+        snapshot = None
+        with svc.db.begin() as session:
             found = _notice_or_404(session, code)
             if not queries.may_open(session, viewer, found):
                 abort(403)
-            data = queries.notice_page(session, viewer, found, now, _offset())
+            counted = None
+            if found.recipients >= queries.BIG_NOTICE:  # the worker counts, every 15 s
+                scope = queries.scope_for(viewer, found)
+                row = snapshots.read_or_request(
+                    session, snapshots.notice_key(found.id, scope),
+                    {"notice_id": found.id, "department_ids": None if scope is None
+                     else sorted(scope)}, now, now - snapshots.NOTICE_FRESH,
+                )  # fmt: skip
+                snapshot = governance.snapshot_view(row)
+                counted = snapshot["data"] or {"counts": {}, "by_department": [],
+                                               "more_departments": 0}  # fmt: skip
+            data = queries.notice_page(session, viewer, found, now, _offset(), counted)
             policy = policies.for_type(found.type)
         return _render(
             "console/notice.html",
@@ -302,6 +314,8 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             now=now,
             kind=policy.label or found.type,
             manage=queries.may_manage(viewer, found),
+            snapshot=snapshot,
+            refresh=5 if snapshot and snapshot["pending"] else None,
             states=STATE_LABELS,
             channels=CHANNELS,
         )
