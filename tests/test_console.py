@@ -118,6 +118,11 @@ def test_only_active_employees_get_in_and_a_session_can_be_ended(world: World) -
 
 def test_where_to_after_sign_in_stays_inside_the_console(world: World) -> None:
     client = world.app.test_client()
+    asked = client.get("/console/reports?month=2026-01&format=csv")  # kept whole, query and all
+    assert (
+        asked.headers["Location"]
+        == "/console/login?next=/console/reports%3Fmonth%3D2026-01%26format%3Dcsv"
+    )
     for evil in ("https://evil.example/", "//evil.example/console/", "/console/\\\\evil"):
         url = wecom_redirect(world, client, "web", evil)
         resp = client.get(come_back(world, url, EMPLOYEE))

@@ -11,6 +11,7 @@ import csv
 import io
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request
 from flask_wtf.csrf import generate_csrf, validate_csrf
@@ -75,7 +76,8 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             return _off()
         viewer = auth.current_viewer(admins)
         if viewer is None:
-            return redirect(f"/console/login?next={request.full_path.rstrip('?')}", 302)  # type: ignore[return-value]
+            back = quote(request.full_path.rstrip("?"), safe="/")
+            return redirect(f"/console/login?next={back}", 302)  # type: ignore[return-value]
         g.viewer = viewer
         return None
 
