@@ -25,7 +25,6 @@ from wecom_app.sla import export
 from wecom_app.sla.config import SlaConfig
 from wecom_app.web.context import services
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EMPLOYEE_STATES = {
     EmployeeStatus.ACTIVE: "在职",
     EmployeeStatus.DISABLED: "已禁用",
@@ -52,10 +51,15 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
         if not (viewer.admin or viewer.owned_groups):
             abort(403)
         with services().db.read() as session:
+            owned = set(
+                session.scalars(
+                    select(ManagedGroup.chatid).where(ManagedGroup.id.in_(viewer.owned_groups))
+                )
+            )
             found = [
                 g
                 for g in group_queries.list_groups(session)
-                if viewer.admin or _group_id(session, g["chatid"]) in viewer.owned_groups
+                if viewer.admin or g["chatid"] in owned
             ]
         return render("console/groups.html", title="群", nav="groups", groups=found)
 
@@ -174,10 +178,7 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
                 whole = snapshots.read_full(session, snapshots.report_key(label, viewer.scope))
                 auth.record(session, viewer, "export", f"report:{label}", {"format": fmt})
             stamp = label.replace("-", "")
-            if fmt == "csv":
-                body, kind = export.to_csv(whole).encode("utf-8"), "text/csv; charset=utf-8"
-            else:
-                body, kind = export.to_xlsx(whole), XLSX
+            body, kind = export.as_file(whole, fmt)
             response = Response(body, content_type=kind)
             response.headers["Content-Disposition"] = (
                 f'attachment; filename="overdue-{stamp}.{fmt}"'

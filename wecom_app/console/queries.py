@@ -245,12 +245,12 @@ def dashboard(session: Session, viewer: Viewer, now: datetime) -> dict[str, Any]
     """The figures of 总览, within the viewer's scope."""
     start_of_day = now.astimezone(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
     today = [n for n in notices_for(session, viewer) if n.created_at >= start_of_day]
-    progress = []
+    shown = []
     for notice in today[:10]:
-        counts = notice_page(session, viewer, notice, now)["counts"]
-        progress.append((notice, counts.get("acknowledged", 0), counts.get("counted", 0)))
+        counts = progress(session, notice, now, scope_for(viewer, notice))["counts"]
+        shown.append((notice, counts.get("acknowledged", 0), counts.get("counted", 0)))
     return {
-        "today": progress,
+        "today": shown,
         "overdue_by_department": overdue_by_department(session, viewer, now),
         "departures": departures(session, now) if viewer.admin else [],
         "drift": drifting_groups(session) if viewer.admin else [],
@@ -360,13 +360,20 @@ def departures(session: Session, now: datetime, days: int = 30) -> list[dict[str
         .order_by(Employee.departed_at.desc())
         .limit(50)
     ).all()
+    audits: dict[str, list[Any]] = {}
+    if people:
+        query = select(GroupAudit.userid, GroupAudit.at, GroupAudit.outcome, GroupAudit.done_at)
+        for row in session.execute(
+            query.where(
+                GroupAudit.userid.in_([p.userid for p in people]),
+                GroupAudit.action == "remove",
+                GroupAudit.at >= min(p.departed_at for p in people),
+            )
+        ):
+            audits.setdefault(row.userid, []).append(row)
     out = []
     for _, userid, name, left_at in people:
-        removals = session.execute(
-            select(GroupAudit.outcome, GroupAudit.done_at).where(
-                GroupAudit.userid == userid, GroupAudit.action == "remove", GroupAudit.at >= left_at
-            )
-        ).all()
+        removals = [(r.outcome, r.done_at) for r in audits.get(userid, ()) if r.at >= left_at]
         pending = any(o == "queued" for o, _ in removals)
         done = [d for o, d in removals if o == "applied" and d]
         ready = done and left_at is not None and not pending

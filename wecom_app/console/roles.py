@@ -38,8 +38,8 @@ class AdminRule:
             tuple(t.strip() for t in _items(tags)),
         )
 
-    def holds(self, session: Session, userid: str) -> bool:
-        """Whether this member is an administrator."""
+    def holds(self, session: Session, userid: str, departments: Iterable[int] = ()) -> bool:
+        """Whether this member (sitting in these departments) is an administrator."""
         if userid.lower() in self.userids:
             return True
         if not self.tags:
@@ -65,9 +65,8 @@ class AdminRule:
         )
         if not depts:
             return False
-        emp = session.scalars(select(Employee).where(Employee.userid == userid)).one_or_none()
         covered = department_subtree_ids(session, {d for d in depts if d is not None})
-        return emp is not None and bool(set(emp.departments or ()) & covered)
+        return bool(set(departments) & covered)
 
 
 def _items(text: str | None) -> Iterable[str]:
@@ -126,7 +125,7 @@ def viewer_for(session: Session, userid: str, admins: AdminRule) -> Viewer | Non
         ).one_or_none()
     if emp is None or emp.status != EmployeeStatus.ACTIVE:
         return None
-    admin = admins.holds(session, emp.userid)
+    admin = admins.holds(session, emp.userid, emp.departments or ())
     led = frozenset(emp.leader_in or ())
     scope: frozenset[int] | None
     if admin:

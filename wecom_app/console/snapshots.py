@@ -82,10 +82,7 @@ def read_or_request(
         session.flush()
         return row
     fresh = row.computed_at is not None and row.computed_at >= good_after
-    waiting = row.requested_at is not None and (
-        row.computed_at is None or row.requested_at > row.computed_at
-    )
-    if not fresh and not waiting:
+    if not fresh and not pending(row):
         row.requested_at, row.params = now, params
     return row
 

@@ -15,19 +15,19 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request
 from flask_wtf.csrf import generate_csrf, validate_csrf
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
 from wecom_app import checks
 from wecom_app.console import auth, governance, queries, snapshots
 from wecom_app.console.roles import AdminRule, Viewer
-from wecom_app.models import Notice, NoticeStatus, ReceiptState
+from wecom_app.models import ManagedGroup, Notice, NoticeStatus, ReceiptState
 from wecom_app.notices import acks, service
 from wecom_app.sla.config import SlaConfig
 from wecom_app.web.context import services
 
-OPEN = {"console.login", "console.login_oauth", "console.login_web", "console.auth_back",
-        "console.static"}  # fmt: skip
+OPEN = {"console.login", "console.login_oauth", "console.login_web", "console.auth_back"}
 # The console's own scripts and styles only: no inline code, no other origin.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,10 +70,12 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
                 validate_csrf(token)
             except ValidationError:
                 return _page("无法提交", "页面已过期或请求不是从控制台发出的，请刷新后重试。", 400)
-        if request.endpoint in OPEN:
+        if request.endpoint == "console.static":
             return None
         if not services().settings.public_url:
             return _off()
+        if request.endpoint in OPEN:
+            return None
         viewer = auth.current_viewer(admins)
         if viewer is None:
             back = quote(request.full_path.rstrip("?"), safe="/")
@@ -100,8 +102,6 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
 
     @bp.get("/login")
     def login() -> Response:
-        if not services().settings.public_url:
-            return _off()
         next_path = auth.safe_next(request.args.get("next"))
         if auth.in_wecom_client():
             return auth.start_login("oauth", next_path)
@@ -109,20 +109,14 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
 
     @bp.get("/login/oauth")
     def login_oauth() -> Response:
-        if not services().settings.public_url:
-            return _off()
         return auth.start_login("oauth", request.args.get("next", ""))
 
     @bp.get("/login/web")
     def login_web() -> Response:
-        if not services().settings.public_url:
-            return _off()
         return auth.start_login("web", request.args.get("next", ""))
 
     @bp.get("/auth")
     def auth_back() -> Response:
-        if not services().settings.public_url:
-            return _off()
         try:
             next_path = auth.finish_login(admins)
         except auth.LoginRefused as exc:
@@ -275,8 +269,9 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         try:
             draft = service.draft_from(data, policies)
             with svc.db.begin() as session:
-                _within_scope(viewer, service.preview(session, draft))
-                notice, plan = service.create(session, draft, svc.clock.now())
+                plan = service.preview(session, draft)
+                _within_scope(viewer, plan)
+                notice, _ = service.create(session, draft, svc.clock.now(), plan=plan)
                 sent = {"recipients": len(plan.audience.recipients), "type": draft.type}
                 auth.record(session, viewer, "send", f"notice:{notice.code}", sent)
                 code = notice.code
@@ -493,10 +488,6 @@ def _within_scope(viewer: Viewer, preview: service.Preview) -> None:
 
 
 def _groups(session: Any, viewer: Viewer) -> list[tuple[str, str]]:
-    from sqlalchemy import select
-
-    from wecom_app.models import ManagedGroup
-
     query = select(ManagedGroup.chatid, ManagedGroup.name, ManagedGroup.id).where(
         ManagedGroup.status == "active"
     )

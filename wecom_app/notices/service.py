@@ -158,10 +158,16 @@ def preview(session: Session, draft: Draft) -> Preview:
 
 
 def create(
-    session: Session, draft: Draft, now: datetime, *, batch_size: int = delivery.BATCH_SIZE
+    session: Session,
+    draft: Draft,
+    now: datetime,
+    *,
+    batch_size: int = delivery.BATCH_SIZE,
+    plan: Preview | None = None,
 ) -> tuple[Notice, Preview]:
-    """Store a notice with one receipt per recipient and queue its cards (≤ batch_size each)."""
-    plan = preview(session, draft)
+    """Store a notice with one receipt per recipient and queue its cards (≤ batch_size each);
+    pass the draft's `plan` when the caller has already previewed it in this transaction."""
+    plan = plan or preview(session, draft)
     if draft.sender is not None and not _active_member(session, draft.sender):
         raise NoticeError(f"sender：发送人 {draft.sender} 不是在职成员")
     notice = Notice(

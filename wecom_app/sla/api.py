@@ -14,8 +14,6 @@ from wecom_app.sla.reports import overdue_report
 from wecom_app.web.api import ApiError, arg_int, arg_text, transaction
 from wecom_app.web.context import services
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
 
 def reports_blueprint(config: SlaConfig) -> Blueprint:
     """The report routes over one deployment's SLA configuration."""
@@ -42,10 +40,7 @@ def overdue(config: SlaConfig) -> Any:
     if fmt == "json":
         return jsonify(report)
     stamp = as_of.astimezone(config.calendar.tz).strftime("%Y%m%d-%H%M")
-    if fmt == "csv":
-        body, mimetype = export.to_csv(report).encode("utf-8"), "text/csv; charset=utf-8"
-    else:
-        body, mimetype = export.to_xlsx(report), XLSX
+    body, mimetype = export.as_file(report, fmt)
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f"attachment; filename=overdue-{stamp}.{fmt}"
     return response

@@ -93,6 +93,16 @@ def to_csv(report: dict[str, Any]) -> str:
     return "\ufeff" + out.getvalue()
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def as_file(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
+    """The report as a download: (body, content type) for "csv" or "xlsx"."""
+    if fmt == "csv":
+        return to_csv(report).encode("utf-8"), "text/csv; charset=utf-8"
+    return to_xlsx(report), XLSX
+
+
 def to_xlsx(report: dict[str, Any]) -> bytes:
     """Every table of the report, one sheet each, plus a summary sheet."""
     tz = ZoneInfo(report["timezone"])
