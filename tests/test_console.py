@@ -276,6 +276,50 @@ def test_people_page_is_scoped_and_hr_can_fix_names(world: World) -> None:
     assert employee.get("/console/people").status_code == 403
 
 
+def test_the_tree_and_the_pickers_keep_to_the_viewers_departments(world: World) -> None:
+    leader, hr = signed_in(world, LEADER), signed_in(world, HR)
+    employee = signed_in(world, EMPLOYEE)
+    top = hr.get("/console/notices/new").get_data(as_text=True)
+    picks = 'name="departments" value="{}"'
+    assert picks.format(1) in top and picks.format(3) not in top  # below the top: loaded on opening
+    branch = hr.get("/console/departments/3?mode=pick").get_data(as_text=True)
+    assert all(f'name="departments" value="{d}"' in branch for d in (4, 5, 6))
+    assert leader.get("/console/departments/3").status_code == 403  # above their own
+    assert leader.get("/console/departments/4").status_code == 200
+    assert employee.get("/console/departments/4").status_code == 403
+    assert picks.format(4) in leader.get("/console/notices/new").get_data(as_text=True)
+
+    assert "移动研发部" in hr.get("/console/departments/find?q=移动").get_data(as_text=True)
+    assert "移动研发部" not in leader.get("/console/departments/find?q=移动").get_data(as_text=True)
+    assert "平台研发部-黄瑶" in leader.get("/console/people/find?q=黄瑶").get_data(as_text=True)
+    theirs = leader.get("/console/people/find?q=wangxuanqiang").get_data(as_text=True)
+    assert "没有姓名或账号" in theirs  # 移动研发部's leader is not theirs to address
+    assert "没有姓名或账号含“%”" in hr.get("/console/people/find?q=%25").get_data(as_text=True)
+
+    chip = leader.get("/console/pick?person=huangyao")
+    assert chip.headers["HX-Trigger-After-Settle"] == "picked"
+    assert 'name="people" value="huangyao" checked' in chip.get_data(as_text=True)
+    assert leader.get("/console/pick?person=wangxuanqiang").status_code == 403
+    assert leader.get("/console/pick?department=5").status_code == 403
+    assert "（含下级）" in hr.get("/console/pick?department=5").get_data(as_text=True)
+
+    token = csrf(hr, "/console/notices/new")
+    form = {"csrf_token": token, "body": "x", "departments": ["5"], "people": ["huangyao"]}
+    again = hr.post("/console/notices", data=form).get_data(as_text=True)  # no title
+    assert 'value="5" checked' in again  # the tree opened to what was chosen
+    assert 'name="people" value="huangyao" checked' in again
+    sent = hr.post("/console/notices", data={**form, "title": "复盘"})
+    assert sent.status_code == 303
+    with world.db.read() as session:
+        notice = session.scalars(select(Notice)).one()
+    with world.sim.state.lock:
+        mobile = sum(5 in m.department and m.status == 1 for m in world.org.members.values())
+    assert notice.recipients == mobile + 1
+
+    nav = hr.get("/console/people?department=5").get_data(as_text=True)
+    assert 'class="on" aria-current="page">移动研发部' in nav
+
+
 def test_reports_for_a_month_with_fines_and_downloads(world: World) -> None:
     send_as_api(world, [4], type="task")  # 30 working minutes or 100元
     send_as_api(world, [5], type="task")

@@ -193,6 +193,50 @@ def test_a_leader_editing_a_url_gets_403_and_a_post_without_csrf_is_refused(
     assert browser.errors == [], browser.errors
 
 
+def test_hr_picks_an_audience_from_the_tree_and_the_people_search(
+    world: World, browser: Browser
+) -> None:
+    hr = browser.person(DESKTOP)
+    sign_in(hr, world, "/console/notices/new", "zhenglinwei", web=True)
+    tree = hr.locator(".tree")
+    assert tree.get_by_label("研发中心").count() == 0  # below the top: not loaded yet
+    tree.locator("summary", has_text="杭州云栖数智科技有限公司").locator(".sub").click()
+    tree.locator("summary", has_text="研发中心").locator(".sub").click()
+    tree.get_by_label("移动研发部").check()  # each branch came from the server on opening
+    with world.sim.state.lock:
+        mobile = sum(5 in m.department and m.status == 1 for m in world.org.members.values())
+    hr.wait_for_selector(f"text=将发送给 {mobile} 人")
+
+    search = hr.get_by_label("查找成员")
+    search.fill("黄")
+    hr.locator("#found-people").get_by_role("button", name="平台研发部-黄瑶").click()
+    hr.wait_for_selector(f"text=将发送给 {mobile + 1} 人")  # the chip counts at once
+    search.press("Enter")  # searches; the notice is not sent
+    hr.wait_for_load_state("networkidle")
+    assert hr.url.endswith("/console/notices/new")
+    shots(hr, "new-notice-picked")
+
+    hr.get_by_role("button", name="发送").click()  # no title: the form comes back as it was
+    hr.wait_for_selector("text=标题")
+    assert hr.locator(".tree").get_by_label("移动研发部").is_checked()  # opened to it again
+    assert hr.locator("#chosen").get_by_label("平台研发部-黄瑶").is_checked()
+    hr.fill("input[name=title]", "移动端发版复盘")
+    hr.get_by_role("button", name="发送").click()
+    hr.wait_for_selector("text=按部门")
+    with world.db.read() as session:
+        found = session.scalars(select(Notice)).one()
+    assert found.title == "移动端发版复盘" and found.recipients == mobile + 1
+
+    hr.goto(f"{world.app_url}/console/people?department=5")
+    current = hr.locator(".tree-nav a.on")
+    assert current.inner_text().startswith("移动研发部")  # its branch opened on the way
+    hr.get_by_label("查找成员").fill("zhangyao")
+    hr.locator("#found").get_by_role("link", name="平台研发部-张瑶").click()
+    hr.wait_for_selector(".tree-nav a.on >> text=平台研发部")
+    shots(hr, "people-tree")
+    assert browser.errors == [], browser.errors
+
+
 def _drawn(page: Any, selector: str) -> bool:
     """Whether a canvas holds anything but transparent pixels."""
     return bool(

@@ -115,9 +115,11 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
         now = services().clock.now()
         naming_check = None
         with services().db.begin() as session:
-            tree = queries.department_tree(session, viewer)
-            counts = _active_counts(session)
-            shown = dept if dept is not None else (tree[0][0] if tree else None)
+            if dept is None:
+                roots = queries.tree_roots(session, viewer)
+                dept = roots[0].id if roots else None
+            tree = queries.open_tree(session, viewer, [dept] if dept is not None else [])
+            shown = dept
             members = _members(session, shown) if shown is not None else []
             departed = _departures(session) if viewer.admin else []
             if viewer.admin:
@@ -126,7 +128,7 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
                 )
                 naming_check = snapshot_view(row)
         return render("console/people.html", title="人员", nav="people", tree=tree,
-                      counts=counts, shown=shown, members=members, naming=naming_check,
+                      shown=shown, members=members, naming=naming_check,
                       departed=departed, states=EMPLOYEE_STATES, kinds=DEVIATIONS)  # fmt: skip
 
     @bp.post("/people/naming")
@@ -201,15 +203,6 @@ def _group_id(session: Any, chatid: str) -> int | None:
 def _int_arg(name: str) -> int | None:
     raw = request.args.get(name, "")
     return int(raw) if raw.isdigit() and len(raw) < 10 else None
-
-
-def _active_counts(session: Any) -> dict[int, int]:
-    query = (
-        select(Employee.main_department, func.count())
-        .where(Employee.status == EmployeeStatus.ACTIVE)
-        .group_by(Employee.main_department)
-    )
-    return {d: n for d, n in session.execute(query) if d is not None}
 
 
 def _members(session: Any, department_id: int) -> list[Employee]:

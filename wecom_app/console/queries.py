@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -211,29 +212,139 @@ def _receipts(viewer: Viewer, notice: Notice) -> Any:
     return query
 
 
-def department_tree(session: Session, viewer: Viewer) -> list[tuple[int, str, int]]:
-    """Departments the viewer may address, as (id, name, depth) in tree order."""
-    rows = session.execute(
-        select(Department.id, Department.name, Department.parent_id, Department.order).where(
-            Department.deleted.is_(False)
+@dataclass(frozen=True)
+class Branch:
+    """A department in the console's tree, loaded one level at a time."""
+
+    id: int
+    name: str
+    children: int  # live sub-departments
+    members: int  # active employees whose main department it is
+    parent: str = ""  # the parent's name, for a search result
+
+
+PICKS = 20  # a search in the pickers shows at most this many matches
+
+
+def _branches(session: Session, where: Any, limit: int | None = None) -> list[Branch]:
+    child = Department.__table__.alias("child")
+    children = (
+        select(func.count())
+        .select_from(child)
+        .where(child.c.parent_id == Department.id, child.c.deleted.is_(False))
+        .scalar_subquery()
+    )
+    members = (
+        select(func.count())
+        .select_from(Employee)
+        .where(Employee.status == EmployeeStatus.ACTIVE, Employee.main_department == Department.id)
+        .scalar_subquery()
+    )
+    parent = Department.__table__.alias("parent")
+    query = (
+        select(Department.id, Department.name, children, members, parent.c.name)
+        .outerjoin(parent, parent.c.id == Department.parent_id)
+        .where(Department.deleted.is_(False), where)
+        .order_by(Department.order.desc(), Department.id)
+        .limit(limit)
+    )
+    return [Branch(i, n, c, m, p or "") for i, n, c, m, p in session.execute(query)]
+
+
+def tree_roots(session: Session, viewer: Viewer) -> list[Branch]:
+    """Where the viewer's tree starts: the company's top departments for an administrator,
+    the topmost of the departments they lead for a leader, nothing for anyone else."""
+    if viewer.scope is None:
+        live = select(Department.id).where(Department.deleted.is_(False))
+        return _branches(
+            session, or_(Department.parent_id.is_(None), Department.parent_id.not_in(live))
         )
-    ).all()
-    children: dict[int, list[Any]] = {}
-    ids = {r.id for r in rows}
-    for r in rows:
-        parent = r.parent_id if r.parent_id in ids else 0
-        children.setdefault(parent, []).append(r)
-    out: list[tuple[int, str, int]] = []
+    scope = viewer.scope
+    tops = [d for d in viewer.led if d in scope]
+    if not tops:
+        return []
+    parents = {
+        dept: parent
+        for dept, parent in session.execute(
+            select(Department.id, Department.parent_id).where(Department.id.in_(tops))
+        )
+    }
+    return _branches(session, Department.id.in_([d for d in tops if parents.get(d) not in scope]))
 
-    def walk(parent: int, depth: int) -> None:
-        for r in sorted(children.get(parent, []), key=lambda x: (-(x.order or 0), x.id)):
-            if viewer.sees_department(r.id):
-                out.append((r.id, r.name, depth))
-            walk(r.id, depth + 1)
 
-    walk(0, 0)
-    top = min((depth for _, _, depth in out), default=0)  # a leader's tree starts at their own
-    return [(dept_id, name, depth - top) for dept_id, name, depth in out]
+def tree_children(session: Session, viewer: Viewer, department_id: int) -> list[Branch]:
+    """One department's sub-departments, if the viewer may see it."""
+    if not viewer.sees_department(department_id):
+        return []
+    return _branches(session, Department.parent_id == department_id)
+
+
+def tree_path(session: Session, department_id: int, stop: Iterable[int] = ()) -> list[int]:
+    """The department and its ancestors up to the top (or to a department in `stop`), top
+    first: the branches a page opens to show it."""
+    tops, path = set(stop), []
+    current: int | None = department_id
+    while current is not None and current not in path:
+        path.append(current)
+        if current in tops:
+            break
+        current = session.scalar(select(Department.parent_id).where(Department.id == current))
+    return path[::-1]
+
+
+def open_tree(session: Session, viewer: Viewer, shown: Iterable[int]) -> dict[str, Any]:
+    """The roots and, for each department on the way to one that is shown, its children:
+    what a page renders so that the shown departments are visible without a click."""
+    roots = tree_roots(session, viewer)
+    tops = {b.id for b in roots}
+    opened: dict[int, list[Branch]] = {}
+    for dept in shown:
+        if not viewer.sees_department(dept):
+            continue
+        for ancestor in tree_path(session, dept, tops)[:-1]:
+            if ancestor not in opened:
+                opened[ancestor] = tree_children(session, viewer, ancestor)
+    return {"roots": roots, "opened": opened}
+
+
+def find_departments(session: Session, viewer: Viewer, text_: str) -> list[Branch]:
+    """Departments whose name holds the text, among those the viewer may see."""
+    where = Department.name.contains(text_, autoescape=True)
+    if viewer.scope is not None:
+        where = and_(where, Department.id.in_(viewer.scope))
+    return _branches(session, where, PICKS)
+
+
+def find_departments_by_id(session: Session, ids: Iterable[int]) -> list[Branch]:
+    """These departments, as the tree shows them."""
+    return _branches(session, Department.id.in_(list(ids)))
+
+
+def named_people(session: Session, viewer: Viewer, userids: Iterable[str]) -> list[Employee]:
+    """The active employees with these accounts that the viewer may address, in that order."""
+    wanted = [u for u in dict.fromkeys(userids) if u]
+    if not wanted:
+        return []
+    rows = session.scalars(
+        select(Employee).where(
+            Employee.userid.in_(wanted), Employee.status == EmployeeStatus.ACTIVE
+        )
+    )
+    found = {e.userid: e for e in rows if viewer.sees_department(e.main_department)}
+    return [found[u] for u in wanted if u in found]
+
+
+def find_people(session: Session, viewer: Viewer, text_: str) -> list[Employee]:
+    """Active employees whose name, 部门+姓名 or account holds the text, among those the viewer
+    may see (by main department)."""
+    like = [
+        column.contains(text_, autoescape=True)
+        for column in (Employee.name, Employee.display_name, Employee.userid)
+    ]
+    query = select(Employee).where(Employee.status == EmployeeStatus.ACTIVE, or_(*like))
+    if viewer.scope is not None:
+        query = query.where(Employee.main_department.in_(viewer.scope))
+    return list(session.scalars(query.order_by(Employee.display_name).limit(PICKS)))
 
 
 def tags(session: Session) -> list[tuple[int, str]]:

@@ -250,8 +250,10 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         viewer = _viewer()
         if not viewer.sees_others:
             abort(403)
+        data = _draft_data(viewer)
+        data["title"] = data["title"].strip() or "（未填标题）"  # the count needs no title yet
         try:
-            draft = service.draft_from(_draft_data(viewer), policies)
+            draft = service.draft_from(data, policies)
             with services().db.read() as session:
                 found = service.preview(session, draft)
                 _within_scope(viewer, found)
@@ -371,8 +373,11 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         return response
 
     def _form(viewer: Viewer, values: Any, error: str | None, status: int = 200) -> Response:
+        chosen = _ints(values.getlist("departments")) if hasattr(values, "getlist") else []
+        picked = values.getlist("people") if hasattr(values, "getlist") else []
         with services().db.read() as session:
-            tree = queries.department_tree(session, viewer)
+            tree = queries.open_tree(session, viewer, chosen)
+            people = queries.named_people(session, viewer, picked)
             groups = _groups(session, viewer)
             tags = queries.tags(session)
         return _render(
@@ -385,9 +390,67 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             tags=tags,
             types=policies.types,
             values=values,
-            chosen=set(values.getlist("departments")) if hasattr(values, "getlist") else set(),
+            chosen=set(chosen),
+            people=people,
             error=error,
         )
+
+    # -- the department tree and the pickers ----------------------------------------------
+
+    @bp.get("/departments/<int:department_id>")
+    def branch(department_id: int) -> Response:
+        """One level of the tree, opened by a click (htmx): checkboxes in the notice form,
+        links on 人员."""
+        viewer = _viewer()
+        if not viewer.sees_department(department_id):
+            abort(403)
+        with services().db.read() as session:
+            children = queries.tree_children(session, viewer, department_id)
+        return _render("console/_tree.html", branches=children, **_tree_mode())
+
+    @bp.get("/departments/find")
+    def find_departments() -> Response:
+        viewer = _viewer()
+        if not viewer.sees_others:
+            abort(403)
+        text = request.args.get("q", "").strip()[:50]
+        with services().db.read() as session:
+            found = queries.find_departments(session, viewer, text) if text else []
+        return _render("console/_found.html", departments=found, text=text, **_tree_mode())
+
+    @bp.get("/people/find")
+    def find_people() -> Response:
+        viewer = _viewer()
+        if not viewer.sees_others:
+            abort(403)
+        text = request.args.get("q", "").strip()[:50]
+        with services().db.read() as session:
+            found = queries.find_people(session, viewer, text) if text else []
+        return _render("console/_found.html", people=found, text=text, **_tree_mode())
+
+    @bp.get("/pick")
+    def pick() -> Response:
+        """A chosen department or person, as a checked chip in the notice form; the form's
+        recipient count follows (the `picked` event)."""
+        viewer = _viewer()
+        if not viewer.sees_others:
+            abort(403)
+        with services().db.read() as session:
+            if request.args.get("department"):
+                ids = _ints([request.args["department"]])
+                if not ids or not viewer.sees_department(ids[0]):
+                    abort(403)
+                found = queries.find_departments_by_id(session, ids)
+                if not found:
+                    abort(404)
+                html = _render("console/_chip.html", department=found[0])
+            else:
+                people = queries.named_people(session, viewer, [request.args.get("person", "")])
+                if not people:
+                    abort(403)
+                html = _render("console/_chip.html", person=people[0])
+        html.headers["HX-Trigger-After-Settle"] = "picked"  # once the chip is in the form
+        return html
 
     governance.add_routes(bp, sla, _render, _page, _viewer)
     return bp
@@ -439,6 +502,19 @@ def _offset() -> int:
         return 0
 
 
+def _ints(values: Any) -> list[int]:
+    """The integers among form values (department ids), ignoring anything else."""
+    return [int(v) for v in values if isinstance(v, str) and v.isdigit() and len(v) < 10]
+
+
+def _tree_mode() -> dict[str, Any]:
+    """Whether a tree fragment is the notice form's (pick) or 人员's (nav), and which
+    department 人员 is showing."""
+    mode = "nav" if request.args.get("mode") == "nav" else "pick"
+    shown = _ints([request.args.get("shown", "")])
+    return {"mode": mode, "shown": shown[0] if shown else None, "chosen": set(), "opened": {}}
+
+
 def _choice(value: str | None, allowed: Any) -> str | None:
     return value if value and value in allowed else None
 
@@ -452,7 +528,8 @@ def _draft_data(viewer: Viewer) -> dict[str, Any]:
             departments.append({"id": checks.integer(raw, "部门", 1), "subtree": True})
         except checks.InputError:
             raise service.NoticeError("部门选择有误，请刷新页面后重选") from None
-    users = [u.strip() for u in form.get("users", "").replace("，", ",").split(",") if u.strip()]
+    typed = form.get("users", "").replace("，", ",").replace("\n", ",").split(",")
+    users = list(dict.fromkeys([*form.getlist("people"), *(u.strip() for u in typed if u.strip())]))
     data: dict[str, Any] = {
         "title": form.get("title", ""),
         "body": form.get("body", ""),
