@@ -60,6 +60,9 @@ PAGES = [
     ("发通知", "/console/notices/new"),
     ("我的", "/console/me"),
     ("人员", "/console/people"),
+    ("展开部门", "/console/departments/{branch}?mode=pick"),
+    ("查找部门", "/console/departments/find?q=部"),
+    ("查找成员", "/console/people/find?q=王"),
     ("报表（上月）", "/console/reports?month=2026-11"),
 ]
 
@@ -181,9 +184,10 @@ def _flush(db: Database, batch: list[dict[str, Any]]) -> int:
     return count
 
 
-def viewers(db: Database) -> dict[str, str]:
-    """Who looks: HR (an administrator), the leader of the largest division, the leader of a
-    team with no sub-departments, and an employee with notices."""
+def viewers(db: Database) -> dict[str, tuple[str, int]]:
+    """Who looks, each with the top of their tree: HR (an administrator), the leader of the
+    largest division, the leader of a team with no sub-departments, and an employee with
+    notices."""
     with db.read() as session:
         parents = session.execute(select(Department.id, Department.parent_id)).all()
         has_children = {parent for _, parent in parents if parent}
@@ -191,10 +195,10 @@ def viewers(db: Database) -> dict[str, str]:
             select(Employee.userid, Employee.leader_in).where(Employee.status == "active")
         ).all()
         leaders = [(u, led[0]) for u, led in people if led and led[0] != 1]
-        big = max(leaders, key=lambda r: len(department_subtree_ids(session, r[1])))[0]
-        small = next(u for u, dept in leaders if dept not in has_children)
+        big = max(leaders, key=lambda r: len(department_subtree_ids(session, r[1])))
+        small = next((u, dept) for u, dept in leaders if dept not in has_children)
         employee = next(u for u, led in people if not led)
-    return {"HR": "u000001", "大部门负责人": big, "小组负责人": small, "员工": employee}
+    return {"HR": ("u000001", 1), "大部门负责人": big, "小组负责人": small, "员工": (employee, 1)}
 
 
 def signed_client(app: Flask, db: Database, userid: str) -> Any:
@@ -211,12 +215,12 @@ def signed_client(app: Flask, db: Database, userid: str) -> Any:
 
 
 def timed_pages(
-    client: Any, requests: int, big: str, worker: Any
+    client: Any, requests: int, big: str, branch: int, worker: Any
 ) -> Iterator[tuple[str, int, list[float]]]:
     """Each page, once to warm up (and to ask for its snapshots, which the worker then
     computes), then `requests` times; (page, status, seconds)."""
     for label, path in PAGES:
-        url = path.format(big=big)
+        url = path.format(big=big, branch=branch)
         first = client.get(url)
         first.close()
         worker()
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(
         corp_id="wwbench", agent_id=1000002, app_secret="s", callback_token="t",
         callback_aes_key="a" * 43, api_token="bench-token", database_url=url,
-        public_url="http://console.bench", console_admins=who["HR"], log_level="WARNING",
+        public_url="http://console.bench", console_admins=who["HR"][0], log_level="WARNING",
     )  # fmt: skip
     clock = FakeClock(NOW)
     composition = compose(settings, clock=clock)
@@ -286,9 +290,9 @@ def main(argv: list[str] | None = None) -> None:
 
     big = str(notices - notices % 40 or notices)  # the latest notice to everyone
     rows, worst = [], 0.0
-    for role, userid in who.items():
+    for role, (userid, branch) in who.items():
         client = signed_client(app, db, userid)
-        for page, status, times in timed_pages(client, args.requests, big, worker):
+        for page, status, times in timed_pages(client, args.requests, big, branch, worker):
             if not times:
                 rows.append((role, page, status, "", "", ""))
                 continue
