@@ -3,7 +3,9 @@ for WeCom's login pages), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -373,3 +375,62 @@ def test_a_big_notice_is_counted_by_the_worker(
         in_4 = sum(4 in m.department and m.status == 1 for m in world.org.members.values())
     assert f"<div><b>0</b><span>已确认</span></div>\n    <div><b>{in_4}</b><span>未确认" in page
     assert "进度统计于" in leader.get(f"/console/notices/{code}").get_data(as_text=True)
+
+
+def test_hr_sees_who_is_signed_in_and_ends_their_sessions(world: World) -> None:
+    hr, leader = signed_in(world, HR), signed_in(world, LEADER)
+    phone = signed_in(world, LEADER, via="oauth")
+    assert leader.get("/console/audit").status_code == 403
+    page = hr.get("/console/audit").get_data(as_text=True)
+    assert page.count('data-userid="zhangyao"') == 2 and "企业微信内" in page
+    with world.db.read() as session:
+        sid = session.scalars(
+            select(ConsoleSession.id).where(
+                ConsoleSession.userid == LEADER, ConsoleSession.via == "oauth"
+            )
+        ).one()
+    token = csrf(hr, "/console/audit")
+    assert hr.post("/console/audit/sessions/end", data={"session": sid}).status_code == 400  # CSRF
+    ended = hr.post("/console/audit/sessions/end", data={"csrf_token": token, "session": sid})
+    assert ended.status_code == 303 and ended.headers["Location"].endswith("ended=1")
+    assert phone.get("/console/me").status_code == 302  # that session is over
+    assert leader.get("/console/me").status_code == 200  # the other one is not
+    everyone = hr.post(
+        "/console/audit/sessions/end", data={"csrf_token": token, "userid": "ZhangYao"}
+    )
+    assert everyone.headers["Location"].endswith("ended=1")
+    assert leader.get("/console/me").status_code == 302
+    nobody = hr.post("/console/audit/sessions/end", data={"csrf_token": token})
+    assert nobody.status_code == 400 and "成员账号" in nobody.get_data(as_text=True)
+    log = hr.get(f"/console/audit?who={LEADER}").get_data(as_text=True)
+    assert "登录" in log and "结束会话" not in log  # the filter: what the leader did
+    log = hr.get(f"/console/audit?who={HR}").get_data(as_text=True)
+    assert log.count("结束会话") == 2 and "session:zhangyao" in log
+
+
+def test_the_console_cli_lists_and_ends_sessions_and_prints_actions(sqlite_url: str) -> None:
+    from click.testing import CliRunner
+
+    from wecom_app.cli import main
+    from wecom_app.clock import FakeClock
+
+    now = FakeClock(datetime.now(UTC))  # the CLI reads the real time
+    with make_world(sqlite_url, console_admins=HR, serve=True, clock=now) as world:
+        load_mirror(world.services.db, world.sim.state.org, world.clock.now())
+        leader = signed_in(world, LEADER)
+
+        def run(*args: str) -> str:
+            result = CliRunner().invoke(main, list(args), env=world.worker_env())
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        listed = json.loads(run("console", "sessions", "--json"))["sessions"]
+        assert [s["userid"] for s in listed] == [LEADER] and listed[0]["via"] == "web"
+        assert "zhangyao" in run("console", "sessions", "--user", "ZHANGYAO")
+        assert "已结束 zhangyao 的 1 个控制台会话" in run("console", "end-sessions", LEADER)
+        assert leader.get("/console/me").status_code == 302
+        assert "现在没有人登录控制台" in run("console", "sessions")
+        actions = json.loads(run("console", "actions", "--json"))["actions"]
+        assert [a["action"] for a in actions] == ["end_session", "sign_in"]
+        assert actions[0]["userid"].startswith("cli:")
+        assert "登录" in run("console", "actions", "--who", LEADER)

@@ -143,7 +143,8 @@ def test_hr_leader_and_employee_use_the_console(world: World, browser: Browser) 
     world.clock.advance(5)
     world.settle()
     for path, name in (("/console/groups", "groups"), (f"/console/groups/{chatid}", "group"),
-                       ("/console/people?department=4", "people"), ("/console/reports", "reports")):  # fmt: skip
+                       ("/console/people?department=4", "people"), ("/console/reports", "reports"),
+                       ("/console/audit", "audit")):  # fmt: skip
         hr.goto(f"{world.app_url}{path}")
         hr.wait_for_load_state("networkidle")
         shots(hr, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from wecom_app.cli import console as console_commands
 from wecom_app.cli import db as db_commands
 from wecom_app.cli import directory as directory_commands
 from wecom_app.cli import groups as group_commands
@@ -33,3 +34,4 @@ main.add_command(notice_commands.notice)
 main.add_command(directory_commands.sync)
 main.add_command(directory_commands.directory)
 main.add_command(group_commands.groups)
+main.add_command(console_commands.console)

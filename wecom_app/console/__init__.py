@@ -4,6 +4,7 @@ roles.py    who is looking and what they may see          auth.py       OAuth, w
 queries.py  what the pages read, narrowed to the viewer   views.py      总览, 通知, 我的
                                                           governance.py 群, 人员, 报表
 snapshots.py the month reports and naming check the worker computes for the pages
+audit.py    who is signed in, what they did (审计), ending sessions
 """
 
 from __future__ import annotations
