@@ -13,6 +13,8 @@ import argparse
 import os
 import random
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,7 +35,7 @@ from wecom_app.bench.common import (
 from wecom_app.bench.mirror import load_mirror
 from wecom_app.clock import FakeClock
 from wecom_app.compose import compose
-from wecom_app.console.snapshots import compute_due
+from wecom_app.console.snapshots import any_due, compute_due
 from wecom_app.db import Database, upgrade_database
 from wecom_app.directory.queries import department_subtree_ids
 from wecom_app.jobs import JobContext
@@ -75,6 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=15, help="timed requests per page")
     reuse = "time the pages over the data a previous run left (no reload)"
     parser.add_argument("--reuse", action="store_true", help=reuse)
+    parser.add_argument("--compute-snapshots", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--admin", default="u000001", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -237,8 +241,28 @@ def timed_pages(
         yield label, first.status_code, times
 
 
+def bench_settings(url: str, admin: str) -> Any:
+    """The app's settings for the benchmark's database, with HR as the administrator."""
+    return load_settings(
+        corp_id="wwbench", agent_id=1000002, app_secret="s", callback_token="t",
+        callback_aes_key="a" * 43, api_token="bench-token", database_url=url,
+        public_url="http://console.bench", console_admins=admin, log_level="WARNING",
+    )  # fmt: skip
+
+
+def compute_snapshots(url: str, admin: str) -> None:
+    """The worker's console.snapshots job, once (run in a child process by `main`)."""
+    settings = bench_settings(url, admin)
+    composition = compose(settings, clock=FakeClock(NOW))
+    compute_due(JobContext(composition.services), sla=SlaConfig.from_settings(settings))
+    composition.services.db.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.compute_snapshots:
+        compute_snapshots(args.compute_snapshots, args.admin)
+        return
     if args.db == "postgres":
         default = "postgresql://postgres@127.0.0.1:5432/bench_console"
         url = os.environ.get("WECOM_APP_BENCH_POSTGRES_URL", default)
@@ -269,18 +293,20 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.db}: {args.employees:,} employees, {notices} notices, {receipts:,} "
               f"receipts loaded in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
     who = viewers(db)
-    settings = load_settings(
-        corp_id="wwbench", agent_id=1000002, app_secret="s", callback_token="t",
-        callback_aes_key="a" * 43, api_token="bench-token", database_url=url,
-        public_url="http://console.bench", console_admins=who["HR"][0], log_level="WARNING",
-    )  # fmt: skip
-    clock = FakeClock(NOW)
-    composition = compose(settings, clock=clock)
+    composition = compose(bench_settings(url, who["HR"][0]), clock=FakeClock(NOW))
     app = create_app(composition=composition)
     computed: list[tuple[str, float]] = []
 
-    def worker() -> None:  # what the worker's console.snapshots job does between requests
-        compute_due(JobContext(composition.services), sla=SlaConfig.from_settings(settings))
+    def worker() -> None:
+        """What the worker's console.snapshots job does between requests, in a process of its
+        own as in a deployment: its heap (a month of receipts) is not the web process's to
+        garbage-collect while pages are timed."""
+        with db.read() as session:
+            if not any_due(session):
+                return
+        command = [sys.executable, "-m", "wecom_app.bench.console", "--compute-snapshots", url,
+                   "--admin", who["HR"][0]]  # fmt: skip
+        subprocess.run(command, check=True)
         with db.read() as session:
             for key, seconds in session.execute(
                 select(ConsoleSnapshot.key, ConsoleSnapshot.seconds)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import BEIJING
@@ -94,20 +94,28 @@ def pending(row: ConsoleSnapshot) -> bool:
     )
 
 
+def _due() -> Any:
+    """Snapshots asked for and not computed since: `pending`, as SQL."""
+    return and_(
+        ConsoleSnapshot.requested_at.is_not(None),
+        or_(
+            ConsoleSnapshot.computed_at.is_(None),
+            ConsoleSnapshot.requested_at > ConsoleSnapshot.computed_at,
+        ),
+    )
+
+
+def any_due(session: Session) -> bool:
+    """Whether the worker has any snapshot to compute."""
+    return session.scalar(select(ConsoleSnapshot.key).where(_due()).limit(1)) is not None
+
+
 def compute_due(ctx: JobContext, *, sla: SlaConfig) -> dict[str, Any]:
     """The job: compute every snapshot a page asked for."""
     services = ctx.services
     with services.db.read() as session:
         due = list(
-            session.execute(
-                select(ConsoleSnapshot.key, ConsoleSnapshot.params).where(
-                    ConsoleSnapshot.requested_at.is_not(None),
-                    or_(
-                        ConsoleSnapshot.computed_at.is_(None),
-                        ConsoleSnapshot.requested_at > ConsoleSnapshot.computed_at,
-                    ),
-                )
-            )
+            session.execute(select(ConsoleSnapshot.key, ConsoleSnapshot.params).where(_due()))
         )
     done = 0
     for key, params in due:
