@@ -10,6 +10,7 @@ from wecom_app.cli import directory as directory_commands
 from wecom_app.cli import groups as group_commands
 from wecom_app.cli import notices as notice_commands
 from wecom_app.cli import outbox as outbox_commands
+from wecom_app.cli import schedules as schedule_commands
 from wecom_app.cli import simulator as simulator_command
 from wecom_app.cli import sla as sla_commands
 from wecom_app.cli import worker as worker_commands
@@ -31,6 +32,7 @@ main.add_command(simulator_command.simulator)
 main.add_command(sla_commands.report)
 main.add_command(sla_commands.sla)
 main.add_command(notice_commands.notice)
+main.add_command(schedule_commands.schedule)
 main.add_command(directory_commands.sync)
 main.add_command(directory_commands.directory)
 main.add_command(group_commands.groups)

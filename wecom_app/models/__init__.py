@@ -19,9 +19,11 @@ from wecom_app.models.notices import (
     MemberSend,
     Notice,
     NoticeDepartment,
+    NoticeSchedule,
     NoticeStatus,
     Receipt,
     ReceiptState,
+    ScheduleStatus,
 )
 from wecom_app.models.outbox import Hold, OutboxMessage, OutboxStatus
 
@@ -47,11 +49,13 @@ __all__ = [
     "MemberSend",
     "Notice",
     "NoticeDepartment",
+    "NoticeSchedule",
     "NoticeStatus",
     "OutboxMessage",
     "OutboxStatus",
     "Receipt",
     "ReceiptState",
+    "ScheduleStatus",
     "Tag",
     "TagMember",
     "UTCDateTime",

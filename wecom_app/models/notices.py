@@ -76,6 +76,7 @@ class Notice(Base):
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    schedule_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the run of a schedule
 
 
 OPEN_RECEIPT = "state <> 'acknowledged' AND excluded = false"
@@ -147,3 +148,32 @@ class NoticeDepartment(Base):
         ForeignKey("notices.id", ondelete="CASCADE"), primary_key=True
     )
     department_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class ScheduleStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DONE = "done"  # a one-off schedule that has run
+    DELETED = "deleted"  # kept: its runs are notices in the ledger
+
+
+class NoticeSchedule(Base):
+    """A notice (or task, or check-in) sent at a time or on a schedule, in Beijing time on the
+    working calendar: each run is a notice of its own, naming the schedule."""
+
+    __tablename__ = "notice_schedules"
+    __table_args__ = (Index("ix_notice_schedules_status_next", "status", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    notice: Mapped[dict[str, Any]] = mapped_column(JSON)  # the notice as the API takes it
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON)  # schedules.Rule.to_dict()
+    status: Mapped[str] = mapped_column(String(16), default=ScheduleStatus.ACTIVE)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_notice_id: Mapped[int | None] = mapped_column(BigId)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,7 +4,8 @@ audience.py  pure audience resolution         mirror.py   the mirror → plain D
 pacing.py    per-member limit and ledger      delivery.py card batches through the outbox
 service.py   create, preview, resend, cancel  status.py   counts and receipts
 acks.py      acks, card clicks, departures    text.py     "收到", "收到 #12" text replies
-link.py      OAuth acknowledgement page       api.py      /api/v1/notices
+link.py      OAuth acknowledgement page       api.py      /api/v1/notices, /api/v1/schedules
+schedules.py notices at a time or on a schedule, on the working calendar
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def register(registry: Registry, settings: Settings) -> None:
     """Add card clicks, text replies, the departure reaction, send results, jobs and pages."""
     from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight, EmployeeRenamed
     from wecom_app.jobs import Job
-    from wecom_app.notices import acks, api, delivery, link, pacing, text
+    from wecom_app.notices import acks, api, delivery, link, pacing, schedules, text
     from wecom_app.sla.config import SlaConfig
     from wecom_app.sla.deadlines import receipt_times
 
@@ -36,5 +37,7 @@ def register(registry: Registry, settings: Settings) -> None:
     registry.outbox.on_result("message_send", partial(delivery.record_send, deadlines=deadlines))
     prune = Job("notices.prune_member_sends", pacing.prune_job, every=timedelta(minutes=10))
     registry.jobs.add(prune)
-    registry.api.append(api.blueprint(sla.policies))
+    registry.api.append(api.blueprint(sla.policies, sla.calendar))
+    run = partial(schedules.run_due, cal=sla.calendar, policies=sla.policies)
+    registry.jobs.add(Job("notices.schedules", run, every=schedules.EVERY))
     registry.pages.append(link.link_blueprint)

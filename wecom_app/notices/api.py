@@ -1,4 +1,5 @@
-"""JSON API for notices: create (or preview with ?dry_run=1), list, status, resend, cancel."""
+"""JSON API for notices: create (or preview with ?dry_run=1), list, status, resend, cancel;
+and their schedules: list, create, show, edit, pause, resume, delete."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from sqlalchemy import select
 
 from wecom_app import checks
 from wecom_app.models import Notice
-from wecom_app.notices import service, status
+from wecom_app.notices import schedules, service, status
+from wecom_app.sla.calendar import WorkingCalendar
 from wecom_app.sla.policy import PolicyBook
 from wecom_app.web.api import ApiError, arg_bool, arg_int, transaction
 from wecom_app.web.api import body as request_body
 from wecom_app.web.context import services
 
 
-def blueprint(policies: PolicyBook) -> Blueprint:
-    """The notice routes, with the deployment's notice types."""
+def blueprint(policies: PolicyBook, cal: WorkingCalendar) -> Blueprint:
+    """The notice routes, with the deployment's notice types and working calendar."""
     bp = Blueprint("notices", __name__)
+    schedule_routes(bp, policies, cal)
     bp.add_url_rule("/notices", "create_notice", lambda: create_notice(policies), methods=["POST"])
     bp.add_url_rule("/notices", "list_notices", list_notices, methods=["GET"])
     bp.add_url_rule("/notices/<ref>", "notice_status", notice_status, methods=["GET"])
@@ -85,6 +88,81 @@ def cancel_notice(ref: str) -> Any:
         notice = _get(session, ref)
         service.cancel(session, notice, _now())
         return jsonify(notice=notice.code, status=notice.status)
+
+
+def schedule_routes(bp: Blueprint, policies: PolicyBook, cal: WorkingCalendar) -> None:
+    """/schedules: notices sent at a time or on a schedule (see notices.schedules)."""
+
+    def guarded(fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except schedules.ScheduleError as exc:
+                raise ApiError(str(exc), 404 if "没有编号" in str(exc) else 400) from None
+            except service.NoticeError as exc:
+                raise ApiError(str(exc)) from None
+
+        run.__name__ = fn.__name__
+        return run
+
+    @bp.get("/schedules")
+    def list_schedules() -> Any:
+        with transaction() as session:
+            return jsonify(schedules=[schedules.to_dict(r) for r in schedules.listed(session)])
+
+    @bp.post("/schedules")
+    @guarded
+    def create_schedule() -> Any:
+        spec = schedules.spec_from(request_body(), policies)
+        with transaction() as session:
+            row = schedules.create(session, spec, _now(), cal, by="api")
+            return jsonify(schedule=schedules.to_dict(row)), 201
+
+    @bp.get("/schedules/<int:ident>")
+    @guarded
+    def show_schedule(ident: int) -> Any:
+        with transaction() as session:
+            row = schedules.get(session, ident)
+            runs = session.scalars(
+                select(Notice).where(Notice.schedule_id == row.id).order_by(Notice.id.desc())
+                .limit(arg_int("limit", 20, 1, 500))
+            )  # fmt: skip
+            return jsonify(schedule=schedules.to_dict(row),
+                           runs=[status.notice_dict(n) for n in runs])  # fmt: skip
+
+    @bp.patch("/schedules/<int:ident>")
+    @guarded
+    def edit_schedule(ident: int) -> Any:
+        data = request_body()
+        with transaction() as session:
+            row = schedules.get(session, ident)
+            spec = schedules.spec_from(data, policies, partial_of=row)
+            schedules.update(session, row, spec, _now(), cal)
+            return jsonify(schedule=schedules.to_dict(row))
+
+    @bp.post("/schedules/<int:ident>/pause")
+    @guarded
+    def pause_schedule(ident: int) -> Any:
+        with transaction() as session:
+            row = schedules.get(session, ident)
+            schedules.pause(session, row, _now())
+            return jsonify(schedule=schedules.to_dict(row))
+
+    @bp.post("/schedules/<int:ident>/resume")
+    @guarded
+    def resume_schedule(ident: int) -> Any:
+        with transaction() as session:
+            row = schedules.get(session, ident)
+            schedules.resume(session, row, _now(), cal)
+            return jsonify(schedule=schedules.to_dict(row))
+
+    @bp.delete("/schedules/<int:ident>")
+    @guarded
+    def delete_schedule(ident: int) -> Any:
+        with transaction() as session:
+            row = schedules.get(session, ident)
+            schedules.delete(session, row, _now())
+            return jsonify(schedule=schedules.to_dict(row))
 
 
 def _get(session: Any, ref: str) -> Notice:
