@@ -71,3 +71,15 @@ def test_gunicorn_config_defaults_and_overrides(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "many")
     with pytest.raises(SystemExit, match="WEB_CONCURRENCY"):
         runpy.run_path(str(CONFIG / "gunicorn.conf.py"))
+
+
+def test_a_web_worker_sets_the_loaded_app_aside_from_the_garbage_collector():
+    import gc
+
+    conf = runpy.run_path(str(CONFIG / "gunicorn.conf.py"))
+    before = gc.get_freeze_count()
+    try:
+        conf["post_worker_init"](object())
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()

@@ -10,6 +10,7 @@ bench_console; created if missing and wiped on every run).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import secrets
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     who = viewers(db)
     composition = compose(bench_settings(url, who["HR"][0]), clock=FakeClock(NOW))
     app = create_app(composition=composition)
+    gc.freeze()  # what config/gunicorn.conf.py's post_worker_init does in a web worker
     computed: list[tuple[str, float]] = []
 
     def worker() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import calendar as monthdays
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -256,7 +256,7 @@ def listed(session: Session) -> list[NoticeSchedule]:
     """Every schedule not deleted, by next slot."""
     query = select(NoticeSchedule).where(NoticeSchedule.status != ScheduleStatus.DELETED)
     rows = list(session.scalars(query.order_by(NoticeSchedule.id)))
-    far = datetime.max.replace(tzinfo=BEIJING)
+    far = datetime.max.replace(tzinfo=UTC)
     return sorted(rows, key=lambda r: (r.next_run_at or far, r.id))
 
 
