@@ -10,6 +10,8 @@ import click
 
 from wecom_app.cli.common import echo_json, friendly_errors, services_from_env
 from wecom_app.errors import AppError
+from wecom_app.services import Services
+from wecom_app.sla.config import SlaConfig
 
 STATUS = {"active": "启用", "paused": "已暂停", "done": "已完成", "deleted": "已删除"}
 
@@ -74,9 +76,7 @@ def _echo(row: dict[str, Any]) -> None:
         click.echo(f"  上次未能发送：{row['last_error']}")
 
 
-def _policies_and_calendar(services: Any) -> Any:
-    from wecom_app.sla.config import SlaConfig
-
+def _policies_and_calendar(services: Services) -> SlaConfig:
     return SlaConfig.from_settings(services.settings)
 
 
