@@ -63,6 +63,23 @@ class TextMessage(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class LocationMessage(Event):
+    """A location an employee sent to the app (a check-in): WeCom's Location_X is the
+    latitude, Location_Y the longitude, Scale the map's zoom, Label the place's name."""
+
+    latitude: float = 0.0
+    longitude: float = 0.0
+    scale: int = 0
+    label: str = ""
+    msg_id: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        """Messages dedupe by MsgId."""
+        return f"msg:{self.msg_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class SelectedItem:
     """One answered question of a vote/multiple-choice card."""
 
@@ -166,6 +183,8 @@ def parse_event(channel: str, f: dict[str, Any]) -> Event:
         if not msg_id.isdigit():
             raise CallbackRejected("text message without a numeric MsgId")
         return TextMessage(**base, content=_text(f, "Content"), msg_id=msg_id)
+    if msg_type == "location":
+        return _location(base, f)
     if msg_type != "event":
         return UnknownEvent(**base)
     if event == "template_card_event":
@@ -184,6 +203,22 @@ def parse_event(channel: str, f: dict[str, Any]) -> Event:
     if event == "change_contact":
         return _contact_event(base, change, f)
     return UnknownEvent(**base)
+
+
+def _location(base: dict[str, Any], f: dict[str, Any]) -> LocationMessage:
+    msg_id = _text(f, "MsgId")
+    if not msg_id.isdigit():
+        raise CallbackRejected("location message without a numeric MsgId")
+    try:
+        latitude, longitude = float(_text(f, "Location_X")), float(_text(f, "Location_Y"))
+    except ValueError:
+        raise CallbackRejected("location message without numeric Location_X/Location_Y") from None
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise CallbackRejected("location message with coordinates out of range")
+    scale = _text(f, "Scale")
+    return LocationMessage(**base, latitude=latitude, longitude=longitude,
+                           scale=int(scale) if scale.isdigit() else 0,
+                           label=_text(f, "Label")[:255], msg_id=msg_id)  # fmt: skip
 
 
 def _base(channel: str, f: dict[str, Any]) -> dict[str, Any]:

@@ -118,8 +118,10 @@ def test_load_policy_with_types_inheriting_default() -> None:
 
 def test_the_company_rules_are_the_built_in_types() -> None:
     book = load_policy(None)
-    assert set(book.types) == {"notice", "task"}
+    assert set(book.types) == {"notice", "task", "checkin"}
     task, notice = book.for_type("task"), book.for_type("notice")
+    checkin = book.for_type("checkin")  # 每日早上九点报告所在位置: on time or late, no fine
+    assert (checkin.sla, checkin.penalty, checkin.label) == (timedelta(minutes=30), 0, "位置报到")
     assert (task.sla, task.penalty, task.label) == (timedelta(minutes=30), Decimal(100), "任务")
     assert (notice.penalty, notice.label) == (Decimal(0), "通知")
     # a file that only changes the default keeps both, the task on the file's reminders

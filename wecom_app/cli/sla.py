@@ -64,6 +64,45 @@ def overdue(
         _print_summary(data)
 
 
+@report.command("checkins")
+@click.option("--from", "start", default=None, help="First day, YYYY-MM-DD (default the 1st).")
+@click.option("--to", "end", default=None, help="Last day, YYYY-MM-DD (default today).")
+@click.option("--json", "as_json", is_flag=True, help="Print every row as JSON.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Write a CSV.")
+@click.option("--xlsx", "xlsx_file", type=click.Path(dir_okay=False), help="Write an XLSX.")
+@friendly_errors
+def checkins_command(start: str | None, end: str | None, as_json: bool, csv_file: str | None,
+                     xlsx_file: str | None) -> None:  # fmt: skip
+    """Who checked in on time, late or not at all, per day and person, and where.
+
+    Example: wecom-app report checkins --from 2026-12-01 --to 2026-12-31 --xlsx checkins.xlsx
+    """
+    from wecom_app.clock import BEIJING
+    from wecom_app.notices import checkins
+
+    with services_from_env() as services:
+        now = services.clock.now()
+        since, until = checkins.period(start, end, now.astimezone(BEIJING).date())
+        with services.db.read() as session:
+            rows = checkins.report(session, since, until, now)
+    for path, fmt in ((csv_file, "csv"), (xlsx_file, "xlsx")):
+        if path:
+            Path(path).write_bytes(checkins.as_file(rows, fmt)[0])
+            click.echo(f"wrote {len(rows)} rows to {path}", err=True)
+    if as_json:
+        echo_json({"rows": [r.to_dict() for r in rows], **checkins.summary(rows)})
+        return
+    if csv_file or xlsx_file:
+        return
+    totals = checkins.summary(rows)["totals"]
+    counted = "，".join(f"{k} {totals.get(k, 0)}" for k in checkins.STATUSES)
+    click.echo(f"{since:%Y-%m-%d} 至 {until - timedelta(days=1):%Y-%m-%d}：{counted}")
+    for row in rows:
+        at = row.answered_at.astimezone(BEIJING).strftime("%H:%M") if row.answered_at else ""
+        click.echo(f"  {row.day} {row.name}（{row.department}）{row.status} {at} "
+                   f"{row.channel} {row.label}".rstrip())  # fmt: skip
+
+
 def _print_summary(data: dict[str, Any]) -> None:
     t = data["totals"]
     as_of = datetime.fromisoformat(data["as_of"]).astimezone(ZoneInfo(data["timezone"]))

@@ -16,6 +16,7 @@ from wecom_app.models.inbox import InboxEvent, InboxStatus
 from wecom_app.models.jobs import JobRun
 from wecom_app.models.notices import (
     AckChannel,
+    CheckIn,
     MemberSend,
     Notice,
     NoticeDepartment,
@@ -31,6 +32,7 @@ __all__ = [
     "AckChannel",
     "AuditOutcome",
     "Base",
+    "CheckIn",
     "ConsoleAction",
     "ConsoleSession",
     "ConsoleSnapshot",

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -51,6 +52,7 @@ class AckChannel(StrEnum):
     TEXT = "text"
     LINK = "link"
     CONSOLE = "console"
+    LOCATION = "location"  # a check-in answered with the member's location
 
 
 class Notice(Base):
@@ -177,3 +179,19 @@ class NoticeSchedule(Base):
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CheckIn(Base):
+    """Where a member was when they answered a check-in (a location sent to the app)."""
+
+    __tablename__ = "notice_checkins"
+
+    receipt_id: Mapped[int] = mapped_column(
+        ForeignKey("notice_receipts.id", ondelete="CASCADE"), primary_key=True
+    )
+    notice_id: Mapped[int] = mapped_column(BigId, index=True)
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    scale: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str] = mapped_column(String(255), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the app received it

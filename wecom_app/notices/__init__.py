@@ -6,6 +6,7 @@ service.py   create, preview, resend, cancel  status.py   counts and receipts
 acks.py      acks, card clicks, departures    text.py     "收到", "收到 #12" text replies
 link.py      OAuth acknowledgement page       api.py      /api/v1/notices, /api/v1/schedules
 schedules.py notices at a time or on a schedule, on the working calendar
+checkins.py  check-ins answered with a location, and their report
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ def register(registry: Registry, settings: Settings) -> None:
     """Add card clicks, text replies, the departure reaction, send results, jobs and pages."""
     from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight, EmployeeRenamed
     from wecom_app.jobs import Job
-    from wecom_app.notices import acks, api, delivery, link, pacing, schedules, text
+    from wecom_app.notices import acks, api, checkins, delivery, link, pacing, schedules, text
     from wecom_app.sla.config import SlaConfig
     from wecom_app.sla.deadlines import receipt_times
 
     replies = text.TextReplies(text.ack_words(settings.notice_ack_words), settings.public_url)
     registry.handlers.add("text", handler=partial(text.on_text, replies=replies))
     registry.handlers.add("event", "template_card_event", handler=acks.on_card_click)
+    registry.handlers.add("location", handler=checkins.on_location)
     registry.events.subscribe(EmployeeDeparted, acks.exclude_departed)
     # someone the app cannot see cannot answer: their open receipts stop counting too
     registry.events.subscribe(EmployeeOutOfSight, acks.exclude_departed)

@@ -68,6 +68,17 @@ class CallbackDriver:
         )
         return self._send(APP, xml)
 
+    def deliver_location(
+        self, userid: str, latitude: float, longitude: float, label: str, scale: int = 15
+    ) -> DeliveryResult:
+        """Deliver a location a member sent to the app (the client's 位置 button)."""
+        config = self.state.config
+        place = (latitude, longitude, scale, label)
+        xml = payloads.location_message(
+            config.corp_id, config.agent_id, userid, place, self._rng.getrandbits(63), self._now()
+        )
+        return self._send(APP, xml)
+
     def deliver_app_event(self, userid: str, event: str) -> DeliveryResult:
         """Deliver enter_agent, subscribe or unsubscribe for a member."""
         config = self.state.config

@@ -185,6 +185,10 @@ def _run_delivery(event: str, body: dict[str, Any]) -> Any:
     driver = _driver()
     if event == "text":
         return driver.deliver_text(body["userid"], body["content"], body.get("msg_id"))
+    if event == "location":
+        return driver.deliver_location(body["userid"], float(body["latitude"]),
+                                       float(body["longitude"]), str(body.get("label", "")),
+                                       int(body.get("scale", 15)))  # fmt: skip
     if event in APP_EVENTS:
         return driver.deliver_app_event(body["userid"], event)
     if event == "card_click":

@@ -51,6 +51,20 @@ def text_message(
     return render(fields)
 
 
+def location_message(
+    corp_id: str, agent_id: int, userid: str, place: tuple[float, float, int, str], msg_id: int,
+    create_time: int,
+) -> str:  # fmt: skip
+    """Build the XML of a location a member sent to the app: (latitude, longitude, scale,
+    label) as Location_X, Location_Y, Scale and Label."""
+    latitude, longitude, scale, label = place
+    fields = _header(corp_id, userid, create_time, "location")
+    fields += [("Location_X", f"{latitude:.6f}"), ("Location_Y", f"{longitude:.6f}"),
+               ("Scale", scale), ("Label", label), ("MsgId", msg_id),
+               ("AgentID", agent_id)]  # fmt: skip
+    return render(fields)
+
+
 def app_event(
     corp_id: str, agent_id: int, userid: str, event: str, create_time: int, event_key: str = ""
 ) -> str:

@@ -1,12 +1,16 @@
-"""`GET /api/v1/reports/overdue`: the overdue report as JSON, CSV or XLSX, as of any time."""
+"""`GET /api/v1/reports/overdue`: the overdue report as JSON, CSV or XLSX, as of any time;
+`GET /api/v1/reports/checkins`: check-ins per day and person for a period."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
 from wecom_app import checks
+from wecom_app.clock import BEIJING
+from wecom_app.errors import AppError
 from wecom_app.sla import export
 from wecom_app.sla.asof import parse_as_of
 from wecom_app.sla.config import SlaConfig
@@ -19,7 +23,35 @@ def reports_blueprint(config: SlaConfig) -> Blueprint:
     """The report routes over one deployment's SLA configuration."""
     bp = Blueprint("reports", __name__)
     bp.add_url_rule("/reports/overdue", view_func=lambda: overdue(config), endpoint="overdue")
+    bp.add_url_rule("/reports/checkins", view_func=checkin_report, endpoint="checkins")
     return bp
+
+
+def checkin_report() -> Any:
+    """Check-ins per day and person (?from=YYYY-MM-DD&to=…, default this month;
+    ?format=json|csv|xlsx)."""
+    from wecom_app.notices import checkins
+
+    fmt = arg_text("format") or "json"
+    if fmt not in ("json", "csv", "xlsx"):
+        raise ApiError("format 只能是 json、csv 或 xlsx")
+    now = services().clock.now()
+    try:
+        since, until = checkins.period(
+            arg_text("from"), arg_text("to"), now.astimezone(BEIJING).date()
+        )
+    except AppError as exc:
+        raise ApiError(str(exc)) from None
+    with transaction() as session:
+        rows = checkins.report(session, since, until, now)
+    if fmt == "json":
+        return jsonify(since=since.isoformat(), until=until.isoformat(),
+                       rows=[r.to_dict() for r in rows], **checkins.summary(rows))  # fmt: skip
+    body, mimetype = checkins.as_file(rows, fmt)
+    response = Response(body, mimetype=mimetype)
+    name = f"checkins-{since:%Y%m%d}-{until - timedelta(days=1):%Y%m%d}.{fmt}"
+    response.headers["Content-Disposition"] = f"attachment; filename={name}"
+    return response
 
 
 def overdue(config: SlaConfig) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +51,7 @@ def _cell(key: str, value: Any, tz: ZoneInfo) -> Any:
     """A value as people read it: local times without zone, statuses in Chinese."""
     if value is None:
         return ""
-    if key in ("sent_at", "due_at", "acknowledged_at"):
+    if key in TIME_KEYS:
         return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
     if key == "status":
         return STATUS_NAMES.get(value, value)
@@ -60,7 +60,7 @@ def _cell(key: str, value: Any, tz: ZoneInfo) -> Any:
     return value
 
 
-TIME_KEYS = ("sent_at", "due_at", "acknowledged_at")
+TIME_KEYS = ("sent_at", "due_at", "acknowledged_at", "answered_at")
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
@@ -73,6 +73,10 @@ def _xlsx_cell(sheet: Any, key: str, value: Any, tz: ZoneInfo) -> Any:
         )
         cell.number_format = TIME_FORMAT
         return cell
+    if key == "date" and value:
+        cell = WriteOnlyCell(sheet, date.fromisoformat(value))
+        cell.number_format = "yyyy-mm-dd"
+        return cell
     return _cell(key, value, tz)
 
 
@@ -84,13 +88,7 @@ def _width(key: str, header: str) -> float:
 
 def to_csv(report: dict[str, Any]) -> str:
     """The violations ledger as CSV (UTF-8 with BOM so Excel shows Chinese correctly)."""
-    tz = ZoneInfo(report["timezone"])
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([title for _, title in VIOLATION_COLUMNS])
-    for v in report["violations"]:
-        writer.writerow([_cell(k, v[k], tz) for k, _ in VIOLATION_COLUMNS])
-    return "\ufeff" + out.getvalue()
+    return table_csv(VIOLATION_COLUMNS, report["violations"], ZoneInfo(report["timezone"]))
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -114,15 +112,33 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
         summary.append([title, report["totals"][key]])
     summary.append(["罚款合计", float(report["penalty_total"])])
     for section, title, columns in SHEETS:
-        sheet = book.create_sheet(title)
-        for i, (key, header) in enumerate(columns, start=1):
-            sheet.column_dimensions[get_column_letter(i)].width = _width(key, header)
-        sheet.freeze_panes = "A2"
-        rows = report[section]
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
-        sheet.append([t for _, t in columns])
-        for item in rows:
-            sheet.append([_xlsx_cell(sheet, k, item[k], tz) for k, _ in columns])
+        add_sheet(book, title, columns, report[section], tz)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def add_sheet(
+    book: Workbook, title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]],
+    tz: ZoneInfo,
+) -> None:  # fmt: skip
+    """A sheet HR can open as it is: headers that fit, the header row frozen, filters on,
+    times and dates as real spreadsheet values."""
+    sheet = book.create_sheet(title)
+    for i, (key, header) in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = _width(key, header)
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+    sheet.append([t for _, t in columns])
+    for item in rows:
+        sheet.append([_xlsx_cell(sheet, k, item[k], tz) for k, _ in columns])
+
+
+def table_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]], tz: ZoneInfo) -> str:
+    """A table as CSV (UTF-8 with BOM so Excel shows Chinese correctly)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([title for _, title in columns])
+    for row in rows:
+        writer.writerow([_cell(k, row[k], tz) for k, _ in columns])
+    return "\ufeff" + out.getvalue()

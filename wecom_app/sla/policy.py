@@ -47,19 +47,22 @@ class SlaPolicy:
 
 DEFAULT_TYPE = "notice"
 TASK = SlaPolicy(sla=timedelta(minutes=30), penalty=Decimal(100), label="任务")
+CHECKIN = SlaPolicy(sla=timedelta(minutes=30), label="位置报到")
 
 
 def builtin_types(default: SlaPolicy) -> dict[str, SlaPolicy]:
-    """`notice` and `task` over a default policy (task keeps the default's reminders)."""
+    """`notice`, `task` and `checkin` over a default policy (they keep its reminders)."""
     return {
         DEFAULT_TYPE: replace(default, label=default.label or "通知"),
         "task": replace(default, sla=TASK.sla, penalty=TASK.penalty, label=TASK.label),
+        "checkin": replace(default, sla=CHECKIN.sla, penalty=CHECKIN.penalty, label=CHECKIN.label),
     }
 
 
 @dataclass(frozen=True)
 class PolicyBook:
-    """The default policy and the per-type ones (always at least `notice` and `task`)."""
+    """The default policy and the per-type ones (always at least `notice`, `task` and
+    `checkin`)."""
 
     default: SlaPolicy = SlaPolicy()
     types: dict[str, SlaPolicy] = field(default_factory=dict)
