@@ -33,11 +33,15 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         "超时报表",
         "按标签发送",
         "领导任务",
+        "每日位置报到",
+        "报到情况",
         "控制台",
     ):
         assert f"== {section}" in out, f"demo step missing: {section}"
     assert "已回应：有疑问" in out  # the second button is a response
     assert "任务《今天下班前修复三楼打印机》罚款 100 元" in out  # a task's fine
+    assert "已报到「早九点位置报告」：上海市黄浦区人民广场 客户现场" in out  # a location check-in
+    assert "每个工作日 09:00" in out and "按时 2" in out  # the schedule, two answered in time
     assert "以 郑琳伟（人事）登录后打开 报表：HTTP 200" in out
     assert "/console/" in out.rsplit("在哪里看", 1)[1]  # the console's address at the end
     assert (workdir / "wecom-app.db").exists()

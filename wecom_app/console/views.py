@@ -47,8 +47,13 @@ ERRORS = {
     404: "没有这个页面或这条通知。",
     405: "此地址不支持该操作。",
 }
-CHANNELS = {"button": "卡片按钮", "text": "文字回复", "link": "确认页", "console": "控制台",
-            "location": "发送位置"}
+CHANNELS = {
+    "button": "卡片按钮",
+    "text": "文字回复",
+    "link": "确认页",
+    "console": "控制台",
+    "location": "发送位置",
+}
 
 
 def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
