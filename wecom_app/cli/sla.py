@@ -99,8 +99,7 @@ def checkins_command(start: str | None, end: str | None, as_json: bool, csv_file
     click.echo(f"{since:%Y-%m-%d} 至 {until - timedelta(days=1):%Y-%m-%d}：{counted}")
     for row in rows:
         at = row.answered_at.astimezone(BEIJING).strftime("%H:%M") if row.answered_at else ""
-        click.echo(f"  {row.day} {row.name}（{row.department}）{row.status} {at} "
-                   f"{row.channel} {row.label}".rstrip())  # fmt: skip
+        click.echo(f"  {row.day} {row.name} {row.status} {at} {row.channel} {row.label}".rstrip())
 
 
 def _print_summary(data: dict[str, Any]) -> None:
