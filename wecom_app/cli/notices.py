@@ -42,6 +42,8 @@ def _audience(
 @click.option("--department-only", "only", multiple=True, type=int, help="Without sub-departments.")
 @click.option("--tag", "tags", multiple=True, type=int, help="A tag id; repeatable.")
 @click.option("--everyone", is_flag=True, help="Every active employee.")
+@click.option("--leader-of", "leaders_of", multiple=True, type=int,
+              help="The leaders of a department (a task's 责任人); repeatable.")  # fmt: skip
 @click.option(
     "--type",
     "kind",
@@ -55,6 +57,8 @@ def _audience(
 @click.option("--second-button", default=None, help='Optional second button, e.g. "有疑问".')
 @click.option("--sender", default=None, help="The userid told of every response (回应).")
 @click.option("--no-ack", is_flag=True, help="Inform only; no acknowledgement required.")
+@click.option("--resolve-by", default=None,
+              help='已解决 by: "18:00" (today, Beijing) or ISO 8601 [task: 24:00].')  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Show who would receive it; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
@@ -67,11 +71,13 @@ def send(
     only: tuple[int, ...],
     tags: tuple[int, ...],
     everyone: bool,
+    leaders_of: tuple[int, ...],
     kind: str,
     sla: str | None,
     second_button: str | None,
     sender: str | None,
     no_ack: bool,
+    resolve_by: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -80,6 +86,7 @@ def send(
     Examples:
       wecom-app notice send --title "周五消防演练" --department 3 --user zhangsan --sla 1h
       wecom-app notice send --type task --title "今天下班前修复打印机" --user zhangsan
+      wecom-app notice send --type task --title "排查机房告警" --leader-of 5 --resolve-by 18:00
     """
     from wecom_app.notices import service, status
     from wecom_app.sla.config import SlaConfig
@@ -88,12 +95,16 @@ def send(
         "title": title,
         "body": body,
         "author": author,
-        "audience": _audience(users, departments, only, tags, everyone),
+        "audience": {
+            **_audience(users, departments, only, tags, everyone),
+            "leaders_of": list(leaders_of),
+        },
         "type": kind,
         "sla_minutes": sla,
         "second_button": second_button,
         "sender": sender,
         "require_ack": not no_ack,
+        "resolve_by": resolve_by,
     }
     with services_from_env() as services:
         draft = service.draft_from(request, SlaConfig.from_settings(services.settings).policies)

@@ -103,6 +103,8 @@ def checkins_command(start: str | None, end: str | None, as_json: bool, csv_file
 
 
 def _print_summary(data: dict[str, Any]) -> None:
+    from wecom_app.sla.export import STATUS_NAMES
+
     t = data["totals"]
     as_of = datetime.fromisoformat(data["as_of"]).astimezone(ZoneInfo(data["timezone"]))
     click.echo(f"截至 {as_of:%Y-%m-%d %H:%M}：应确认 {t['recipients']} 人次，按时 {t['on_time']}，")
@@ -111,7 +113,7 @@ def _print_summary(data: dict[str, Any]) -> None:
     for g in data["by_notice"]:
         click.echo(f"  通知 {g['key']} {g['name']}：超时 {g['overdue']}，逾期确认 {g['late']}")
     for v in data["violations"][:20]:
-        state = "超时未确认" if v["status"] == "overdue" else "逾期确认"
+        state = STATUS_NAMES.get(v["status"], v["status"])
         click.echo(
             f"  {v['name']}（{v['department']}）通知 #{v['notice_code']}：{state}，"
             f"超时 {v['late_minutes']} 分钟，罚款 {v['penalty']} {v['currency']}"

@@ -189,6 +189,7 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
         chart_json = json.dumps(report["fines_departments"], ensure_ascii=False)
         return render("console/reports.html", title="报表", nav="reports", report=report,
                       month=label, fines_json=chart_json, snapshot=view,
+                      statuses=export.STATUS_NAMES,
                       refresh=5 if view["pending"] else None)  # fmt: skip
 
 

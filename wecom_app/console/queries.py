@@ -26,6 +26,7 @@ from wecom_app.models import (
     NoticeStatus,
     OutboxMessage,
     Receipt,
+    ReceiptState,
     Tag,
 )
 from wecom_app.models.notices import OPEN_RECEIPT
@@ -63,6 +64,25 @@ def my_pending(session: Session, viewer: Viewer) -> list[tuple[Notice, Receipt]]
         .join(Receipt, Receipt.notice_id == Notice.id)
         .where(Receipt.employee_id == viewer.employee_id, _open_receipts())
         .order_by(Receipt.due_at.is_(None), Receipt.due_at, Notice.id)
+        .limit(200)
+    )
+    return [(n, r) for n, r in session.execute(query).all()]
+
+
+def my_unresolved(session: Session, viewer: Viewer) -> list[tuple[Notice, Receipt]]:
+    """The viewer's tasks answered (收到 or a response) but not yet 已解决, soonest first."""
+    query = (
+        select(Notice, Receipt)
+        .join(Receipt, Receipt.notice_id == Notice.id)
+        .where(
+            Receipt.employee_id == viewer.employee_id,
+            Receipt.state == ReceiptState.ACKNOWLEDGED,
+            Receipt.resolved_at.is_(None),
+            Receipt.excluded.is_(False),
+            Notice.resolve_by.is_not(None),
+            Notice.status == NoticeStatus.ACTIVE,
+        )
+        .order_by(Notice.resolve_by, Notice.id)
         .limit(200)
     )
     return [(n, r) for n, r in session.execute(query).all()]

@@ -175,6 +175,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         now = svc.clock.now()
         with svc.db.read() as session:
             pending = queries.my_pending(session, viewer)
+            unresolved = queries.my_unresolved(session, viewer)
             history = queries.my_history(session, viewer)
             team = queries.team_overdue(session, viewer, now)
         return _render(
@@ -182,6 +183,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             title="我的",
             nav="me",
             pending=pending,
+            unresolved=unresolved,
             history=history,
             team=team,
             now=now,
@@ -195,7 +197,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         now = svc.clock.now()  # they answered when they pressed the button
         action = request.form.get("action", "")
         said = " ".join(request.form.get("response", "").split())[: acks.MAX_RESPONSE]
-        if action not in ("ack", "respond") or (action == "respond" and not said):
+        if action not in ("ack", "respond", "resolve") or (action == "respond" and not said):
             return _page("无法提交", "请点“确认收到”，或写下回应后点“提交回应”。", 400)
         with svc.db.begin() as session:
             notice = _notice_or_404(session, code)
@@ -208,11 +210,18 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
                 abort(403)
             if notice.status != NoticeStatus.ACTIVE:
                 return _page("通知已取消", f"通知 #{notice.code} 已取消，无需确认。", 409)
+            key = f"console:{receipt.id}:{now.timestamp():.6f}"
             if action == "respond":
-                key = f"console:{receipt.id}:{now.timestamp():.6f}"
                 acks.respond(session, notice, receipt, said, "console", now, key=key)
-            else:
-                acks.acknowledge(session, notice, receipt, "console", now)
+            elif action == "resolve":
+                if notice.resolve_by is None:
+                    return _page("无法提交", "这条通知不是需要解决的任务。", 400)
+                acks.resolve(session, notice, receipt, "console", now, key=key)
+            elif (
+                acks.acknowledge(session, notice, receipt, "console", now).first
+                and notice.resolve_by is not None  # a task's sender hears of every answer
+            ):
+                acks.tell_sender(session, notice, receipt, "收到", now, key=key)
             detail = {"response": said or None}
             auth.record(session, viewer, action, f"notice:{notice.code}", detail)
         return redirect("/console/me", 303)  # type: ignore[return-value]

@@ -79,6 +79,7 @@ class Notice(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     schedule_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the run of a schedule
+    resolve_by: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a task: 已解决 by then
 
 
 OPEN_RECEIPT = "state <> 'acknowledged' AND excluded = false"
@@ -121,6 +122,7 @@ class Receipt(Base):
     # What they answered besides "收到": the second button's label, or "#12 明天上午处理完"
     response: Mapped[str | None] = mapped_column(Text)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a task's 已解决
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from callbacks.dispatch import HandlerContext
 from callbacks.events import TemplateCardEvent
-from wecom_app.clock import Clock
+from wecom_app.clock import BEIJING, Clock
 from wecom_app.domain_events import EmployeeDeparted, EmployeeOutOfSight, EmployeeRenamed
 from wecom_app.models import Employee, Notice, NoticeStatus, Receipt, ReceiptState
 from wecom_app.notices import delivery, pacing
@@ -107,6 +107,42 @@ def respond(
     return result
 
 
+def resolve(
+    session: Session, notice: Notice, receipt: Receipt, channel: str, now: datetime, *, key: str
+) -> AckResult:
+    """Record 已解决 at `now` (it answers the task too, if nothing had); the sender hears of it.
+    A second 已解决 changes nothing."""
+    result = acknowledge(session, notice, receipt, channel, now)
+    if receipt.resolved_at is None:
+        receipt.resolved_at = now
+        late = notice.resolve_by is not None and now > notice.resolve_by
+        tell_sender(session, notice, receipt, "已解决" + ("（已超过解决时限）" if late else ""),
+                    now, key=f"resolved:{key}")  # fmt: skip
+    return result
+
+
+def tell_sender(
+    session: Session, notice: Notice, receipt: Receipt, what: str, now: datetime, *, key: str
+) -> None:
+    """Tell a task's sender one answer as it comes: 收到, a response, 已解决."""
+    if not notice.sender:
+        return
+    who = session.get(Employee, receipt.employee_id)
+    name = who.display_name if who else "?"
+    at = now.astimezone(BEIJING).strftime("%H:%M")
+    enqueue(
+        session,
+        "message_send",
+        {"msg": {"msgtype": "text", "text": {"content":
+            f"任务 #{notice.code}「{notice.title}」：{name} {what}（{at}）"}},
+         "touser": [notice.sender]},
+        f"notice-answer:{key}",
+        now=now,
+        ref=("notice_response", str(notice.id)),
+        not_before=pacing.slot_for(session, notice.sender, now, "reply"),
+    )  # fmt: skip
+
+
 def notice_for_task(session: Session, task: str) -> Notice | None:
     """The notice a card task_id belongs to."""
     prefix = delivery.task_prefix_of(task)
@@ -184,8 +220,13 @@ def careful_click(
             return notice.id, f"已回应：{label}"
         result = respond(session, notice, receipt, label, "button", now, key=event.dedupe_key)
         return notice.id, f"已回应：{label}" + ("（逾期）" if result.late else "")
+    if event.event_key == delivery.RESOLVE_KEY and notice.resolve_by is not None:
+        resolve(session, notice, receipt, "button", now, key=event.dedupe_key)
+        return notice.id, "已解决"
     if event.event_key == delivery.ACK_KEY:
         result = acknowledge(session, notice, receipt, "button", now)
+        if result.first and notice.resolve_by is not None:
+            tell_sender(session, notice, receipt, "收到", now, key=event.dedupe_key)
         return notice.id, "已收到（逾期）" if result.late else "已收到"
     log.info("card click with unknown key %r on notice %s", event.event_key, notice.id)
     return None
@@ -205,6 +246,8 @@ def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
     if event.event_key == delivery.ACK_KEY:
         fast = fast_ack(session, event.task_id, event.from_user, "button", answered)
         done = (fast[0], "已收到（逾期）" if fast[1] else "已收到") if fast else None
+        if fast:
+            _told_of_ack(session, fast[0], event, answered)
     done = done or careful_click(session, event, answered)
     if done is None or not event.response_code:
         return
@@ -221,6 +264,16 @@ def on_card_click(ctx: HandlerContext, event: TemplateCardEvent) -> None:
         now=now,
         ref=("notice_card", str(notice_id)),
     )
+
+
+def _told_of_ack(session: Session, notice_id: int, event: TemplateCardEvent, at: datetime) -> None:
+    """After a fast ack: a task's sender hears of it (a plain notice's does not)."""
+    notice = session.get(Notice, notice_id)
+    if notice is None or notice.resolve_by is None or not notice.sender:
+        return
+    found = click_target(session, event.task_id, event.from_user)
+    if found is not None:
+        tell_sender(session, notice, found[1], "收到", at, key=event.dedupe_key)
 
 
 def exclude_departed(

@@ -3,10 +3,12 @@
 The spec is plain JSON, so notices keep it as written:
 
     {"users": ["zhangsan"], "departments": [3, {"id": 4, "subtree": false}],
-     "tags": [1], "groups": ["chatid"], "everyone": false, "post_to_groups": false}
+     "tags": [1], "groups": ["chatid"], "leaders_of": [5], "everyone": false,
+     "post_to_groups": false}
 
 Departments include their sub-departments unless `subtree` is false; a managed group means its
-current members (with `post_to_groups` the notice is also posted into the group). Only active
+current members (with `post_to_groups` the notice is also posted into the group); `leaders_of`
+means the leaders of those departments (a task for 移动研发部's 责任人). Only active
 employees are recipients; each appears once, with the first reason that included them.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from wecom_app import checks
 
-SPEC_KEYS = ("users", "departments", "tags", "groups", "everyone", "post_to_groups")
+SPEC_KEYS = ("users", "departments", "tags", "groups", "leaders_of", "everyone", "post_to_groups")
 
 
 class AudienceError(ValueError):
@@ -47,6 +49,7 @@ class Directory:
     tag_users: dict[int, set[str]] = field(default_factory=dict)
     tag_departments: dict[int, set[int]] = field(default_factory=dict)
     groups: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # chatid → name, users
+    leaders: dict[int, list[str]] = field(default_factory=dict)  # department id → leader userids
 
     def children(self) -> dict[int, list[int]]:
         """Department id → its direct sub-departments."""
@@ -114,6 +117,7 @@ def normalise_spec(spec: Any) -> dict[str, Any]:
         "departments": departments,
         "tags": tags,
         "groups": groups,
+        "leaders_of": _ints(spec.get("leaders_of"), "leaders_of"),
         "everyone": _flag(spec.get("everyone"), "everyone"),
         "post_to_groups": _flag(spec.get("post_to_groups"), "post_to_groups"),
     }
@@ -148,6 +152,16 @@ def resolve(spec: Mapping[str, Any], directory: Directory) -> Audience:
             audience.inactive.append(userid)
         else:
             add(named, "指定成员")
+    for dept_id in spec.get("leaders_of", []):
+        if dept_id not in directory.parents:
+            audience.unknown.append(f"department:{dept_id}")
+            continue
+        name = directory.names.get(dept_id, str(dept_id))
+        heads = [by_userid[u] for u in directory.leaders.get(dept_id, ()) if u in by_userid]
+        if not any(h.active for h in heads):
+            audience.unknown.append(f"leader:{dept_id}")
+        for head in heads:
+            add(head, f"部门 {name} 负责人")
     wanted = _department_reasons(spec.get("departments", []), directory, audience.unknown)
     wanted_tags = _tag_departments(spec.get("tags", []), directory, audience.unknown)
     children = directory.children()

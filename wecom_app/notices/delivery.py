@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from wecom_app.clock import BEIJING
 from wecom_app.models import Employee, Notice, OutboxMessage, Receipt, ReceiptState
 from wecom_app.notices import pacing
 from wecom_app.outbox import Outcome, enqueue
@@ -27,6 +28,7 @@ BATCH_SIZE = 1000
 DUPLICATE_CHECK_SECONDS = 4 * 3600  # WeCom's maximum
 ACK_KEY = "notice_ack"
 FEEDBACK_KEY = "notice_feedback"
+RESOLVE_KEY = "notice_resolved"
 SUMMARY_CHARS = 160
 BATCH_REF = "notice_batch"
 
@@ -55,10 +57,14 @@ def card(notice: Notice, task: str) -> dict[str, Any]:
     buttons = [{"text": "收到", "style": 1, "key": ACK_KEY}]
     if notice.second_button:
         buttons.append({"text": notice.second_button, "style": 2, "key": FEEDBACK_KEY})
+    if notice.resolve_by is not None:  # a task: 已解决 straight from the card
+        buttons.append({"text": "已解决", "style": 1, "key": RESOLVE_KEY})
     summary = notice.body if len(notice.body) <= SUMMARY_CHARS else notice.body[:159] + "…"
     desc = f"通知 #{notice.code}"
     if notice.require_ack:
         desc += f" · 请在 {notice.sla_minutes} 分钟内确认"
+    if notice.resolve_by is not None:
+        desc += f"，{notice.resolve_by.astimezone(BEIJING):%m-%d %H:%M} 前解决"
     content = {
         "card_type": "button_interaction",
         "source": {"desc": "通知确认"},

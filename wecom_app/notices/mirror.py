@@ -23,12 +23,15 @@ def load_directory(session: Session) -> Directory:
     """Snapshot departments, employees and tags from the mirror (columns only, no ORM objects)."""
     parents: dict[int, int | None] = {}
     names: dict[int, str] = {}
-    for dept_id, parent, name in session.execute(
-        select(Department.id, Department.parent_id, Department.name).where(
+    leaders: dict[int, list[str]] = {}
+    for dept_id, parent, name, heads in session.execute(
+        select(Department.id, Department.parent_id, Department.name, Department.leaders).where(
             Department.deleted.is_(False)
         )
     ):
         parents[dept_id], names[dept_id] = parent, name
+        if heads:
+            leaders[dept_id] = list(heads)
     people = [
         Person(
             id=emp_id,
@@ -69,4 +72,6 @@ def load_directory(session: Session) -> Directory:
         )
     ):
         groups[chatid][1].add(userid)
-    return Directory(parents, names, people, dict(tag_users), dict(tag_departments), groups)
+    return Directory(
+        parents, names, people, dict(tag_users), dict(tag_departments), groups, leaders
+    )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app import checks
+from wecom_app.clock import BEIJING
 from wecom_app.errors import AppError
 from wecom_app.models import (
     Employee,
@@ -55,6 +56,7 @@ class Draft:
     second_button: str | None = None
     type: str = DEFAULT_TYPE
     sender: str | None = None  # the userid told of every response
+    resolve_by: str | None = None  # a task: "HH:MM" today (Beijing) or an ISO 8601 time
 
 
 @dataclass
@@ -134,7 +136,43 @@ def draft_from(data: Any, policies: PolicyBook) -> Draft:
         second_button=second,
         type=kind,
         sender=_userid(data.get("sender"), "sender"),
+        resolve_by=_resolve_by(data.get("resolve_by"), kind),
     )
+
+
+TASK_TYPE = "task"
+END_OF_DAY = "24:00"  # 当天需要完成或者解决的问题: a task is resolved by the end of its day
+
+
+def _resolve_by(value: Any, kind: str) -> str | None:
+    """When a task must be 已解决: "HH:MM" (today, Beijing; "24:00" is the day's end) or an
+    ISO 8601 time; a task without one is due by the end of its day, other types need none."""
+    if value is None or value == "":
+        return END_OF_DAY if kind == TASK_TYPE else None
+    if not isinstance(value, str):
+        raise NoticeError('resolve_by：须为 "HH:MM"（北京时间，当天）或 ISO 8601 时间')
+    resolve_at(value, datetime(2000, 1, 1, tzinfo=BEIJING))  # checks the shape now
+    return value.strip()
+
+
+def resolve_at(value: str, now: datetime) -> datetime:
+    """The moment a resolve_by value names, as of `now`."""
+    text_ = value.strip()
+    if re.fullmatch(r"\d{1,2}:\d{2}", text_):
+        hours, minutes = (int(p) for p in text_.split(":"))
+        if not (0 <= hours <= 24 and 0 <= minutes < 60) or (hours == 24 and minutes):
+            raise NoticeError(f"resolve_by：时刻无效：{text_}")
+        day = datetime.combine(now.astimezone(BEIJING).date(), datetime.min.time(), BEIJING)
+        return (day + timedelta(hours=hours, minutes=minutes)).astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(text_)
+    except ValueError:
+        raise NoticeError(
+            f'resolve_by：无法识别 {text_!r}；请写 "18:00" 或 ISO 8601 时间'
+        ) from None
+    if moment.tzinfo is None:
+        raise NoticeError("resolve_by：ISO 8601 时间须带时区，例如 2026-12-01T18:00:00+08:00")
+    return moment.astimezone(UTC)
 
 
 def _userid(value: Any, field: str) -> str | None:
@@ -170,6 +208,9 @@ def create(
     plan = plan or preview(session, draft)
     if draft.sender is not None and not _active_member(session, draft.sender):
         raise NoticeError(f"sender：发送人 {draft.sender} 不是在职成员")
+    resolve_by = resolve_at(draft.resolve_by, now) if draft.resolve_by else None
+    if resolve_by is not None and resolve_by <= now:
+        raise NoticeError("resolve_by：解决时限已经过去")
     notice = Notice(
         title=draft.title,
         type=draft.type,
@@ -186,6 +227,7 @@ def create(
         batches=0,
         recipients=len(plan.audience.recipients),
         created_at=now,
+        resolve_by=resolve_by,
     )
     session.add(notice)
     session.flush()

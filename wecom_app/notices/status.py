@@ -32,6 +32,8 @@ def notice_dict(notice: Notice) -> dict[str, Any]:
         "recipients": notice.recipients,
         "batches": notice.batches,
         "created_at": notice.created_at.isoformat(),
+        "resolve_by": _iso(notice.resolve_by),
+        "schedule_id": notice.schedule_id,
     }
 
 
@@ -68,6 +70,7 @@ def receipts(
             "excluded": r.excluded,
             "response": r.response,
             "responded_at": _iso(r.responded_at),
+            "resolved_at": _iso(r.resolved_at),
             "due_at": _iso(r.due_at),
         }
         for r, userid, display_name, dept_name in rows

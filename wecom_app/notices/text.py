@@ -25,7 +25,15 @@ from callbacks.events import TextMessage
 from wecom_app.errors import ConfigError
 from wecom_app.models import Notice, NoticeStatus, Receipt
 from wecom_app.notices import pacing
-from wecom_app.notices.acks import ACKABLE, acknowledge, employee_by_userid, find_receipt, respond
+from wecom_app.notices.acks import (
+    ACKABLE,
+    acknowledge,
+    employee_by_userid,
+    find_receipt,
+    resolve,
+    respond,
+    tell_sender,
+)
 from wecom_app.notices.link import ack_url
 from wecom_app.outbox import enqueue
 
@@ -67,6 +75,9 @@ COURTESIES = (
     "的",
     "哦",
 )
+# A task's 已解决, said in a text ("#12 已解决", or alone for the newest open task).
+RESOLVED_WORDS = frozenset({"已解决", "解决了", "已经解决", "问题已解决", "已处理", "处理好了",
+                            "已完成", "完成了", "搞定", "搞定了"})  # fmt: skip
 CODE = re.compile(r"#\s*(\d{1,12})")
 PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
 HELP_LIMIT = 5
@@ -200,6 +211,8 @@ def handle_text(
     if employee is None:
         return None
     reading = read(content, words)
+    if normalise(reading.rest) in RESOLVED_WORDS:
+        return _resolved(session, employee.id, reading.code, now, key, public_url)
     responding = reading.code is not None and not reading.is_ack and bool(reading.rest)
     if not reading.is_ack and not responding:
         return help_text(pending(session, employee.id), public_url)
@@ -225,6 +238,8 @@ def handle_text(
         notice, receipt = items[0]
         receipt = find_receipt(session, notice.id, employee.id) or receipt
     result = acknowledge(session, notice, receipt, "text", now)
+    if result.first and notice.resolve_by is not None:
+        tell_sender(session, notice, receipt, "收到", now, key=key)
     if not result.first:
         return f"通知 #{notice.code}「{notice.title}」您已确认过，无需重复确认。"
     reply = f"已确认收到通知 #{notice.code}「{notice.title}」。"
@@ -234,6 +249,41 @@ def handle_text(
     if remaining:
         reply += f"\n您还有 {remaining} 条待确认的通知，回复“收到”继续确认。"
     return reply
+
+
+def _resolved(
+    session: Session, employee_id: int, code: str | None, now: datetime, key: str,
+    public_url: str | None,
+) -> str:  # fmt: skip
+    """A 已解决 text: the named task, or the newest of theirs not yet resolved."""
+    query = (
+        select(Notice, Receipt)
+        .join(Receipt, Receipt.notice_id == Notice.id)
+        .where(
+            Receipt.employee_id == employee_id,
+            Receipt.excluded.is_(False),
+            Notice.resolve_by.is_not(None),
+            Notice.status == NoticeStatus.ACTIVE,
+        )
+        .order_by(Notice.created_at.desc(), Notice.id.desc())
+        .limit(1)
+    )
+    if code is not None:
+        query = query.where(Notice.code == code)
+    else:
+        query = query.where(Receipt.resolved_at.is_(None))
+    row = session.execute(query.with_for_update(of=Receipt)).first()
+    if row is None:
+        named = f"任务 #{code}" if code else "需要您解决的任务"
+        return f"没有找到{named}。\n" + help_text(pending(session, employee_id), public_url)
+    notice, receipt = row[0], row[1]
+    if receipt.resolved_at is not None:
+        return f"任务 #{notice.code}「{notice.title}」您已报告解决，无需重复。"
+    resolve(session, notice, receipt, "text", now, key=key)
+    assert notice.resolve_by is not None
+    late = "（已超过解决时限）" if now > notice.resolve_by else ""
+    told = "，并已告知布置人" if notice.sender else ""
+    return f"已记录：任务 #{notice.code}「{notice.title}」已解决{late}{told}。"
 
 
 def on_text(ctx: HandlerContext, event: TextMessage, *, replies: TextReplies) -> None:

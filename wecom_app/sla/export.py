@@ -38,7 +38,8 @@ VIOLATION_COLUMNS = [
     ("penalty", "罚款金额"),
     ("currency", "币种"),
 ]
-STATUS_NAMES = {"late": "逾期确认", "overdue": "超时未确认"}
+STATUS_NAMES = {"late": "逾期确认", "overdue": "超时未确认", "resolved_late": "逾期解决",
+                "unresolved": "逾期未解决"}  # fmt: skip
 SHEETS = [
     ("by_notice", "按通知", GROUP_COLUMNS),
     ("by_department", "按部门", GROUP_COLUMNS),

@@ -82,7 +82,7 @@ class Violation:
     sent_at: datetime
     due_at: datetime
     acknowledged_at: datetime | None
-    status: str  # late | overdue
+    status: str  # late | overdue (the answer); resolved_late | unresolved (a task's 已解决)
     late_minutes: float
     penalty: Decimal
     currency: str
@@ -141,6 +141,19 @@ def overdue_report(
                     policy.penalty, policy.currency,
                 )
             )  # fmt: skip
+        unresolved = _unresolved(r, as_of)
+        if unresolved is not None:
+            status_, end = unresolved
+            policy = config.policies.for_type(r.type)
+            violations.append(
+                Violation(
+                    r.userid, r.display_name, dept_name, r.notice_id, r.code, r.title,
+                    policy.label or r.type, r.sent_at, r.resolve_by,
+                    r.resolved_at if status_ == RESOLVED_LATE else None, status_,
+                    _minutes(cal.working_time_between(r.resolve_by, end)),
+                    policy.penalty, policy.currency,
+                )
+            )  # fmt: skip
     violations.sort(key=lambda v: (v.due_at, v.notice_id, v.department, v.userid))
     people = [g for g in by_person.values() if g.late or g.overdue]
     return {
@@ -171,6 +184,8 @@ def _rows(
             Receipt.sent_at,
             Receipt.due_at,
             Receipt.acknowledged_at,
+            Receipt.resolved_at,
+            Notice.resolve_by,
             Notice.code,
             Notice.title,
             Notice.type,
@@ -196,6 +211,18 @@ def _rows(
     if department_ids is not None:
         query = query.where(Receipt.department_id.in_(list(department_ids)))
     return session.execute(query.execution_options(yield_per=5000))
+
+
+RESOLVED_LATE, UNRESOLVED = "resolved_late", "unresolved"
+
+
+def _unresolved(r: Any, as_of: datetime) -> tuple[str, datetime] | None:
+    """A task not 已解决 by its resolve_by (as of `as_of`): its status and when it ended."""
+    if r.resolve_by is None or r.resolve_by >= as_of:
+        return None
+    if r.resolved_at is not None and r.resolved_at <= as_of:
+        return (RESOLVED_LATE, r.resolved_at) if r.resolved_at > r.resolve_by else None
+    return UNRESOLVED, as_of
 
 
 def _outcome(due: datetime, acked: datetime | None, as_of: datetime) -> str:

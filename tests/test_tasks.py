@@ -1,0 +1,148 @@
+"""Leaders' tasks through the simulator with a fake clock: given to a department's leader and a
+person, answered 收到, then a response, then 已解决 (by text, by the card, from 我的); the
+leader hears each answer; a task not resolved by its time is a violation with its fine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.test_console import csrf, signed_in
+from tests.world import World, make_world
+from wecom_app.clock import BEIJING, FakeClock
+from wecom_app.models import Receipt
+from wecom_app.notices import delivery
+from wecom_app.notices.service import NoticeError, draft_from, resolve_at
+from wecom_app.sla.policy import PolicyBook
+
+LEADER, HEAD, ENGINEER = "zhaoming", "wangxuanqiang", "huangyao"  # 研发中心, 移动研发部's leader
+
+
+def at(hh: int, mm: int) -> datetime:
+    return datetime(2026, 1, 5, hh, mm, tzinfo=BEIJING).astimezone(UTC)  # a Monday
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    with make_world(database_url, clock=FakeClock(at(9, 30)), mirror=True,
+                    console_admins="zhenglinwei", serve=True) as running:  # fmt: skip
+        yield running
+
+
+def give(world: World, **extra: Any) -> dict[str, Any]:
+    body = {"title": "修复移动端登录故障", "body": "今天之内解决，先回个方案", "type": "task",
+            "sender": LEADER, "author": "研发中心", **extra}  # fmt: skip
+    with world.api as http:
+        resp = http.post("/api/v1/notices", json=body)
+    assert resp.status_code == 201, resp.text
+    world.settle()
+    return dict(resp.json())
+
+
+def card_of(world: World, userid: str) -> dict[str, Any]:
+    with world.sim.state.lock:
+        return [m for m in world.sim.state.messages if userid in m["delivered"]][-1]
+
+
+def report(world: World, hh: int, mm: int) -> list[dict[str, Any]]:
+    stamp = at(hh, mm).isoformat().replace("+00:00", "Z")
+    with world.api as http:
+        return list(http.get(f"/api/v1/reports/overdue?as_of={stamp}").json()["violations"])
+
+
+def test_a_task_answered_then_resolved_and_the_leader_hears_each_answer(world: World) -> None:
+    made = give(world, audience={"leaders_of": [5], "users": [ENGINEER]}, resolve_by="18:00")
+    code = made["notice"]["code"]
+    assert made["recipients"] == 2 and made["notice"]["resolve_by"] == at(18, 0).isoformat()
+    card = card_of(world, HEAD)["content"]
+    assert [b["text"] for b in card["button_list"]] == ["收到", "已解决"]
+    assert "01-05 18:00 前解决" in card["main_title"]["desc"]
+
+    world.clock.set(at(9, 36))
+    assert world.sim.events.deliver_card_click(HEAD, card["task_id"], delivery.ACK_KEY).ok
+    world.clock.set(at(9, 40))
+    assert world.sim.events.deliver_text(HEAD, f"#{code} 下午两点前给出修复方案").ok
+    world.clock.set(at(10, 45))  # past the 30 minutes: the card's 已解决 answers it, late
+    task = card_of(world, ENGINEER)["content"]["task_id"]
+    assert world.sim.events.deliver_card_click(ENGINEER, task, delivery.RESOLVE_KEY).ok
+    world.clock.set(at(15, 20))
+    assert world.sim.events.deliver_text(HEAD, f"#{code} 已解决").ok
+    world.settle()
+
+    told = world.texts_to(LEADER)
+    assert any(
+        f"任务 #{code}「修复移动端登录故障」：移动研发部-王轩强 收到（09:36）" in t for t in told
+    )
+    assert any("下午两点前给出修复方案" in t for t in told)  # the response, passed on
+    assert any("王轩强 已解决（15:20）" in t for t in told)
+    assert any("黄瑶 已解决（10:45）" in t for t in told)
+    assert "已解决，并已告知布置人" in world.texts_to(HEAD)[-1]
+    assert world.sim.events.deliver_text(HEAD, f"#{code} 已解决").ok  # again: nothing new
+    world.settle()
+    assert "无需重复" in world.texts_to(HEAD)[-1]
+    assert sum("王轩强 已解决" in t for t in world.texts_to(LEADER)) == 1
+    with world.db.read() as session:
+        resolved = dict(session.execute(select(Receipt.employee_id, Receipt.resolved_at)).all())
+    assert all(resolved.values())
+
+    ledger = report(world, 19, 0)
+    assert [(v["userid"], v["status"]) for v in ledger] == [(ENGINEER, "late")]  # 10:45 > 10:00
+
+
+def test_a_task_not_resolved_in_time_is_a_violation_and_my_page_resolves(world: World) -> None:
+    made = give(world, audience={"users": [ENGINEER, "luoxinlei"]}, resolve_by="12:00")
+    code = made["notice"]["code"]
+    employee = signed_in(world, ENGINEER)
+    token = csrf(employee, "/console/me")
+    page = employee.get("/console/me").get_data(as_text=True)
+    assert "01-05 12:00 前解决" in page and 'value="resolve"' in page
+    world.clock.set(at(9, 40))
+    employee.post(f"/console/me/{code}", data={"csrf_token": token, "action": "ack"})
+    page = employee.get("/console/me").get_data(as_text=True)
+    assert f'id="unresolved-{code}"' in page  # answered, not yet resolved
+    world.clock.set(at(12, 30))
+    done = employee.post(f"/console/me/{code}", data={"csrf_token": token, "action": "resolve"})
+    assert done.status_code == 303
+    assert f'id="unresolved-{code}"' not in employee.get("/console/me").get_data(as_text=True)
+    world.settle()
+
+    ledger = {(v["userid"], v["status"]): v for v in report(world, 13, 0)}
+    assert set(ledger) == {(ENGINEER, "resolved_late"), ("luoxinlei", "overdue"),
+                           ("luoxinlei", "unresolved")}  # fmt: skip
+    assert all(v["penalty"] == "100" for v in ledger.values())  # the task's fine, each
+    assert ledger[(ENGINEER, "resolved_late")]["due_at"] == at(12, 0).isoformat()
+    plain = give(world, type="notice", audience={"users": [ENGINEER]})
+    assert plain["notice"]["resolve_by"] is None  # only tasks need resolving
+    assert len(card_of(world, ENGINEER)["content"]["button_list"]) == 1
+
+
+def test_resolve_by_and_leaders_of_are_checked() -> None:
+    book = PolicyBook()
+    base = {"title": "t", "audience": {"users": ["a"]}}
+    assert draft_from({**base, "type": "task"}, book).resolve_by == "24:00"
+    assert draft_from({**base, "type": "notice"}, book).resolve_by is None
+    nine = datetime(2026, 1, 5, 9, 0, tzinfo=BEIJING)
+    assert resolve_at("24:00", nine) == datetime(2026, 1, 6, 0, 0, tzinfo=BEIJING)
+    assert resolve_at("2026-01-05T18:00:00+08:00", nine) == datetime(2026, 1, 5, 18, tzinfo=BEIJING)
+    for bad, message in (("25:00", "时刻无效"), ("2026-01-05T18:00:00", "时区"), ("明天", "无法识别"),
+                         (18, "HH:MM")):  # fmt: skip
+        with pytest.raises(NoticeError, match=message):
+            draft_from({**base, "type": "task", "resolve_by": bad}, book)
+    with pytest.raises(NoticeError, match="leaders_of"):
+        draft_from({**base, "audience": {"leaders_of": ["五"]}}, book)
+
+
+def test_a_department_without_a_leader_is_named(world: World) -> None:
+    with world.services.db.begin() as session:
+        from wecom_app.models import Department
+
+        session.get(Department, 6).leaders = []  # 测试部 without a leader
+    with world.api as http:
+        resp = http.post("/api/v1/notices", json={"title": "x", "type": "task",
+                                                  "audience": {"leaders_of": [6, 99]}})  # fmt: skip
+    assert resp.status_code == 400
+    assert "leader:6" in resp.json()["error"] and "department:99" in resp.json()["error"]
