@@ -146,3 +146,97 @@ def test_a_department_without_a_leader_is_named(world: World) -> None:
                                                   "audience": {"leaders_of": [6, 99]}})  # fmt: skip
     assert resp.status_code == 400
     assert "leader:6" in resp.json()["error"] and "department:99" in resp.json()["error"]
+
+
+def test_a_task_passed_on_twice_one_hand_over_counted_as_shirking(world: World) -> None:
+    code = give(world, audience={"leaders_of": [5]}, resolve_by="18:00")["notice"]["code"]
+    world.clock.set(at(9, 40))  # to someone in his own department: not 推诿
+    assert world.sim.events.deliver_text(HEAD, f"#{code} 转交 tanglintao 他负责登录模块").ok
+    world.settle()
+    assert "已转交给 移动研发部-唐琳涛，布置人已收到通知。" in world.texts_to(HEAD)[-1]
+    assert card_of(world, "tanglintao")["content"]["task_id"]  # the new owner's card
+    world.clock.set(at(10, 0))  # passed on again in time, outside 移动研发部: 推诿 by two rules
+    assert world.sim.events.deliver_text(
+        "tanglintao", f"#{code} 转交给 平台研发部-黄瑶，后端接口的问题"
+    ).ok
+    world.settle()
+    assert "记为推诿" in world.texts_to("tanglintao")[-1]
+    told = [t for t in world.texts_to(LEADER) if "转交给" in t]
+    assert len(told) == 2 and "推诿：转给本部门以外的人、同一任务再次转交" in told[1]
+    assert world.sim.events.deliver_text(HEAD, f"#{code} 转交 huangyao 再转").ok  # not his now
+    world.settle()
+    assert "现在不由您负责" in world.texts_to(HEAD)[-1]
+
+    with world.db.read() as session:
+        rows = {r.employee_id: r for r in session.scalars(select(Receipt))}
+    assert len(rows) == 3 and sum(r.handed_over_at is not None for r in rows.values()) == 2
+    assert all(r.ack_channel == "handover" for r in rows.values() if r.handed_over_at)
+    engineer = next(r for r in rows.values() if r.handed_over_at is None)
+    assert engineer.state == "sent" and engineer.due_at == at(10, 30)  # their clock starts anew
+
+    with world.api as http:
+        listed = http.get(f"/api/v1/handovers?notice={code}").json()["handovers"]
+        assert [(h["from"], h["to"], h["shirking"]) for h in listed] == [
+            ("tanglintao", ENGINEER, True), (HEAD, "tanglintao", False)]  # fmt: skip
+        ledger = http.get(
+            f"/api/v1/reports/overdue?as_of={at(10, 20).isoformat()}".replace("+00:00", "Z")
+        ).json()
+        assert [(v["userid"], v["status"], v["penalty"]) for v in ledger["violations"]] == [
+            ("tanglintao", "shirking", "50")]  # fmt: skip
+        assert {p["userid"]: (p["handovers"], p["shirking"]) for p in ledger["handovers"]} == {
+            "tanglintao": (1, 1), HEAD: (1, 0)}  # fmt: skip
+        unmarked = http.post(f"/api/v1/handovers/{listed[0]['id']}/mark",
+                             json={"shirking": False, "by": LEADER, "note": "接口确属平台组"})  # fmt: skip
+        assert unmarked.status_code == 200 and unmarked.json()["handover"]["history"][0]["shirking"]
+        again = http.get(
+            f"/api/v1/reports/overdue?as_of={at(10, 20).isoformat()}".replace("+00:00", "Z")
+        ).json()
+        assert again["violations"] == []
+        refused = http.post(
+            f"/api/v1/handovers/{listed[0]['id']}/mark", json={"shirking": "no", "by": LEADER}
+        )
+        assert refused.status_code == 400
+        by_api = http.post(f"/api/v1/notices/{code}/handover",
+                           json={"from": ENGINEER, "to": LEADER, "reason": "需要领导协调资源"})  # fmt: skip
+        assert by_api.status_code == 201, by_api.text
+        assert set(by_api.json()["handover"]["rules"]) == {
+            "outside_department",
+            "back_to_leader",
+            "repeat",
+        }
+        no_reason = http.post(f"/api/v1/notices/{code}/handover", json={"from": LEADER, "to": HEAD})
+        assert no_reason.status_code == 409 and "原因" in no_reason.json()["error"]
+
+
+def test_the_handover_cli_and_the_policy_keys(world: World) -> None:
+    from click.testing import CliRunner
+
+    from wecom_app.cli import main
+    from wecom_app.errors import ConfigError
+    from wecom_app.sla.policy import load_policy
+
+    code = give(world, audience={"users": [ENGINEER]})["notice"]["code"]
+
+    def run(*args: str, exit_code: int = 0) -> str:
+        result = CliRunner().invoke(main, list(args), env=world.worker_env())
+        assert result.exit_code == exit_code, result.output
+        return result.output
+
+    out = run(
+        "notice", "handover", code, "--from", ENGINEER, "--to", "luoxinlei", "--reason", "他熟悉"
+    )
+    assert "黄瑶 → 平台研发部-罗鑫磊" in out and "推诿" not in out  # same department, first
+    ident = run("notice", "handovers", "--json").split('"id": ')[1].split(",")[0]
+    assert "推诿（zhaoming：复核" in run("notice", "handover-mark", ident, "--shirking", "--by",
+                                          LEADER, "--note", "复核后认定")  # fmt: skip
+    assert "没有找到在职成员：nobody" in run("notice", "handover", code, "--from", "luoxinlei", "--to",
+                                         "nobody", "--reason", "x", exit_code=1)  # fmt: skip
+
+    book = load_policy(None, "types:\n  task:\n    handover:\n      shirking: [repeat]\n"
+                             "      penalty: 20\n")  # fmt: skip
+    assert (
+        book.for_type("task").shirking == {"repeat"}
+        and book.for_type("task").shirking_penalty == 20
+    )
+    with pytest.raises(ConfigError, match="outside_department"):
+        load_policy(None, "types:\n  task:\n    handover:\n      shirking: [blame]\n")

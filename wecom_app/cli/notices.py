@@ -222,3 +222,81 @@ def list_command(limit: int, as_json: bool) -> None:
             f"#{n['code']:<5} {n['title']:<24} {n['status']:<9} "
             f"{c['acknowledged']}/{c['counted']} 已确认"
         )
+
+
+@notice.command("handover")
+@click.argument("ref")
+@click.option("--from", "giver", required=True, help="Who passes it on (userid or 部门-姓名).")
+@click.option("--to", "taker", required=True, help="The new owner (userid or 部门-姓名).")
+@click.option("--reason", required=True, help="Why (kept, and told to the leader).")
+@friendly_errors
+def handover_command(ref: str, giver: str, taker: str, reason: str) -> None:
+    """Pass a task on (转交): the new owner's clock starts; the leader is told.
+
+    Example: wecom-app notice handover 12 --from zhangsan --to lisi --reason "属于网络组"
+    """
+    from wecom_app.notices import handovers, service
+    from wecom_app.sla.config import SlaConfig
+
+    with services_from_env() as services:
+        policies = SlaConfig.from_settings(services.settings).policies
+        with services.db.begin() as session:
+            found = service.get_notice(session, ref)
+            people = [handovers.find_person(session, who) for who in (giver, taker)]
+            missing = [who for who, p in zip((giver, taker), people, strict=True) if p is None]
+            if missing or people[0] is None or people[1] is None:
+                raise handovers.HandoverError(f"没有找到在职成员：{'、'.join(missing)}")
+            now = services.clock.now()
+            done = handovers.hand_over(session, found, people[0], people[1], reason, now,
+                                       policies.for_type(found.type),
+                                       key=f"cli:{found.id}:{now.timestamp()}")  # fmt: skip
+            row = handovers.to_dict(session, done)
+    shirk = (
+        "，记为推诿：" + "、".join(handovers.RULES[r] for r in row["rules"])
+        if row["shirking"]
+        else ""
+    )
+    click.echo(f"转交记录 #{row['id']}：{row['from_name']} → {row['to_name']}{shirk}")
+
+
+@notice.command("handovers")
+@click.option("--notice", "ref", default=None, help="Only this notice.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def handovers_command(ref: str | None, as_json: bool) -> None:
+    """List hand-overs (转交), newest first, with whether each counts as 推诿.
+
+    Example: wecom-app notice handovers --notice 12
+    """
+    from wecom_app.notices import handovers, service
+
+    with services_from_env() as services, services.db.read() as session:
+        notice_id = service.get_notice(session, ref).id if ref else None
+        rows = [handovers.to_dict(session, h) for h in handovers.listed(session, notice_id)]
+    if as_json:
+        echo_json({"handovers": rows})
+        return
+    for row in rows:
+        shirk = "推诿" if row["shirking"] else "不算推诿"
+        click.echo(f"#{row['id']} {row['time']} 通知 {row['notice_id']}：{row['from_name']} → "
+                   f"{row['to_name']}（{shirk}）原因：{row['reason']}")  # fmt: skip
+
+
+@notice.command("handover-mark")
+@click.argument("ident", type=int)
+@click.option("--shirking/--not-shirking", required=True, help="Whether it counts as 推诿.")
+@click.option("--by", required=True, help="The leader making the call (userid).")
+@click.option("--note", required=True, help="Why; kept with the earlier calls.")
+@friendly_errors
+def handover_mark(ident: int, shirking: bool, by: str, note: str) -> None:
+    """A leader marks or unmarks a hand-over as 推诿.
+
+    Example: wecom-app notice handover-mark 3 --not-shirking --by zhaoming --note "确属网络组"
+    """
+    from wecom_app.notices import handovers
+
+    with services_from_env() as services, services.db.begin() as session:
+        found = handovers.mark(session, handovers.get(session, ident), shirking, by, note,
+                               services.clock.now())  # fmt: skip
+        shirk = "推诿" if found.shirking else "不算推诿"
+    click.echo(f"转交记录 #{ident} 改为：{shirk}（{by}：{note}）")

@@ -78,6 +78,7 @@ def my_unresolved(session: Session, viewer: Viewer) -> list[tuple[Notice, Receip
             Receipt.employee_id == viewer.employee_id,
             Receipt.state == ReceiptState.ACKNOWLEDGED,
             Receipt.resolved_at.is_(None),
+            Receipt.handed_over_at.is_(None),
             Receipt.excluded.is_(False),
             Notice.resolve_by.is_not(None),
             Notice.status == NoticeStatus.ACTIVE,

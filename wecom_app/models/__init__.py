@@ -17,6 +17,7 @@ from wecom_app.models.jobs import JobRun
 from wecom_app.models.notices import (
     AckChannel,
     CheckIn,
+    Handover,
     MemberSend,
     Notice,
     NoticeDepartment,
@@ -43,6 +44,7 @@ __all__ = [
     "EmployeeStatus",
     "GroupAudit",
     "GroupMember",
+    "Handover",
     "Hold",
     "InboxEvent",
     "InboxStatus",

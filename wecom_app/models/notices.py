@@ -53,6 +53,7 @@ class AckChannel(StrEnum):
     LINK = "link"
     CONSOLE = "console"
     LOCATION = "location"  # a check-in answered with the member's location
+    HANDOVER = "handover"  # a task passed on (转交): the giver's part is answered
 
 
 class Notice(Base):
@@ -123,6 +124,7 @@ class Receipt(Base):
     response: Mapped[str | None] = mapped_column(Text)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a task's 已解决
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # 转交 to someone else
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -197,3 +199,23 @@ class CheckIn(Base):
     scale: Mapped[int] = mapped_column(Integer, default=0)
     label: Mapped[str] = mapped_column(String(255), default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the app received it
+
+
+class Handover(Base):
+    """A task passed from one responsible person to another (转交), with the reason, and
+    whether it counts as 推诿 (by the policy's rules, or as a leader marked it)."""
+
+    __tablename__ = "notice_handovers"
+    __table_args__ = (Index("ix_notice_handovers_notice", "notice_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"))
+    from_employee_id: Mapped[int] = mapped_column(BigId)
+    to_employee_id: Mapped[int] = mapped_column(BigId)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    rules: Mapped[list[str]] = mapped_column(JSON, default=list)  # the policy's rules it met
+    shirking: Mapped[bool] = mapped_column(Boolean, default=False)  # counts as 推诿
+    marked_by: Mapped[str | None] = mapped_column(String(64))  # a leader's call on it
+    note: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # earlier calls

@@ -26,7 +26,10 @@ def register(registry: Registry, settings: Settings) -> None:
     from wecom_app.sla.config import SlaConfig
     from wecom_app.sla.deadlines import receipt_times
 
-    replies = text.TextReplies(text.ack_words(settings.notice_ack_words), settings.public_url)
+    sla = SlaConfig.from_settings(settings)
+    replies = text.TextReplies(
+        text.ack_words(settings.notice_ack_words), settings.public_url, sla.policies
+    )
     registry.handlers.add("text", handler=partial(text.on_text, replies=replies))
     registry.handlers.add("event", "template_card_event", handler=acks.on_card_click)
     registry.handlers.add("location", handler=checkins.on_location)
@@ -34,7 +37,6 @@ def register(registry: Registry, settings: Settings) -> None:
     # someone the app cannot see cannot answer: their open receipts stop counting too
     registry.events.subscribe(EmployeeOutOfSight, acks.exclude_departed)
     registry.events.subscribe(EmployeeRenamed, acks.follow_rename)
-    sla = SlaConfig.from_settings(settings)
     deadlines = partial(receipt_times, config=sla)
     registry.outbox.on_result("message_send", partial(delivery.record_send, deadlines=deadlines))
     prune = Job("notices.prune_member_sends", pacing.prune_job, every=timedelta(minutes=10))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from wecom_app import checks
 from wecom_app.models import Notice
-from wecom_app.notices import schedules, service, status
+from wecom_app.notices import handovers, schedules, service, status
 from wecom_app.sla.calendar import WorkingCalendar
 from wecom_app.sla.policy import PolicyBook
 from wecom_app.web.api import ApiError, arg_bool, arg_int, transaction
@@ -27,6 +27,7 @@ def blueprint(policies: PolicyBook, cal: WorkingCalendar) -> Blueprint:
     bp.add_url_rule("/notices/<ref>", "notice_status", notice_status, methods=["GET"])
     bp.add_url_rule("/notices/<ref>/resend", "resend_notice", resend_notice, methods=["POST"])
     bp.add_url_rule("/notices/<ref>/cancel", "cancel_notice", cancel_notice, methods=["POST"])
+    handover_routes(bp, policies)
     return bp
 
 
@@ -88,6 +89,55 @@ def cancel_notice(ref: str) -> Any:
         notice = _get(session, ref)
         service.cancel(session, notice, _now())
         return jsonify(notice=notice.code, status=notice.status)
+
+
+def handover_routes(bp: Blueprint, policies: PolicyBook) -> None:
+    """Passing a task on (转交) and a leader's call on whether it was 推诿."""
+
+    @bp.post("/notices/<ref>/handover")
+    def hand_over(ref: str) -> Any:
+        data = request_body()
+        try:
+            with transaction() as session:
+                notice = _get(session, ref)
+                people = []
+                for field in ("from", "to"):
+                    who = checks.text(data.get(field), field, 64)
+                    person = handovers.find_person(session, who) if who else None
+                    if person is None:
+                        raise ApiError(f"{field}：没有找到在职成员 {who!r}")
+                    people.append(person)
+                done = handovers.hand_over(
+                    session, notice, people[0], people[1], checks.text(data.get("reason"),
+                    "reason", 2000), _now(), policies.for_type(notice.type),
+                    key=f"api:{notice.id}:{people[0].id}:{_now().timestamp()}",
+                )  # fmt: skip
+                return jsonify(handover=handovers.to_dict(session, done)), 201
+        except handovers.HandoverError as exc:
+            raise ApiError(str(exc), 409) from None
+
+    @bp.get("/handovers")
+    def list_handovers() -> Any:
+        notice_id = arg_int("notice", None, 1, checks.INT64_MAX)
+        with transaction() as session:
+            rows = handovers.listed(session, notice_id)
+            return jsonify(handovers=[handovers.to_dict(session, h) for h in rows])
+
+    @bp.post("/handovers/<int:ident>/mark")
+    def mark_handover(ident: int) -> Any:
+        data = request_body()
+        shirking = checks.boolean(data.get("shirking"), "shirking")  # true: 推诿
+        by = checks.text(data.get("by"), "by", 64)
+        if not by:
+            raise ApiError("by：须写明是哪位领导的判定（账号）")
+        try:
+            with transaction() as session:
+                found = handovers.get(session, ident)
+                handovers.mark(session, found, shirking, by,
+                               checks.text(data.get("note"), "note", 2000), _now())  # fmt: skip
+                return jsonify(handover=handovers.to_dict(session, found))
+        except handovers.HandoverError as exc:
+            raise ApiError(str(exc), 404 if "没有编号" in str(exc) else 400) from None
 
 
 def schedule_routes(bp: Blueprint, policies: PolicyBook, cal: WorkingCalendar) -> None:

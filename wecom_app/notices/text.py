@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from callbacks.dispatch import HandlerContext
 from callbacks.events import TextMessage
 from wecom_app.errors import ConfigError
-from wecom_app.models import Notice, NoticeStatus, Receipt
+from wecom_app.models import Employee, Notice, NoticeStatus, Receipt
 from wecom_app.notices import pacing
 from wecom_app.notices.acks import (
     ACKABLE,
@@ -36,6 +36,7 @@ from wecom_app.notices.acks import (
 )
 from wecom_app.notices.link import ack_url
 from wecom_app.outbox import enqueue
+from wecom_app.sla.policy import PolicyBook
 
 DEFAULT_ACK_WORDS = (
     "收到",
@@ -79,6 +80,7 @@ COURTESIES = (
 RESOLVED_WORDS = frozenset({"已解决", "解决了", "已经解决", "问题已解决", "已处理", "处理好了",
                             "已完成", "完成了", "搞定", "搞定了"})  # fmt: skip
 CODE = re.compile(r"#\s*(\d{1,12})")
+HANDOVER = re.compile(r"^\s*转交\s*(?:给)?\s*([^\s,，:：]+)[\s,，:：]*(.*)$", re.DOTALL)
 PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
 HELP_LIMIT = 5
 
@@ -116,6 +118,7 @@ class TextReplies:
 
     words: frozenset[str] = DEFAULT_WORDS
     public_url: str | None = None
+    policies: PolicyBook | None = None  # what counts as 推诿 when a task is passed on
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,7 @@ def handle_text(
     public_url: str | None = None,
     words: frozenset[str] | None = None,
     key: str = "",
+    policies: PolicyBook | None = None,
 ) -> str | None:
     """Apply a text from a member and return the reply to send (None for non-members).
 
@@ -211,6 +215,9 @@ def handle_text(
     if employee is None:
         return None
     reading = read(content, words)
+    passing = HANDOVER.match(reading.rest)
+    if passing is not None:
+        return _hand_over(session, employee, reading.code, passing, now, key, policies)
     if normalise(reading.rest) in RESOLVED_WORDS:
         return _resolved(session, employee.id, reading.code, now, key, public_url)
     responding = reading.code is not None and not reading.is_ack and bool(reading.rest)
@@ -251,6 +258,32 @@ def handle_text(
     return reply
 
 
+def _hand_over(
+    session: Session, employee: Employee, code: str | None, passing: re.Match[str],
+    now: datetime, key: str, policies: PolicyBook | None,
+) -> str:  # fmt: skip
+    """ "#12 转交 lisi 原因": pass the task on (see notices.handovers)."""
+    from wecom_app.notices import handovers
+
+    if code is None:
+        return "请写明转交哪条任务，例如“#12 转交 lisi 该问题属于网络组”。"
+    notice = session.scalars(select(Notice).where(Notice.code == code)).one_or_none()
+    if notice is None:
+        return f"没有找到任务 #{code}。"
+    try:
+        taker = handovers.find_person(session, passing.group(1))
+        if taker is None:
+            return f"没有找到在职成员“{passing.group(1)}”：请写对方的账号或“部门-姓名”。"
+        policy = (policies or PolicyBook()).for_type(notice.type)
+        done = handovers.hand_over(session, notice, employee, taker, passing.group(2), now,
+                                   policy, key=key)  # fmt: skip
+    except handovers.HandoverError as exc:
+        return str(exc)
+    told = "，布置人已收到通知" if notice.sender else ""
+    shirk = "（按公司规定记为推诿）" if done.shirking else ""
+    return f"任务 #{notice.code}「{notice.title}」已转交给 {taker.display_name}{told}{shirk}。"
+
+
 def _resolved(
     session: Session, employee_id: int, code: str | None, now: datetime, key: str,
     public_url: str | None,
@@ -262,6 +295,7 @@ def _resolved(
         .where(
             Receipt.employee_id == employee_id,
             Receipt.excluded.is_(False),
+            Receipt.handed_over_at.is_(None),  # passed on: no longer theirs to resolve
             Notice.resolve_by.is_not(None),
             Notice.status == NoticeStatus.ACTIVE,
         )
@@ -298,6 +332,7 @@ def on_text(ctx: HandlerContext, event: TextMessage, *, replies: TextReplies) ->
         replies.public_url,
         replies.words,
         key=event.dedupe_key,
+        policies=replies.policies,
     )
     if reply is None:
         return

@@ -39,7 +39,7 @@ VIOLATION_COLUMNS = [
     ("currency", "币种"),
 ]
 STATUS_NAMES = {"late": "逾期确认", "overdue": "超时未确认", "resolved_late": "逾期解决",
-                "unresolved": "逾期未解决"}  # fmt: skip
+                "unresolved": "逾期未解决", "shirking": "推诿"}  # fmt: skip
 SHEETS = [
     ("by_notice", "按通知", GROUP_COLUMNS),
     ("by_department", "按部门", GROUP_COLUMNS),

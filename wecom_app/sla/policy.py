@@ -19,6 +19,9 @@ from typing import Any
 from wecom_app.sla.yamlfile import YamlFile, check_keys
 
 TARGETS = ("direct_leaders", "department_leaders")
+# When a hand-over counts as 推诿: to someone outside the giver's department (and below it),
+# back to the leader who gave the task, or any hand-over after the task's first.
+SHIRKING_RULES = ("outside_department", "back_to_leader", "repeat")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|hour|hours|minutes)?\s*$")
 
 
@@ -43,6 +46,9 @@ class SlaPolicy:
     currency: str = "CNY"
     sla: timedelta | None = None  # the type's response time; None: the notice's own (30 min)
     label: str = ""  # what people read, e.g. 任务
+    # 转交 that count as 推诿 ("对群里能够解决的问题绝不推诿…否则每次罚款50元")
+    shirking: frozenset[str] = frozenset(SHIRKING_RULES)
+    shirking_penalty: Decimal = Decimal(50)
 
 
 DEFAULT_TYPE = "notice"
@@ -107,7 +113,7 @@ _TYPE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) -> SlaPolicy:
-    check_keys(doc, path, data, {"reminders", "escalation", "penalty", "sla", "label"})
+    check_keys(doc, path, data, {"reminders", "escalation", "penalty", "sla", "label", "handover"})
     reminders = base.reminders
     if "reminders" in data:
         reminders = _reminders(doc, (*path, "reminders"), data["reminders"])
@@ -126,7 +132,23 @@ def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) ->
         if not timedelta(minutes=1) <= sla <= timedelta(days=30):
             raise doc.error((*path, "sla"), "须在 1 分钟到 30 天之间")
     label = str(data.get("label", base.label)).strip()[:16]
-    return SlaPolicy(reminders, escalation, penalty, currency, sla, label)
+    shirking, shirking_penalty = base.shirking, base.shirking_penalty
+    if "handover" in data:
+        section = data["handover"] or {}
+        check_keys(doc, (*path, "handover"), section, {"shirking", "penalty"})
+        if "shirking" in section:
+            rules = section["shirking"] or []
+            unknown = (
+                [r for r in rules if r not in SHIRKING_RULES] if isinstance(rules, list) else rules
+            )
+            if unknown:
+                raise doc.error((*path, "handover", "shirking"),
+                                f"须为以下规则的列表：{'、'.join(SHIRKING_RULES)}")  # fmt: skip
+            shirking = frozenset(rules)
+        if "penalty" in section:
+            shirking_penalty = _amount(doc, (*path, "handover", "penalty"), section["penalty"])
+    return SlaPolicy(reminders, escalation, penalty, currency, sla, label, shirking,
+                     shirking_penalty)  # fmt: skip
 
 
 def _reminders(doc: YamlFile, path: tuple[str, ...], value: Any) -> tuple[float, ...]:

@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from wecom_app.models import Department, Employee, Notice, NoticeStatus, Receipt, ReceiptState
+from wecom_app.models import (
+    Department,
+    Employee,
+    Handover,
+    Notice,
+    NoticeStatus,
+    Receipt,
+    ReceiptState,
+)
 from wecom_app.sla.config import SlaConfig
 
 ON_TIME, LATE, OVERDUE, PENDING = "on_time", "late", "overdue", "pending"
@@ -154,6 +162,24 @@ def overdue_report(
                     policy.penalty, policy.currency,
                 )
             )  # fmt: skip
+    passed_on = _handovers(session, as_of, notice_id, since, department_ids)
+    people_passing: dict[str, dict[str, Any]] = {}
+    for h in passed_on:
+        policy = config.policies.for_type(h.type)
+        dept = departments.get(h.main_department, "")
+        person = people_passing.setdefault(h.userid, {"userid": h.userid, "name": h.display_name,
+                                                      "department": dept, "handovers": 0,
+                                                      "shirking": 0})  # fmt: skip
+        person["handovers"] += 1
+        if h.shirking:
+            person["shirking"] += 1
+            violations.append(
+                Violation(
+                    h.userid, h.display_name, dept,
+                    h.notice_id, h.code, h.title, policy.label or h.type, h.at, h.at, None,
+                    SHIRKING, 0.0, policy.shirking_penalty, policy.currency,
+                )
+            )  # fmt: skip
     violations.sort(key=lambda v: (v.due_at, v.notice_id, v.department, v.userid))
     people = [g for g in by_person.values() if g.late or g.overdue]
     return {
@@ -165,6 +191,9 @@ def overdue_report(
         "by_department": [g.finish() for g in sorted(by_department.values(), key=_worst)],
         "by_person": [g.finish() for g in sorted(people, key=_worst)],
         "violations": [_violation_dict(v) for v in violations],
+        "handovers": sorted(
+            people_passing.values(), key=lambda p: (-p["shirking"], -p["handovers"])
+        ),
         "penalty_total": str(sum((v.penalty for v in violations), Decimal(0))),
     }
 
@@ -185,6 +214,7 @@ def _rows(
             Receipt.due_at,
             Receipt.acknowledged_at,
             Receipt.resolved_at,
+            Receipt.handed_over_at,
             Notice.resolve_by,
             Notice.code,
             Notice.title,
@@ -213,13 +243,40 @@ def _rows(
     return session.execute(query.execution_options(yield_per=5000))
 
 
-RESOLVED_LATE, UNRESOLVED = "resolved_late", "unresolved"
+RESOLVED_LATE, UNRESOLVED, SHIRKING = "resolved_late", "unresolved", "shirking"
+
+
+def _handovers(
+    session: Session,
+    as_of: datetime,
+    notice_id: int | None,
+    since: datetime | None,
+    department_ids: Iterable[int] | None,
+) -> list[Any]:
+    """Hand-overs made by `as_of`, with the giver and the task."""
+    query = (
+        select(Handover.at, Handover.shirking, Handover.notice_id, Notice.code, Notice.title,
+               Notice.type, Employee.userid, Employee.display_name, Employee.main_department)
+        .join(Notice, Notice.id == Handover.notice_id)
+        .join(Employee, Employee.id == Handover.from_employee_id)
+        .where(Handover.at <= as_of, Notice.status != NoticeStatus.CANCELLED)
+        .order_by(Handover.id)
+    )  # fmt: skip
+    if notice_id is not None:
+        query = query.where(Handover.notice_id == notice_id)
+    if since is not None:
+        query = query.where(Handover.at >= since)
+    if department_ids is not None:
+        query = query.where(Employee.main_department.in_(list(department_ids)))
+    return list(session.execute(query))
 
 
 def _unresolved(r: Any, as_of: datetime) -> tuple[str, datetime] | None:
     """A task not 已解决 by its resolve_by (as of `as_of`): its status and when it ended."""
     if r.resolve_by is None or r.resolve_by >= as_of:
         return None
+    if r.handed_over_at is not None and r.handed_over_at <= as_of:
+        return None  # passed on: the new owner resolves it
     if r.resolved_at is not None and r.resolved_at <= as_of:
         return (RESOLVED_LATE, r.resolved_at) if r.resolved_at > r.resolve_by else None
     return UNRESOLVED, as_of
