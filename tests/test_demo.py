@@ -33,6 +33,7 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         "超时报表",
         "按标签发送",
         "领导任务",
+        "转交与已解决",
         "每日位置报到",
         "报到情况",
         "控制台",
@@ -40,6 +41,7 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         assert f"== {section}" in out, f"demo step missing: {section}"
     assert "已回应：有疑问" in out  # the second button is a response
     assert "任务《今天下班前修复三楼打印机》罚款 100 元" in out  # a task's fine
+    assert "已转交给 平台研发部-罗鑫磊" in out and "罗鑫磊 已解决" in out  # a hand-over, resolved
     assert "已报到「早九点位置报告」：上海市黄浦区人民广场 客户现场" in out  # a location check-in
     assert "每个工作日 09:00" in out and "按时 2" in out  # the schedule, two answered in time
     assert "以 郑琳伟（人事）登录后打开 报表：HTTP 200" in out

@@ -114,3 +114,22 @@ def run_more(demo: Demo) -> None:
     for reply in _replies(demo, "zhangyao")[-1:]:
         demo.say("发布人 zhangyao 收到：" + reply.replace("\n", " / "))
     demo.say("zhunan 没有回应：下一步按工作时间催办、升级，超时记入违规台账（任务罚款 100 元）")
+
+    demo.section("转交与已解决 / passing a task on, then 已解决")
+    code = task["code"]
+    handover = f"#{code} 转交 平台研发部-罗鑫磊 打印机驱动一直由他维护"
+    _deliver(demo, "text", {"userid": "zhengchao", "content": handover})
+    demo.say(f"zhengchao 回复“{handover}”")
+    _catch_up(demo)
+    demo.settle()
+    demo.say("应用回复 zhengchao：" + _replies(demo, "zhengchao")[-1])
+    _deliver(demo, "text", {"userid": "luoxinlei", "content": f"#{code} 已解决"})
+    demo.say(f"luoxinlei 修好后回复“#{code} 已解决”")
+    _catch_up(demo)
+    demo.settle()
+    for reply in _replies(demo, "zhangyao")[-2:]:
+        demo.say("发布人 zhangyao 收到：" + reply)
+    demo.cli(f"notice handovers --notice {code}")
+    demo.say(
+        "同部门的第一次转交不算推诿；转给部门以外的人、转回领导或再次转交，按公司规定每次罚款 50 元"
+    )
