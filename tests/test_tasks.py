@@ -240,3 +240,40 @@ def test_the_handover_cli_and_the_policy_keys(world: World) -> None:
     )
     with pytest.raises(ConfigError, match="outside_department"):
         load_policy(None, "types:\n  task:\n    handover:\n      shirking: [blame]\n")
+
+
+def test_hr_reports_carry_tasks_hand_overs_and_fines(world: World) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    code = give(world, audience={"leaders_of": [5], "users": [ENGINEER]}, resolve_by="12:00")[
+        "notice"
+    ]["code"]
+    world.clock.set(at(9, 40))
+    assert world.sim.events.deliver_text(HEAD, f"#{code} 先排查网关，十一点前给结论").ok
+    world.clock.set(at(9, 50))
+    assert world.sim.events.deliver_text(ENGINEER, f"#{code} 转交 hanyang 他负责网关").ok
+    world.clock.set(at(11, 0))
+    assert world.sim.events.deliver_text(HEAD, f"#{code} 已解决").ok
+    world.settle()
+    stamp = at(13, 0).isoformat().replace("+00:00", "Z")
+    with world.api as http:
+        data = http.get(f"/api/v1/reports/overdue?as_of={stamp}").json()
+        xlsx = http.get(f"/api/v1/reports/overdue?as_of={stamp}&format=xlsx").content
+    tasks = {t["userid"]: t for t in data["tasks"]}
+    assert {k: tasks[HEAD][k] for k in ("tasks", "answered", "on_time", "responded", "resolved",
+                                         "resolved_on_time")} == dict.fromkeys(
+        ("tasks", "answered", "on_time", "responded", "resolved", "resolved_on_time"), 1)  # fmt: skip
+    assert tasks[ENGINEER]["answered"] == 1 and tasks[ENGINEER]["resolved"] == 0  # passed on
+    assert tasks["hanyang"]["answered"] == 0  # the new owner is silent: overdue and unresolved
+    statuses = sorted((v["userid"], v["status"]) for v in data["violations"])
+    assert statuses == [("hanyang", "overdue"), ("hanyang", "unresolved"), (ENGINEER, "shirking")]
+    fines = {name: (amount, count) for name, amount, count in data["fines"]["people"]}
+    assert fines["移动研发部-韩洋"] == ("200", 2) and fines["平台研发部-黄瑶"] == ("50", 1)
+    assert data["penalty_total"] == "250"
+    book = load_workbook(io.BytesIO(xlsx))
+    assert {"任务", "转交与推诿", "罚款按人员", "罚款按部门"} <= set(book.sheetnames)
+    assert [c.value for c in book["任务"][1]][3:] == ["任务数", "已回复", "按时回复", "给出回应",
+                                                       "已解决", "按时解决"]  # fmt: skip
+    assert book["罚款按人员"]["B2"].value == 200

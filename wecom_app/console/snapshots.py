@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import defaultdict
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -169,7 +167,7 @@ def _compute(
     start, end, _ = month_period(params.get("month"), now)
     scope = params.get("department_ids")
     report = overdue_report(session, min(end, now), sla, since=start, department_ids=scope)
-    fines = _fines(report)
+    fines = report["fines"]
     shown = {
         "totals": report["totals"],
         "penalty_total": report["penalty_total"],
@@ -183,19 +181,3 @@ def _compute(
 
 PAGE_ROWS = 200  # rows a page lists; the download has them all
 CHART_ROWS = 30
-
-
-def _fines(report: dict[str, Any]) -> dict[str, list[list[Any]]]:
-    """Penalty totals per person and per department, largest first: [name, 元, violations]."""
-    people: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
-    departments: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
-    for v in report["violations"]:
-        for bucket in (people[v["name"]], departments[v["department"] or "（无部门）"]):
-            bucket[0] += Decimal(v["penalty"])
-            bucket[1] += 1
-
-    def ranked(table: dict[str, list[Any]]) -> list[list[Any]]:
-        order = sorted(table.items(), key=lambda item: (-item[1][0], -item[1][1]))
-        return [[name, str(amount), count] for name, (amount, count) in order]
-
-    return {"people": ranked(people), "departments": ranked(departments)}

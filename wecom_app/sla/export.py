@@ -40,12 +40,20 @@ VIOLATION_COLUMNS = [
 ]
 STATUS_NAMES = {"late": "逾期确认", "overdue": "超时未确认", "resolved_late": "逾期解决",
                 "unresolved": "逾期未解决", "shirking": "推诿"}  # fmt: skip
+PERSON = [("name", "姓名"), ("userid", "账号"), ("department", "部门")]
+TASK_COLUMNS = [*PERSON, ("tasks", "任务数"), ("answered", "已回复"), ("on_time", "按时回复"),
+                ("responded", "给出回应"), ("resolved", "已解决"),
+                ("resolved_on_time", "按时解决")]  # fmt: skip
+HANDOVER_COLUMNS = [*PERSON, ("handovers", "转交次数"), ("shirking", "推诿次数")]
 SHEETS = [
     ("by_notice", "按通知", GROUP_COLUMNS),
     ("by_department", "按部门", GROUP_COLUMNS),
     ("by_person", "按人员", GROUP_COLUMNS),
     ("violations", "违规台账", VIOLATION_COLUMNS),
+    ("tasks", "任务", TASK_COLUMNS),
+    ("handovers", "转交与推诿", HANDOVER_COLUMNS),
 ]
+FINE_COLUMNS = [("name", "名称"), ("amount", "罚款金额"), ("count", "违规次数")]
 
 
 def _cell(key: str, value: Any, tz: ZoneInfo) -> Any:
@@ -114,6 +122,9 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     summary.append(["罚款合计", float(report["penalty_total"])])
     for section, title, columns in SHEETS:
         add_sheet(book, title, columns, report[section], tz)
+    for key, title in (("people", "罚款按人员"), ("departments", "罚款按部门")):
+        rows = [{"name": n, "amount": float(a), "count": c} for n, a, c in report["fines"][key]]
+        add_sheet(book, title, FINE_COLUMNS, rows, tz)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

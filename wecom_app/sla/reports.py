@@ -123,6 +123,7 @@ def overdue_report(
     by_person: dict[str, Group] = {}
     totals = Group("all", "全部")
     violations: list[Violation] = []
+    tasks: dict[str, dict[str, Any]] = {}
     for r in _rows(session, as_of, notice_id, since, department_ids):
         outcome = _outcome(r.due_at, r.acknowledged_at, as_of)
         acked = r.acknowledged_at is not None and r.acknowledged_at <= as_of
@@ -149,6 +150,8 @@ def overdue_report(
                     policy.penalty, policy.currency,
                 )
             )  # fmt: skip
+        if r.resolve_by is not None:
+            _count_task(tasks, r, dept_name, outcome, as_of)
         unresolved = _unresolved(r, as_of)
         if unresolved is not None:
             status_, end = unresolved
@@ -191,11 +194,53 @@ def overdue_report(
         "by_department": [g.finish() for g in sorted(by_department.values(), key=_worst)],
         "by_person": [g.finish() for g in sorted(people, key=_worst)],
         "violations": [_violation_dict(v) for v in violations],
+        "tasks": sorted(tasks.values(), key=lambda t: (t["resolved"] - t["tasks"], t["userid"])),
         "handovers": sorted(
             people_passing.values(), key=lambda p: (-p["shirking"], -p["handovers"])
         ),
+        "fines": fines(violations),
         "penalty_total": str(sum((v.penalty for v in violations), Decimal(0))),
     }
+
+
+TASK_FIELDS = ("tasks", "answered", "on_time", "responded", "resolved", "resolved_on_time")
+
+
+def _count_task(
+    tasks: dict[str, dict[str, Any]], r: Any, department: str, outcome: str, as_of: datetime
+) -> None:
+    """One person's tasks: given, answered (on time), responded, resolved (on time); a task
+    passed on counts as answered, and as resolved when its new owner resolves it is theirs."""
+    person = tasks.setdefault(r.userid, {"userid": r.userid, "name": r.display_name,
+                                         "department": department,
+                                         **dict.fromkeys(TASK_FIELDS, 0)})  # fmt: skip
+    person["tasks"] += 1
+    if outcome in (ON_TIME, LATE):
+        person["answered"] += 1
+        person["on_time"] += outcome == ON_TIME
+    if r.responded_at is not None and r.responded_at <= as_of:
+        person["responded"] += 1
+    if r.resolved_at is not None and r.resolved_at <= as_of:
+        person["resolved"] += 1
+        person["resolved_on_time"] += r.resolved_at <= r.resolve_by
+
+
+def fines(violations: Iterable[Violation]) -> dict[str, list[list[Any]]]:
+    """Penalty totals per person and per department, largest first: [name, 元, violations]."""
+    people: dict[str, list[Any]] = {}
+    departments: dict[str, list[Any]] = {}
+    for v in violations:
+        where = v.department or "（无部门）"
+        for bucket in (people.setdefault(v.name, [Decimal(0), 0]),
+                       departments.setdefault(where, [Decimal(0), 0])):  # fmt: skip
+            bucket[0] += v.penalty
+            bucket[1] += 1
+
+    def ranked(table: dict[str, list[Any]]) -> list[list[Any]]:
+        order = sorted(table.items(), key=lambda item: (-item[1][0], -item[1][1]))
+        return [[name, str(amount), count] for name, (amount, count) in order]
+
+    return {"people": ranked(people), "departments": ranked(departments)}
 
 
 def _rows(
@@ -215,6 +260,7 @@ def _rows(
             Receipt.acknowledged_at,
             Receipt.resolved_at,
             Receipt.handed_over_at,
+            Receipt.responded_at,
             Notice.resolve_by,
             Notice.code,
             Notice.title,
