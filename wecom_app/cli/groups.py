@@ -37,6 +37,8 @@ def _rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--user", "users", multiple=True, help="A userid to include."),
         click.option("--exclude", multiple=True, help="A userid to keep out."),
         click.option("--include-leaders", is_flag=True, help="Add listed depts' leaders."),
+        click.option("--quiet-hours", is_flag=True,
+                     help="Remind of quiet hours at their start; post nothing inside them."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -59,7 +61,8 @@ def _spec(chatid: str | None, **opts: Any) -> Any:
         "include_leaders": opts["include_leaders"],
     })  # fmt: skip
     return GroupSpec(name=opts["name"], owner=opts["owner"], rules=rules, kind=opts["kind"],
-                     backup_owner=opts["backup_owner"], chatid=chatid)  # fmt: skip
+                     backup_owner=opts["backup_owner"], chatid=chatid,
+                     quiet_hours=opts["quiet_hours"])  # fmt: skip
 
 
 def _show_group(services: Services, chatid: str, as_json: bool) -> None:

@@ -107,13 +107,15 @@ def send(
         "resolve_by": resolve_by,
     }
     with services_from_env() as services:
-        draft = service.draft_from(request, SlaConfig.from_settings(services.settings).policies)
+        config = SlaConfig.from_settings(services.settings)
+        draft = service.draft_from(request, config.policies)
         linkless = not services.settings.public_url
         with services.db.begin() as session:
             if dry_run:
                 data = {"dry_run": True, **service.preview(session, draft).to_dict()}
             else:
-                sent, plan = service.create(session, draft, services.clock.now())
+                sent, plan = service.create(session, draft, services.clock.now(),
+                                            cal=config.calendar)  # fmt: skip
                 data = {"notice": status.notice_dict(sent), **plan.to_dict()}
     if as_json:
         echo_json(data)

@@ -288,7 +288,8 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             with svc.db.begin() as session:
                 plan = service.preview(session, draft)
                 _within_scope(viewer, plan)
-                notice, _ = service.create(session, draft, svc.clock.now(), plan=plan)
+                notice, _ = service.create(session, draft, svc.clock.now(), plan=plan,
+                                           cal=sla.calendar)  # fmt: skip
                 sent = {"recipients": len(plan.audience.recipients), "type": draft.type}
                 auth.record(session, viewer, "send", f"notice:{notice.code}", sent)
                 code = notice.code

@@ -29,15 +29,17 @@ def register(registry: Registry, settings: Settings) -> None:
         EmployeeOutOfSight,
         EmployeeRenamed,
     )
-    from wecom_app.groups import api, daily, departures, following, ledger, outcomes, service
+    from wecom_app.groups import api, daily, departures, following, ledger, outcomes, quiet, service
     from wecom_app.groups.notice import DepartureNotice
     from wecom_app.jobs import Job
     from wecom_app.outbox import Lane
+    from wecom_app.sla.config import SlaConfig
 
     notice = DepartureNotice.from_settings(settings)
+    cal = SlaConfig.from_settings(settings).calendar
     outbox = registry.outbox
     outbox.add_lane(ledger.LANE, Lane(APPCHAT_PACE_PER_HOUR, timedelta(hours=1)))
-    outbox.on_result(ledger.KIND, partial(outcomes.record_update, notice=notice))
+    outbox.on_result(ledger.KIND, partial(outcomes.record_update, notice=notice, cal=cal))
     outbox.on_result(service.CREATE, outcomes.record_create)
     remove = partial(departures.remove_departed, lanes=outbox.lanes)
     registry.events.subscribe(EmployeeDeparted, remove)
@@ -46,4 +48,7 @@ def register(registry: Registry, settings: Settings) -> None:
     registry.events.subscribe(EmployeeRenamed, following.follow_rename)
     registry.jobs.add(Job("groups.follow_changes", following.follow_changes, every=following.EVERY))
     registry.jobs.add(Job("groups_daily_check", daily.daily_check, daily_at=time(9, 0)))
+    if cal.quiet_start is not None:
+        remind = partial(quiet.remind, cal=cal)
+        registry.jobs.add(Job("groups.quiet_reminder", remind, daily_at=cal.quiet_start))
     registry.api.append(api.bp)

@@ -10,12 +10,14 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from wecom_app.groups import quiet
 from wecom_app.groups.ledger import REF, queue_update
 from wecom_app.groups.notice import DepartureNotice
 from wecom_app.groups.plan import Update
 from wecom_app.models import Employee, GroupAudit, GroupMember, ManagedGroup, OutboxMessage
 from wecom_app.models.groups import AuditOutcome
 from wecom_app.outbox import Outcome, enqueue
+from wecom_app.sla.calendar import WorkingCalendar
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,12 @@ DEPARTURE_ACTOR = "departure"
 
 
 def record_update(
-    session: Session, msg: OutboxMessage, outcome: Outcome, *, notice: DepartureNotice
+    session: Session,
+    msg: OutboxMessage,
+    outcome: Outcome,
+    *,
+    notice: DepartureNotice,
+    cal: WorkingCalendar | None = None,
 ) -> None:
     """Turn the queued audit rows of one `appchat/update` into what really happened."""
     found = _group_and_rows(session, msg)
@@ -36,7 +43,7 @@ def record_update(
     own = [r for r in rows if r.step <= step]
     deferred = [r for r in rows if r.step > step]
     if outcome.ok:
-        _applied(session, group, msg, own, deferred, now, notice)
+        _applied(session, group, msg, own, deferred, now, notice, cal)
     elif outcome.errcode in BAD_MEMBER and msg.payload.get("add_user_list") and _has_more(msg):
         _retry_without_adds(session, group, msg, own + deferred, outcome, now)
     else:
@@ -66,6 +73,7 @@ def _applied(
     deferred: list[GroupAudit],
     now: datetime,
     notice: DepartureNotice,
+    cal: WorkingCalendar | None = None,
 ) -> None:
     stale = set((msg.result or {}).get("not_in_chat", []))
     for row in own:
@@ -99,7 +107,7 @@ def _applied(
         if r.action == "remove" and r.userid and r.userid not in stale
     }
     if removed_now:  # every removal says why, in the group ("清退时须公开说明事因")
-        _announce(session, group, msg.id, removed_now, now, notice)
+        _announce(session, group, msg.id, removed_now, now, notice, cal)
 
 
 def _announce(
@@ -109,8 +117,10 @@ def _announce(
     reasons: dict[str, str],
     now: datetime,
     notice: DepartureNotice,
+    cal: WorkingCalendar | None = None,
 ) -> None:
-    """Post the Chinese explanation of the removals into the group, each with its reason."""
+    """Post the Chinese explanation of the removals into the group, each with its reason (in a
+    group with quiet hours, once they are over)."""
     found = {
         e.userid: (e.name, e.display_name)
         for e in session.scalars(select(Employee).where(Employee.userid.in_(list(reasons))))
@@ -125,6 +135,7 @@ def _announce(
         f"groups:notice:{msg_id}",
         now=now,
         ref=(REF, str(group.id)),
+        not_before=quiet.post_after(session, group.chatid, now, cal, urgent=False),
     )
 
 

@@ -32,6 +32,7 @@ def group_summary(session: Session, group: ManagedGroup, members: int, pending: 
         "pending_changes": pending,
         "last_reconciled_at": _iso(group.last_reconciled_at),
         "drift": group.drift,
+        "quiet_hours": group.quiet_hours,
     }
 
 

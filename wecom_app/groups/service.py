@@ -43,6 +43,7 @@ class GroupSpec:
     kind: str = "部门工作群"
     chatid: str | None = None
     adopt: bool = False  # the chat exists (created by this app earlier): manage it
+    quiet_hours: bool = False  # a reminder at 22:00 and no posts of the app's own till 07:30
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GroupSpec:
@@ -58,6 +59,7 @@ class GroupSpec:
             kind=str(data.get("kind") or "部门工作群"),
             chatid=str(data["chatid"]) if data.get("chatid") else None,
             adopt=bool(data.get("adopt", False)),
+            quiet_hours=bool(data.get("quiet_hours", False)),
         )
 
 
@@ -89,6 +91,7 @@ def define(
         session.add(group)
     group.name, group.kind, group.rules = check_name(spec.name), spec.kind, spec.rules.to_dict()
     group.owner_id, group.backup_owner_id, group.updated_at = owner_id, backup_id, now
+    group.quiet_hours = spec.quiet_hours
     session.flush()
     return group
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wecom_app.models.base import Base, BigId, UTCDateTime
@@ -51,6 +51,7 @@ class ManagedGroup(Base):
     # set when a directory change may change the members; the worker reconciles within seconds
     reconcile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     drift: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # last check's findings
+    quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False)  # groups.quiet
 
 
 class GroupMember(Base):

@@ -22,7 +22,9 @@ def blueprint(policies: PolicyBook, cal: WorkingCalendar) -> Blueprint:
     """The notice routes, with the deployment's notice types and working calendar."""
     bp = Blueprint("notices", __name__)
     schedule_routes(bp, policies, cal)
-    bp.add_url_rule("/notices", "create_notice", lambda: create_notice(policies), methods=["POST"])
+    bp.add_url_rule(
+        "/notices", "create_notice", lambda: create_notice(policies, cal), methods=["POST"]
+    )
     bp.add_url_rule("/notices", "list_notices", list_notices, methods=["GET"])
     bp.add_url_rule("/notices/<ref>", "notice_status", notice_status, methods=["GET"])
     bp.add_url_rule("/notices/<ref>/resend", "resend_notice", resend_notice, methods=["POST"])
@@ -35,14 +37,14 @@ def _now() -> Any:
     return services().clock.now()
 
 
-def create_notice(policies: PolicyBook) -> Any:
+def create_notice(policies: PolicyBook, cal: WorkingCalendar) -> Any:
     """Create and send a notice; with ?dry_run=1 only preview its audience."""
     try:
         draft = service.draft_from(request_body(), policies)
         with transaction() as session:
             if arg_bool("dry_run"):
                 return jsonify(dry_run=True, **service.preview(session, draft).to_dict())
-            notice, plan = service.create(session, draft, _now())
+            notice, plan = service.create(session, draft, _now(), cal=cal)
             body = {"notice": status.notice_dict(notice), **plan.to_dict()}
     except service.NoticeError as exc:
         raise ApiError(str(exc)) from None

@@ -18,9 +18,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app.clock import BEIJING
+from wecom_app.groups.quiet import post_after
 from wecom_app.models import Employee, Notice, OutboxMessage, Receipt, ReceiptState
 from wecom_app.notices import pacing
 from wecom_app.outbox import Outcome, enqueue
+from wecom_app.sla.calendar import WorkingCalendar
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +142,17 @@ def group_text(notice: Notice) -> str:
     return "\n".join(lines)
 
 
-def post_to_groups(session: Session, notice: Notice, chatids: Iterable[str], now: datetime) -> None:
-    """Queue the notice's markdown into each managed group of its audience."""
+def post_to_groups(
+    session: Session,
+    notice: Notice,
+    chatids: Iterable[str],
+    now: datetime,
+    *,
+    cal: WorkingCalendar | None = None,
+    urgent: bool = False,
+) -> None:
+    """Queue the notice's markdown into each managed group of its audience (in a group with
+    quiet hours, once they are over, unless the notice is urgent)."""
     for chatid in chatids:
         enqueue(
             session,
@@ -153,6 +164,7 @@ def post_to_groups(session: Session, notice: Notice, chatids: Iterable[str], now
             f"notice:{notice.id}:group:{chatid}",
             now=now,
             ref=("notice_group", f"{notice.id}:{chatid}"),
+            not_before=post_after(session, chatid, now, cal, urgent),
         )
 
 

@@ -319,7 +319,7 @@ def _send(
     try:
         with session.begin_nested():
             draft = service.draft_from(row.notice, policies)
-            notice, _ = service.create(session, draft, now)
+            notice, _ = service.create(session, draft, now, cal=cal)
             notice.schedule_id = row.id
         row.last_notice_id, row.last_error, row.runs = notice.id, None, row.runs + 1
         log.info("schedule %s sent as notice %s", row.id, notice.code)

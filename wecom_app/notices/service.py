@@ -26,6 +26,7 @@ from wecom_app.models import (
 from wecom_app.notices import delivery, pacing
 from wecom_app.notices.audience import Audience, AudienceError, normalise_spec, resolve
 from wecom_app.notices.mirror import load_directory
+from wecom_app.sla.calendar import WorkingCalendar
 from wecom_app.sla.policy import DEFAULT_TYPE, PolicyBook
 
 # WeCom's template card docs suggest main_title.title ≤ 36 characters (robot cards: 26).
@@ -57,6 +58,7 @@ class Draft:
     type: str = DEFAULT_TYPE
     sender: str | None = None  # the userid told of every response
     resolve_by: str | None = None  # a task: "HH:MM" today (Beijing) or an ISO 8601 time
+    urgent: bool = False  # its type's policy: posted into groups even in their quiet hours
 
 
 @dataclass
@@ -137,6 +139,7 @@ def draft_from(data: Any, policies: PolicyBook) -> Draft:
         type=kind,
         sender=_userid(data.get("sender"), "sender"),
         resolve_by=_resolve_by(data.get("resolve_by"), kind),
+        urgent=policy.urgent,
     )
 
 
@@ -202,9 +205,11 @@ def create(
     *,
     batch_size: int = delivery.BATCH_SIZE,
     plan: Preview | None = None,
+    cal: WorkingCalendar | None = None,
 ) -> tuple[Notice, Preview]:
     """Store a notice with one receipt per recipient and queue its cards (≤ batch_size each);
-    pass the draft's `plan` when the caller has already previewed it in this transaction."""
+    pass the draft's `plan` when the caller has already previewed it in this transaction, and
+    the calendar so that posts into groups keep their quiet hours."""
     plan = plan or preview(session, draft)
     if draft.sender is not None and not _active_member(session, draft.sender):
         raise NoticeError(f"sender：发送人 {draft.sender} 不是在职成员")
@@ -253,7 +258,8 @@ def create(
         rows_reached = [{"notice_id": notice.id, "department_id": d} for d in reached]
         session.execute(insert(NoticeDepartment), rows_reached)
     if draft.audience.get("post_to_groups"):
-        delivery.post_to_groups(session, notice, draft.audience.get("groups", []), now)
+        chatids = draft.audience.get("groups", [])
+        delivery.post_to_groups(session, notice, chatids, now, cal=cal, urgent=draft.urgent)
     return notice, plan
 
 

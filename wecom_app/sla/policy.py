@@ -49,6 +49,7 @@ class SlaPolicy:
     # 转交 that count as 推诿 ("对群里能够解决的问题绝不推诿…否则每次罚款50元")
     shirking: frozenset[str] = frozenset(SHIRKING_RULES)
     shirking_penalty: Decimal = Decimal(50)
+    urgent: bool = False  # posted into a group even inside its quiet hours
 
 
 DEFAULT_TYPE = "notice"
@@ -113,7 +114,12 @@ _TYPE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) -> SlaPolicy:
-    check_keys(doc, path, data, {"reminders", "escalation", "penalty", "sla", "label", "handover"})
+    check_keys(
+        doc,
+        path,
+        data,
+        {"reminders", "escalation", "penalty", "sla", "label", "handover", "urgent"},
+    )
     reminders = base.reminders
     if "reminders" in data:
         reminders = _reminders(doc, (*path, "reminders"), data["reminders"])
@@ -147,8 +153,13 @@ def _policy(doc: YamlFile, path: tuple[str, ...], data: Any, base: SlaPolicy) ->
             shirking = frozenset(rules)
         if "penalty" in section:
             shirking_penalty = _amount(doc, (*path, "handover", "penalty"), section["penalty"])
+    urgent = base.urgent
+    if "urgent" in data:
+        if not isinstance(data["urgent"], bool):
+            raise doc.error((*path, "urgent"), "须为 true 或 false")
+        urgent = data["urgent"]
     return SlaPolicy(reminders, escalation, penalty, currency, sla, label, shirking,
-                     shirking_penalty)  # fmt: skip
+                     shirking_penalty, urgent)  # fmt: skip
 
 
 def _reminders(doc: YamlFile, path: tuple[str, ...], value: Any) -> tuple[float, ...]:
