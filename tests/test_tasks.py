@@ -272,6 +272,14 @@ def test_hr_reports_carry_tasks_hand_overs_and_fines(world: World) -> None:
     fines = {name: (amount, count) for name, amount, count in data["fines"]["people"]}
     assert fines["移动研发部-韩洋"] == ("200", 2) and fines["平台研发部-黄瑶"] == ("50", 1)
     assert data["penalty_total"] == "250"
+    with world.api as http:
+        later = http.get(f"/api/v1/reports/overdue?as_of={stamp}&from=2026-01-05T12:30").json()
+        after = http.get(f"/api/v1/reports/overdue?as_of={stamp}&from=2026-01-06")
+        wrong = http.get(f"/api/v1/reports/overdue?as_of={stamp}&from=2026-02-30")
+    assert later["since"] == "2026-01-05T04:30:00+00:00"  # 12:30 in Beijing
+    assert later["violations"] == [] and later["tasks"] == []  # the period starts after it
+    assert after.status_code == 400 and "晚于" in after.json()["error"]
+    assert wrong.status_code == 400 and "from" in wrong.json()["error"]
     book = load_workbook(io.BytesIO(xlsx))
     assert {"任务", "转交与推诿", "罚款按人员", "罚款按部门"} <= set(book.sheetnames)
     assert [c.value for c in book["任务"][1]][3:] == ["任务数", "已回复", "按时回复", "给出回应",

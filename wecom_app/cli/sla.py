@@ -23,6 +23,7 @@ def report() -> None:
 
 @report.command("overdue")
 @click.option("--as-of", "as_of", default=None, help="A time or date (end of day); default now.")
+@click.option("--from", "start", default=None, help="The period's first day (or time).")
 @click.option("--notice", "notice_id", type=int, default=None, help="Only this notice id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Write the ledger CSV.")
@@ -30,6 +31,7 @@ def report() -> None:
 @friendly_errors
 def overdue(
     as_of: str | None,
+    start: str | None,
     notice_id: int | None,
     as_json: bool,
     csv_file: str | None,
@@ -50,8 +52,12 @@ def overdue(
             moment = parse_as_of(as_of, services.clock.now(), config.calendar.tz)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--as-of") from None
+        try:
+            since = parse_as_of(start, moment, config.calendar.tz, start=True) if start else None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--from") from None
         with services.db.begin() as session:
-            data = overdue_report(session, moment, config, notice_id)
+            data = overdue_report(session, moment, config, notice_id, since=since)
     if csv_file:
         Path(csv_file).write_text(export.to_csv(data), encoding="utf-8")
         click.echo(f"wrote {len(data['violations'])} violations to {csv_file}", err=True)

@@ -55,7 +55,8 @@ def checkin_report() -> Any:
 
 
 def overdue(config: SlaConfig) -> Any:
-    """Overdue and late acknowledgements (?as_of=, ?notice=, ?format=json|csv|xlsx)."""
+    """Overdue and late acknowledgements, tasks, hand-overs and fines (?as_of=, ?from= the
+    period's first day or time, ?notice=, ?format=json|csv|xlsx)."""
     svc = services()
     fmt = arg_text("format") or "json"
     if fmt not in ("json", "csv", "xlsx"):
@@ -67,8 +68,16 @@ def overdue(config: SlaConfig) -> Any:
     if not 2000 <= as_of.year <= 2100:
         raise ApiError("as_of：须在 2000 到 2100 年之间")
     notice_id = arg_int("notice", None, 1, checks.INT64_MAX)
+    since = None
+    if arg_text("from"):
+        try:
+            since = parse_as_of(arg_text("from"), svc.clock.now(), config.calendar.tz, start=True)
+        except (ValueError, OverflowError) as exc:
+            raise ApiError(f"from：{exc}") from None
+        if since > as_of:
+            raise ApiError("from：开始时间晚于 as_of")
     with transaction() as session:
-        report = overdue_report(session, as_of, config, notice_id)
+        report = overdue_report(session, as_of, config, notice_id, since=since)
     if fmt == "json":
         return jsonify(report)
     stamp = as_of.astimezone(config.calendar.tz).strftime("%Y%m%d-%H%M")

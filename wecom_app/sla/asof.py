@@ -19,8 +19,9 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
     return value.astimezone(UTC)
 
 
-def parse_as_of(text: str | None, now: datetime, tz: ZoneInfo) -> datetime:
-    """The report's moment: now when empty; a bare date means the end of that local day."""
+def parse_as_of(text: str | None, now: datetime, tz: ZoneInfo, *, start: bool = False) -> datetime:
+    """The report's moment: now when empty; a bare date means the end of that local day (its
+    start, for the first day of a period)."""
     if not text:
         return now
     text = text.strip()
@@ -29,6 +30,8 @@ def parse_as_of(text: str | None, now: datetime, tz: ZoneInfo) -> datetime:
             day = date.fromisoformat(text)
         except ValueError:
             raise ValueError(f"不是有效的日期：{text!r}（例如 2026-01-07）") from None
+        if start:
+            return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
         return (end - timedelta(microseconds=1)).astimezone(UTC)
     return parse_time(text, tz)
