@@ -434,3 +434,35 @@ def test_the_console_cli_lists_and_ends_sessions_and_prints_actions(sqlite_url: 
         assert [a["action"] for a in actions] == ["end_session", "sign_in"]
         assert actions[0]["userid"].startswith("cli:")
         assert "登录" in run("console", "actions", "--who", LEADER)
+
+
+def test_hr_lists_pauses_resumes_and_deletes_schedules(world: World) -> None:
+    notice = {"title": "周一例会", "audience": {"departments": [4]}}
+    with world.api as http:
+        made = http.post("/api/v1/schedules", json={"notice": notice,
+                         "schedule": {"kind": "weekly", "weekdays": [1], "at": "09:00"}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    ident = made.json()["schedule"]["id"]
+    hr, leader = signed_in(world, HR), signed_in(world, LEADER)
+    assert leader.get("/console/schedules").status_code == 403
+    page = hr.get("/console/schedules").get_data(as_text=True)
+    assert "每周一 09:00，节假日不发" in page and "启用" in page
+    token = csrf(hr, "/console/schedules")
+    assert hr.post(f"/console/schedules/{ident}/pause", data={}).status_code == 400  # CSRF
+    assert (
+        hr.post(f"/console/schedules/{ident}/pause", data={"csrf_token": token}).status_code == 303
+    )
+    assert "已暂停" in hr.get("/console/schedules").get_data(as_text=True)
+    assert (
+        hr.post(f"/console/schedules/{ident}/resume", data={"csrf_token": token}).status_code == 303
+    )
+    assert (
+        hr.post(f"/console/schedules/{ident}/delete", data={"csrf_token": token}).status_code == 303
+    )
+    assert "还没有定时通知" in hr.get("/console/schedules").get_data(as_text=True)
+    assert (
+        hr.post(f"/console/schedules/{ident}/pause", data={"csrf_token": token}).status_code == 409
+    )
+    with world.db.read() as session:
+        done = set(session.scalars(select(ConsoleAction.action).where(ConsoleAction.userid == HR)))
+    assert {"schedule_pause", "schedule_resume", "schedule_delete"} <= done

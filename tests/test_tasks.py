@@ -285,3 +285,19 @@ def test_hr_reports_carry_tasks_hand_overs_and_fines(world: World) -> None:
     assert [c.value for c in book["任务"][1]][3:] == ["任务数", "已回复", "按时回复", "给出回应",
                                                        "已解决", "按时解决"]  # fmt: skip
     assert book["罚款按人员"]["B2"].value == 200
+
+
+def test_a_leader_gives_a_task_to_department_heads_from_the_console(world: World) -> None:
+    leader = signed_in(world, LEADER)  # leads 研发中心 and everything below it
+    token = csrf(leader, "/console/notices/new")
+    form = {"csrf_token": token, "title": "排查移动端崩溃", "type": "task", "departments": ["5", "6"],
+            "leaders_only": "1", "resolve_by": "17:30"}  # fmt: skip
+    preview = leader.post("/console/notices/preview", data=form).get_data(as_text=True)
+    assert "将发送给 2 人" in preview  # the two departments' leaders, not their people
+    sent = leader.post("/console/notices", data=form)
+    assert sent.status_code == 303, sent.get_data(as_text=True)[:500]
+    with world.api as http:
+        made = http.get("/api/v1/notices?limit=1").json()["notices"][0]
+        receipts = http.get(f"/api/v1/notices/{made['code']}").json()["receipts"]
+    assert made["resolve_by"] == at(17, 30).isoformat() and made["sender"] == LEADER
+    assert {r["userid"] for r in receipts} == {HEAD, "zhaochen"}

@@ -24,6 +24,8 @@ ACTION_LABELS = {
     "sign_in": "登录", "sign_out": "退出", "send": "发通知", "cancel": "取消通知",
     "chase": "催办", "export": "导出", "ack": "确认收到", "respond": "回复",
     "reconcile": "群对账", "naming": "修正别名", "end_session": "结束会话",
+    "schedule_pause": "暂停定时通知", "schedule_resume": "恢复定时通知",
+    "schedule_delete": "删除定时通知", "resolve": "报告已解决",
 }  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from wecom_app import checks
 from wecom_app.console import audit, auth, governance, queries, snapshots
 from wecom_app.console.roles import AdminRule, Viewer
 from wecom_app.models import ManagedGroup, Notice, NoticeStatus, ReceiptState
-from wecom_app.notices import acks, service
+from wecom_app.notices import acks, schedules, service
 from wecom_app.sla.config import SlaConfig
 from wecom_app.web.context import services
 
@@ -47,6 +47,7 @@ ERRORS = {
     404: "没有这个页面或这条通知。",
     405: "此地址不支持该操作。",
 }
+SCHEDULE_STATES = {"active": "启用", "paused": "已暂停", "done": "已完成"}
 CHANNELS = {
     "button": "卡片按钮",
     "text": "文字回复",
@@ -468,6 +469,38 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         html.headers["HX-Trigger-After-Settle"] = "picked"  # once the chip is in the form
         return html
 
+    @bp.get("/schedules")
+    def schedule_list() -> Response:
+        if not _viewer().admin:
+            abort(403)
+        with services().db.read() as session:
+            rows = [schedules.to_dict(r) for r in schedules.listed(session)]
+        return _render("console/schedules.html", title="定时通知", nav="notices",
+                       schedules=rows, statuses=SCHEDULE_STATES)  # fmt: skip
+
+    @bp.post("/schedules/<int:ident>/<action>")
+    def schedule_change(ident: int, action: str) -> Response:
+        viewer = _viewer()
+        if not viewer.admin:
+            abort(403)
+        if action not in ("pause", "resume", "delete"):
+            abort(404)
+        svc = services()
+        now = svc.clock.now()
+        try:
+            with svc.db.begin() as session:
+                row = schedules.get(session, ident)
+                if action == "pause":
+                    schedules.pause(session, row, now)
+                elif action == "resume":
+                    schedules.resume(session, row, now, sla.calendar)
+                else:
+                    schedules.delete(session, row, now)
+                auth.record(session, viewer, f"schedule_{action}", f"schedule:{ident}", None)
+        except schedules.ScheduleError as exc:
+            return _page("无法修改定时通知", str(exc), 409)
+        return redirect("/console/schedules", 303)  # type: ignore[return-value]
+
     governance.add_routes(bp, sla, _render, _page, _viewer)
     audit.add_routes(bp, _render, _page, _viewer)
     return bp
@@ -545,6 +578,7 @@ def _draft_data(viewer: Viewer) -> dict[str, Any]:
             departments.append({"id": checks.integer(raw, "部门", 1), "subtree": True})
         except checks.InputError:
             raise service.NoticeError("部门选择有误，请刷新页面后重选") from None
+    heads = form.get("leaders_only") == "1"  # a task for the chosen departments' 责任人
     typed = form.get("users", "").replace("，", ",").replace("\n", ",").split(",")
     users = list(dict.fromkeys([*form.getlist("people"), *(u.strip() for u in typed if u.strip())]))
     data: dict[str, Any] = {
@@ -556,7 +590,8 @@ def _draft_data(viewer: Viewer) -> dict[str, Any]:
         "second_button": form.get("second_button", "") or None,
         "require_ack": form.get("require_ack", "1") == "1",
         "audience": {
-            "departments": departments,
+            "departments": [] if heads else departments,
+            "leaders_of": [d["id"] for d in departments] if heads else [],
             "users": users,
             "groups": form.getlist("groups"),
             "tags": [int(t) for t in form.getlist("tags") if t.isdigit() and len(t) < 10],
@@ -565,6 +600,8 @@ def _draft_data(viewer: Viewer) -> dict[str, Any]:
     }
     if form.get("sla_minutes"):
         data["sla_minutes"] = form.get("sla_minutes")
+    if form.get("resolve_by", "").strip():
+        data["resolve_by"] = form.get("resolve_by", "").strip()
     return data
 
 
