@@ -425,25 +425,24 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             children = queries.tree_children(session, viewer, department_id)
         return _render("console/_tree.html", branches=children, **_tree_mode())
 
-    @bp.get("/departments/find")
-    def find_departments() -> Response:
+    def _found(what: str, find: Any) -> Response:
+        """A picker's matches for ?q= among what the viewer may address."""
         viewer = _viewer()
         if not viewer.sees_others:
             abort(403)
         text = request.args.get("q", "").strip()[:50]
         with services().db.read() as session:
-            found = queries.find_departments(session, viewer, text) if text else []
-        return _render("console/_found.html", departments=found, text=text, **_tree_mode())
+            found = find(session, viewer, text) if text else []
+        context: dict[str, Any] = {what: found, "text": text, **_tree_mode()}
+        return _render("console/_found.html", **context)
+
+    @bp.get("/departments/find")
+    def find_departments() -> Response:
+        return _found("departments", queries.find_departments)
 
     @bp.get("/people/find")
     def find_people() -> Response:
-        viewer = _viewer()
-        if not viewer.sees_others:
-            abort(403)
-        text = request.args.get("q", "").strip()[:50]
-        with services().db.read() as session:
-            found = queries.find_people(session, viewer, text) if text else []
-        return _render("console/_found.html", people=found, text=text, **_tree_mode())
+        return _found("people", queries.find_people)
 
     @bp.get("/pick")
     def pick() -> Response:

@@ -192,29 +192,26 @@ def schedule_routes(bp: Blueprint, policies: PolicyBook, cal: WorkingCalendar) -
             schedules.update(session, row, spec, _now(), cal)
             return jsonify(schedule=schedules.to_dict(row))
 
+    def changed(ident: int, change: Any) -> Any:
+        with transaction() as session:
+            row = schedules.get(session, ident)
+            change(session, row)
+            return jsonify(schedule=schedules.to_dict(row))
+
     @bp.post("/schedules/<int:ident>/pause")
     @guarded
     def pause_schedule(ident: int) -> Any:
-        with transaction() as session:
-            row = schedules.get(session, ident)
-            schedules.pause(session, row, _now())
-            return jsonify(schedule=schedules.to_dict(row))
+        return changed(ident, lambda session, row: schedules.pause(session, row, _now()))
 
     @bp.post("/schedules/<int:ident>/resume")
     @guarded
     def resume_schedule(ident: int) -> Any:
-        with transaction() as session:
-            row = schedules.get(session, ident)
-            schedules.resume(session, row, _now(), cal)
-            return jsonify(schedule=schedules.to_dict(row))
+        return changed(ident, lambda session, row: schedules.resume(session, row, _now(), cal))
 
     @bp.delete("/schedules/<int:ident>")
     @guarded
     def delete_schedule(ident: int) -> Any:
-        with transaction() as session:
-            row = schedules.get(session, ident)
-            schedules.delete(session, row, _now())
-            return jsonify(schedule=schedules.to_dict(row))
+        return changed(ident, lambda session, row: schedules.delete(session, row, _now()))
 
 
 def _get(session: Any, ref: str) -> Notice:

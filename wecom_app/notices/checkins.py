@@ -35,9 +35,8 @@ from wecom_app.models import (
     Receipt,
     ReceiptState,
 )
-from wecom_app.notices import pacing
 from wecom_app.notices.acks import ACKABLE, acknowledge, employee_by_userid
-from wecom_app.outbox import enqueue
+from wecom_app.notices.text import send_reply
 from wecom_app.sla import export
 
 TYPE = "checkin"
@@ -103,16 +102,8 @@ def on_location(ctx: HandlerContext, event: LocationMessage) -> None:
     """A location sent to the app: a check-in, as of when it arrived; always answered."""
     now = ctx.clock.now()
     reply = handle_location(ctx.session, event.from_user, event, ctx.received_at or now)
-    if reply is None:
-        return
-    enqueue(
-        ctx.session,
-        "message_send",
-        {"msg": {"msgtype": "text", "text": {"content": reply}}, "touser": [event.from_user]},
-        f"checkin-reply:{event.dedupe_key}",
-        now=now,
-        not_before=pacing.slot_for(ctx.session, event.from_user, now, "reply"),
-    )
+    if reply is not None:
+        send_reply(ctx.session, event.from_user, reply, f"checkin-reply:{event.dedupe_key}", now)
 
 
 def map_link(latitude: float, longitude: float, label: str) -> str:

@@ -334,15 +334,22 @@ def on_text(ctx: HandlerContext, event: TextMessage, *, replies: TextReplies) ->
         key=event.dedupe_key,
         policies=replies.policies,
     )
-    if reply is None:
-        return
-    not_before = pacing.slot_for(ctx.session, event.from_user, now, "reply")
+    if reply is not None:
+        send_reply(ctx.session, event.from_user, reply, f"notice-reply:{event.dedupe_key}", now,
+                   ref=("notice_reply", event.msg_id))  # fmt: skip
+
+
+def send_reply(
+    session: Session, userid: str, reply: str, key: str, now: datetime,
+    ref: tuple[str, str] | None = None,
+) -> None:  # fmt: skip
+    """Answer a member's message to the app with a text, paced like every send to them."""
     enqueue(
-        ctx.session,
+        session,
         "message_send",
-        {"msg": {"msgtype": "text", "text": {"content": reply}}, "touser": [event.from_user]},
-        f"notice-reply:{event.dedupe_key}",
+        {"msg": {"msgtype": "text", "text": {"content": reply}}, "touser": [userid]},
+        key,
         now=now,
-        ref=("notice_reply", event.msg_id),
-        not_before=not_before,
+        ref=ref,
+        not_before=pacing.slot_for(session, userid, now, "reply"),
     )
