@@ -45,7 +45,8 @@ def give(world: World, **extra: Any) -> dict[str, Any]:
 
 def card_of(world: World, userid: str) -> dict[str, Any]:
     with world.sim.state.lock:
-        return [m for m in world.sim.state.messages if userid in m["delivered"]][-1]
+        cards = [m for m in world.sim.state.messages if m["msgtype"] == "template_card"]
+        return [m for m in cards if userid in m["delivered"]][-1]
 
 
 def report(world: World, hh: int, mm: int) -> list[dict[str, Any]]:
@@ -166,6 +167,10 @@ def test_a_task_passed_on_twice_one_hand_over_counted_as_shirking(world: World) 
     assert world.sim.events.deliver_text(HEAD, f"#{code} 转交 huangyao 再转").ok  # not his now
     world.settle()
     assert "现在不由您负责" in world.texts_to(HEAD)[-1]
+    old_card = card_of(world, HEAD)["content"]["task_id"]
+    assert world.sim.events.deliver_card_click(HEAD, old_card, delivery.RESOLVE_KEY).ok
+    world.settle()  # his old card's 已解决 after passing it on: nothing resolved, nobody told
+    assert not any("王轩强 已解决" in t for t in world.texts_to(LEADER))
 
     with world.db.read() as session:
         rows = {r.employee_id: r for r in session.scalars(select(Receipt))}

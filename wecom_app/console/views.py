@@ -217,6 +217,8 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
             elif action == "resolve":
                 if notice.resolve_by is None:
                     return _page("无法提交", "这条通知不是需要解决的任务。", 400)
+                if receipt.handed_over_at is not None:
+                    return _page("无法提交", "这条任务您已转交给他人，由新的责任人报告解决。", 409)
                 acks.resolve(session, notice, receipt, "console", now, key=key)
             elif (
                 acks.acknowledge(session, notice, receipt, "console", now).first

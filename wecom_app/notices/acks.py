@@ -111,7 +111,9 @@ def resolve(
     session: Session, notice: Notice, receipt: Receipt, channel: str, now: datetime, *, key: str
 ) -> AckResult:
     """Record 已解决 at `now` (it answers the task too, if nothing had); the sender hears of it.
-    A second 已解决 changes nothing."""
+    A second 已解决 changes nothing, nor does one from someone who passed the task on."""
+    if receipt.handed_over_at is not None:
+        return AckResult(notice, receipt, False, receipt.late)
     result = acknowledge(session, notice, receipt, channel, now)
     if receipt.resolved_at is None:
         receipt.resolved_at = now
@@ -221,6 +223,8 @@ def careful_click(
         result = respond(session, notice, receipt, label, "button", now, key=event.dedupe_key)
         return notice.id, f"已回应：{label}" + ("（逾期）" if result.late else "")
     if event.event_key == delivery.RESOLVE_KEY and notice.resolve_by is not None:
+        if receipt.handed_over_at is not None:
+            return notice.id, "已转交"
         resolve(session, notice, receipt, "button", now, key=event.dedupe_key)
         return notice.id, "已解决"
     if event.event_key == delivery.ACK_KEY:
