@@ -92,6 +92,12 @@ def test_a_week_of_morning_check_ins(world: World) -> None:
         assert all(n.type == "checkin" and n.schedule_id for n in sent)
         assert len(session.scalars(select(CheckIn)).all()) == 2 * len(WORKED)
 
+    world.clock.set(at(date(2026, 1, 5), 8, 0))  # the next morning, before its check-in
+    for userid in (BY_BUTTON, MISSING):  # not Sunday's answer, nor Sunday's missed check-in
+        assert world.sim.events.deliver_location(userid, *OFFICE).ok
+    world.settle()
+    assert all("没有需要报告位置" in world.texts_to(u)[-1] for u in (BY_BUTTON, MISSING))
+
     data = api(world, "/reports/checkins?from=2025-12-29&to=2026-01-04").json()
     rows = {(r["date"], r["userid"]): r for r in data["rows"]}
     assert {d for d, _ in rows} == {d.isoformat() for d in WORKED}

@@ -2,7 +2,7 @@
 09:00, answered by sending one's location to the app (the client's ＋ → 位置) or, at the
 office, by the card's button.
 
-A location message answers the member's newest open check-in, as of when the app received it
+A location message answers the member's open check-in of the day, as of when the app received it
 (on time or late by the receipt's own deadline), and keeps where: latitude, longitude, the
 map's scale and the place's name. A location sent after pressing the button adds the place to
 that answer. The report lists, per day and per person, who checked in on time, late or not at
@@ -50,9 +50,13 @@ CHANNELS = {"location": "发送位置", "button": "卡片按钮", "text": "文�
             "console": "控制台"}  # fmt: skip
 
 
-def open_check_in(session: Session, employee_id: int) -> tuple[Notice, Receipt] | None:
-    """The member's check-in a location answers: the newest unanswered one, else the newest
-    answered without a place yet (they pressed the button, then sent where they are)."""
+def open_check_in(
+    session: Session, employee_id: int, now: datetime
+) -> tuple[Notice, Receipt] | None:
+    """The member's check-in a location answers: today's newest unanswered one, else today's
+    answered without a place yet (they pressed the button, then sent where they are). A
+    check-in is a day's: yesterday's, missed, stays missed."""
+    today = datetime.combine(now.astimezone(BEIJING).date(), datetime.min.time(), BEIJING)
     base = (
         select(Notice, Receipt)
         .join(Receipt, Receipt.notice_id == Notice.id)
@@ -62,16 +66,17 @@ def open_check_in(session: Session, employee_id: int) -> tuple[Notice, Receipt] 
             Receipt.excluded.is_(False),
             Notice.type == TYPE,
             Notice.status == NoticeStatus.ACTIVE,
+            Notice.created_at >= today,
             CheckIn.receipt_id.is_(None),
         )
         .order_by(Notice.created_at.desc(), Notice.id.desc())
         .limit(1)
     )
-    for states in (ACKABLE, (ReceiptState.ACKNOWLEDGED,)):
-        row = session.execute(base.where(Receipt.state.in_(states))).first()
-        if row is not None:
-            return row[0], row[1]
-    return None
+    row = session.execute(base.where(Receipt.state.in_(ACKABLE))).first()
+    if row is None:
+        answered = base.where(Receipt.state == ReceiptState.ACKNOWLEDGED)
+        row = session.execute(answered).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def handle_location(
@@ -82,7 +87,7 @@ def handle_location(
     employee = employee_by_userid(session, userid)
     if employee is None:
         return None
-    found = open_check_in(session, employee.id)
+    found = open_check_in(session, employee.id, at)
     if found is None:
         return "目前没有需要报告位置的通知，位置未记录。"
     notice, receipt = found
