@@ -5,7 +5,9 @@ transaction and never call WeCom. A handler that needs WeCom's current view (a m
 after a thin `change_contact`) names a fetcher, `fetch(client, event) -> data`, which the inbox
 processor runs before opening the transaction; the handler finds its result in `ctx.fetched`.
 Each feature adds its routes with `HandlerTable.add` from its register(); a second registration
-of a route fails at once. Events with no route are the single fallback: logged and kept as
+of a route fails at once. Two routes are shared by features and split further: card clicks by
+the prefix of the card's task_id (`add_card`), and texts to the app by a leading keyword
+(`add_text`), before the route's own handler gets the rest. Events with no route are the single fallback: logged and kept as
 `unhandled`.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from callbacks.events import Event
+from callbacks.events import Event, TemplateCardEvent, TextMessage
 from wecom_app.clock import Clock
 from wecom_app.domain_events import DomainEvents
 from wecom_app.wecom.api import WeComApi
@@ -37,6 +39,9 @@ class HandlerContext:
     inbox_id: int | None = None
     received_at: datetime | None = None
     fetched: Any = None
+    # set by a handler whose event must not stay tied to its sender (an anonymous answer):
+    # the inbox then keeps only that it was handled, not the callback's content or sender
+    redact: bool = False
 
     @property
     def cause(self) -> str | None:
@@ -65,6 +70,8 @@ class HandlerTable:
 
     def __init__(self) -> None:
         self._routes: dict[RouteKey, Route] = {}
+        self._cards: dict[str, Route] = {}  # task_id prefix → route
+        self._texts: list[tuple[Callable[[str], bool], Route]] = []
 
     def add(
         self,
@@ -82,8 +89,26 @@ class HandlerTable:
             raise DuplicateHandler(f"{key} already handled by {getattr(taken, '__name__', taken)}")
         self._routes[key] = Route(handler, fetch)
 
+    def add_card(self, prefix: str, *, handler: Handler) -> None:
+        """Send clicks on cards whose task_id starts with `prefix` to `handler`."""
+        if any(prefix.startswith(p) or p.startswith(prefix) for p in self._cards):
+            raise DuplicateHandler(f"card prefix {prefix!r} overlaps another")
+        self._cards[prefix] = Route(handler)
+
+    def add_text(self, matches: Callable[[str], bool], *, handler: Handler) -> None:
+        """Send texts whose content `matches` to `handler` (checked in the order added)."""
+        self._texts.append((matches, Route(handler)))
+
     def route_for(self, event: Event) -> Route | None:
         """The route of an event, or None for the fallback."""
+        if self._cards and isinstance(event, TemplateCardEvent):
+            for prefix, route in self._cards.items():
+                if event.task_id.startswith(prefix):
+                    return route
+        if self._texts and isinstance(event, TextMessage):
+            for matches, route in self._texts:
+                if matches(event.content):
+                    return route
         return self._routes.get(event.route)
 
     def routes(self) -> dict[RouteKey, Route]:

@@ -34,6 +34,7 @@ from wecom_app.services import Services
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+REDACTED = "<xml><Redacted>anonymous</Redacted></xml>"  # what an anonymous answer's row keeps
 WECOM_AWAY = timedelta(seconds=15)  # how long events needing WeCom wait after it failed us
 
 
@@ -130,6 +131,7 @@ class InboxProcessor:
                     fetched=fetched,
                 )
                 handler(ctx, event)
+                redacted = {"raw_xml": REDACTED, "from_user": "", "subject": None}
                 marked = session.execute(
                     update(InboxEvent)
                     .where(
@@ -144,6 +146,7 @@ class InboxProcessor:
                         lease_token=None,
                         available_at=None,
                         error=None,
+                        **(redacted if ctx.redact else {}),
                     )
                     .execution_options(synchronize_session=False)
                 )

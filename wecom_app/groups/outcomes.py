@@ -216,6 +216,8 @@ def record_create(session: Session, msg: OutboxMessage, outcome: Outcome) -> Non
         group.last_reconciled_at = now
     session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     session.add_all(GroupMember(group_id=group.id, userid=u, since=now) for u in members)
+    if group.approval == "request" and not result.get("adopted"):
+        _announce_creation(session, group, msg.id, now)
     for row in rows:
         if row.action == "add" and row.userid not in members:
             _fail(row, outcome, now, "接管的已有群中没有此人，将由核对补齐")
@@ -223,3 +225,25 @@ def record_create(session: Session, msg: OutboxMessage, outcome: Outcome) -> Non
         row.outcome, row.done_at = AuditOutcome.APPLIED, now
         if row.action == "create" and result.get("adopted"):
             row.detail = f"{row.detail or ''}（群已存在，已接管）"
+
+
+def _announce_creation(session: Session, group: ManagedGroup, msg_id: int, now: datetime) -> None:
+    """A group made on request says in itself who asked for it, who approved it, and why."""
+    names = {
+        e.userid: e.display_name
+        for e in session.scalars(
+            select(Employee).where(Employee.userid.in_([group.requested_by, group.approved_by]))
+        )
+    }
+    text = (f"本群由 {names.get(group.requested_by or '', group.requested_by)} 申请，"
+            f"经 {names.get(group.approved_by or '', group.approved_by)} 审批建立，"
+            f"已报人事行政部备案。\n用途：{group.purpose or '—'}")  # fmt: skip
+    payload = {"chatid": group.chatid, "msg": {"msgtype": "text", "text": {"content": text}}}
+    enqueue(session, "appchat_send", payload, f"groups:created:{msg_id}", now=now,
+            ref=(REF, str(group.id)))  # fmt: skip
+    if group.requested_by:
+        body = f"您申请的群「{group.name}」已建好，可在企业微信的群聊列表中找到。"
+        enqueue(session, "message_send",
+                {"msg": {"msgtype": "text", "text": {"content": body}},
+                 "touser": [group.requested_by]},
+                f"groups:created-told:{msg_id}", now=now, ref=(REF, str(group.id)))  # fmt: skip

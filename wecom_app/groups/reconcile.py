@@ -15,10 +15,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from wecom_app.errors import AppError, WeComError
+from wecom_app.groups import blocks
+from wecom_app.groups.blocks import desired_for
 from wecom_app.groups.ledger import audit, pending_changes, queue_plan
 from wecom_app.groups.mirror import group_by_chatid, org_view, userids_of
 from wecom_app.groups.plan import MembershipPlan, make_plan
-from wecom_app.groups.rules import GroupRules, OrgView, desired_members
+from wecom_app.groups.rules import OrgView
 from wecom_app.models import Employee, EmployeeHistory, EmployeeStatus, GroupMember, ManagedGroup
 from wecom_app.models.groups import AuditOutcome
 from wecom_app.services import Services
@@ -42,19 +44,17 @@ class Reconciled:
                 "queued": self.outbox_id is not None}  # fmt: skip
 
 
-def desired_for(session: Session, group: ManagedGroup, org: OrgView) -> dict[str, str]:
-    """The group's desired members with reasons (owner and backup owner included)."""
-    owners = userids_of(session, [group.owner_id, group.backup_owner_id])
-    return desired_members(GroupRules.from_dict(group.rules), org, [o for o in owners if o])
-
-
 def plan_group(
-    session: Session, group: ManagedGroup, chat: AppChat, org: OrgView
-) -> MembershipPlan:
+    session: Session, group: ManagedGroup, chat: AppChat, org: OrgView,
+    now: datetime | None = None,
+) -> MembershipPlan:  # fmt: skip
     """The plan for one group given WeCom's view of it, net of changes already queued."""
     pending = pending_changes(session, group.id)
     leaving = {r.userid for r in pending if r.action == "remove" and r.userid}
-    desired = desired_for(session, group, org)
+    desired = desired_for(session, group, org, now)
+    barred = blocks.blocked(session, group.id, now)
+    strangers = [u for u in chat.userlist if u not in desired]
+    uninvited = blocks.joined_outside(session, group.id, strangers)
     # The snapshot may predate a departure: only add people who are active right now.
     newcomers = set(desired) - set(chat.userlist)
     active_now = set(
@@ -88,15 +88,7 @@ def plan_group(
     reasons = {}
     for userid in chat.userlist:
         person = org.people.get(userid)
-        reasons[userid] = (
-            "不在通讯录中"
-            if person is None
-            else "非在职员工"
-            if not person.active
-            else "调离本部门"
-            if userid in transferred
-            else "不再符合本群规则"
-        )
+        reasons[userid] = _removal_reason(person, userid, barred, uninvited, transferred)
     return make_plan(
         group.chatid,
         desired,
@@ -109,6 +101,21 @@ def plan_group(
         pending_remove=leaving,
         removal_reasons=reasons,
     )
+
+
+def _removal_reason(
+    person: Any, userid: str, barred: dict[str, str], uninvited: set[str], transferred: set[str]
+) -> str:
+    """Why someone in the chat is to leave it, in the words posted in the group."""
+    if person is None:
+        return "不在通讯录中"
+    if not person.active:
+        return "非在职员工"
+    if userid in barred:
+        return barred[userid]
+    if userid in uninvited:
+        return blocks.UNINVITED
+    return "调离本部门" if userid in transferred else "不再符合本群规则"
 
 
 def _moved_since(session: Session, userids: list[str], since: datetime) -> set[str]:
@@ -182,23 +189,49 @@ def reconcile(
 ) -> Reconciled:
     """Compare one group with its rules and queue the changes (or only show them, dry_run);
     pass `org` to reuse one snapshot of the mirror across many groups."""
+    hold_outside = _holder(services)
     for _ in range(MAX_TRIES):
         with services.db.begin() as session:
             group = group_by_chatid(session, chatid)
+            if group.status == "archived":
+                raise AppError(f"群 {chatid} 已归档，不再受管")
         chat = fetch(services, group)
         with services.db.begin() as session:
             locked = group_by_chatid(session, chatid, lock=not dry_run)
             if locked.version != group.version:
                 continue  # a change landed after our read: read WeCom again
             view = org or org_view(session)
-            if dry_run:
-                return Reconciled(chatid, plan_group(session, locked, chat, view))
             now = services.clock.now()
+            if dry_run:
+                return Reconciled(chatid, plan_group(session, locked, chat, view, now))
             drift = observe(session, locked, chat, now, actor)
-            plan = plan_group(session, locked, chat, view)
+            if drift["joined_outside"] and hold_outside:
+                hold_outside(session, locked, drift["joined_outside"], view, now)
+            plan = plan_group(session, locked, chat, view, now)
             outbox_id = queue_plan(session, locked, plan, actor=actor, now=now, cause=cause)
             drift.update(extra=list(plan.remove), missing=list(plan.add), at=now.isoformat())
             locked.drift, locked.last_reconciled_at = drift, now
             locked.status = "active"
             return Reconciled(chatid, plan, drift, outbox_id)
     raise AppError(f"群 {chatid} 在核对期间持续变化，请稍后重试")
+
+
+def _holder(services: Services) -> Any:
+    """What to do with people added outside the app: under the policy's `hold`, ask the owner
+    (see groups.requests); under `remove` (the default), nothing: the plan removes them."""
+    from wecom_app.groups.policy import GroupPolicy
+
+    policy = GroupPolicy.from_settings(services.settings)
+    if policy.outside_joins != "hold":
+        return None
+    from wecom_app.groups import requests
+
+    def hold(session: Session, group: ManagedGroup, joined: list[str], org: OrgView,
+             now: datetime) -> None:  # fmt: skip
+        desired = desired_for(session, group, org, now)
+        barred = blocks.blocked(session, group.id, now)
+        for userid in joined:
+            if userid not in desired and userid not in barred and userid in org.people:
+                requests.hold_outside_join(session, group, userid, now, policy)
+
+    return hold

@@ -11,6 +11,16 @@ from wecom_app.models.directory import (
     Tag,
     TagMember,
 )
+from wecom_app.models.governance import (
+    Feedback,
+    GroupBlock,
+    GroupRequest,
+    GroupViolation,
+    RequestState,
+    Survey,
+    SurveyBallot,
+    SurveyTally,
+)
 from wecom_app.models.groups import AuditOutcome, GroupAudit, GroupMember, ManagedGroup
 from wecom_app.models.inbox import InboxEvent, InboxStatus
 from wecom_app.models.jobs import JobRun
@@ -42,8 +52,12 @@ __all__ = [
     "Employee",
     "EmployeeHistory",
     "EmployeeStatus",
+    "Feedback",
     "GroupAudit",
+    "GroupBlock",
     "GroupMember",
+    "GroupRequest",
+    "GroupViolation",
     "Handover",
     "Hold",
     "InboxEvent",
@@ -59,7 +73,11 @@ __all__ = [
     "OutboxStatus",
     "Receipt",
     "ReceiptState",
+    "RequestState",
     "ScheduleStatus",
+    "Survey",
+    "SurveyBallot",
+    "SurveyTally",
     "Tag",
     "TagMember",
     "UTCDateTime",

@@ -43,7 +43,9 @@ class ManagedGroup(Base):
     actual_owner: Mapped[str | None] = mapped_column(String(64))  # owner userid WeCom reports
     actual_name: Mapped[str | None] = mapped_column(String(64))
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active, missing, error
+    status: Mapped[str] = mapped_column(
+        String(16), default="active"
+    )  # active, missing, error, archived
     version: Mapped[int] = mapped_column(Integer, default=0)  # bumped by each applied change
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -52,6 +54,15 @@ class ManagedGroup(Base):
     reconcile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     drift: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # last check's findings
     quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False)  # groups.quiet
+    # the register (群台账): why the group exists and who asked for and approved it
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str | None] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approval: Mapped[str] = mapped_column(String(32), default="")  # request, config, cli, api
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    archived_by: Mapped[str | None] = mapped_column(String(64))
+    archive_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class GroupMember(Base):
