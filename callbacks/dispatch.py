@@ -7,8 +7,8 @@ processor runs before opening the transaction; the handler finds its result in `
 Each feature adds its routes with `HandlerTable.add` from its register(); a second registration
 of a route fails at once. Two routes are shared by features and split further: card clicks by
 the prefix of the card's task_id (`add_card`), and texts to the app by a leading keyword
-(`add_text`), before the route's own handler gets the rest. Events with no route are the single fallback: logged and kept as
-`unhandled`.
+(`add_text`), before the route's own handler gets the rest. Events with no route are the single
+fallback: logged and kept as `unhandled`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callbacks import handlers as callback_handlers
-from wecom_app import console, directory, groups, notices, performers, sla
+from wecom_app import console, directory, groups, notices, performers, sla, surveys
 from wecom_app.clock import Clock, SystemClock
 from wecom_app.db import Database
 from wecom_app.registry import Registry
@@ -37,6 +37,7 @@ Feature = Callable[[Registry, Settings], None]
 FEATURES: tuple[Feature, ...] = (
     directory.register,
     groups.register,
+    surveys.register,
     notices.register,
     sla.register,
     console.register,

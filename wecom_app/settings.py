@@ -102,9 +102,7 @@ class Settings(_FromEverywhere):
     log_level: str = Field("INFO", validation_alias=_key("WECOM_APP_LOG_LEVEL"))
     sla_calendar_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_CALENDAR"))
     sla_policy_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_POLICY"))
-    group_policy_file: str | None = Field(
-        None, validation_alias=_key("WECOM_APP_GROUP_POLICY")
-    )
+    group_policy_file: str | None = Field(None, validation_alias=_key("WECOM_APP_GROUP_POLICY"))
     naming_template: str = Field(
         "{department}-{name}", validation_alias=_key("WECOM_NAMING_TEMPLATE")
     )

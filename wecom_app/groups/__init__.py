@@ -7,6 +7,9 @@ reconcile.py  read WeCom, plan under lock, queue           departures.py Employe
 daily.py      the 09:00 check job                          config.py     YAML group declarations
 queries.py    reads for the API and CLI                    api.py        /api/v1/groups
 notice.py     the departure explanation posted in a group
+quiet.py      quiet hours per group                        policy.py     the governance policy file
+requests.py   建群申请 and 入群申请, decided by card        blocks.py     rejoin blocks, held joins
+conduct.py    warnings, removal with the reason, ledger    governance.py API, CLI, console workflows
 """
 
 from __future__ import annotations
@@ -29,8 +32,19 @@ def register(registry: Registry, settings: Settings) -> None:
         EmployeeOutOfSight,
         EmployeeRenamed,
     )
-    from wecom_app.groups import api, daily, departures, following, ledger, outcomes, quiet, service
+    from wecom_app.groups import (
+        api,
+        daily,
+        departures,
+        following,
+        ledger,
+        outcomes,
+        quiet,
+        requests,
+        service,
+    )
     from wecom_app.groups.notice import DepartureNotice
+    from wecom_app.groups.policy import GroupPolicy
     from wecom_app.jobs import Job
     from wecom_app.outbox import Lane
     from wecom_app.sla.config import SlaConfig
@@ -47,7 +61,20 @@ def register(registry: Registry, settings: Settings) -> None:
     registry.events.subscribe(EmployeeChanged, following.flag_affected)
     registry.events.subscribe(EmployeeRenamed, following.follow_rename)
     registry.jobs.add(Job("groups.follow_changes", following.follow_changes, every=following.EVERY))
-    registry.jobs.add(Job("groups_daily_check", daily.daily_check, daily_at=time(9, 0)))
+    policy = GroupPolicy.from_settings(settings)
+    if policy.check_every is None:
+        registry.jobs.add(Job("groups_daily_check", daily.daily_check, daily_at=time(9, 0)))
+    else:
+        registry.jobs.add(Job("groups_daily_check", daily.daily_check, every=policy.check_every))
+    asking = requests.Asking(policy, settings.public_url)
+    registry.handlers.add_card(
+        requests.CARD_PREFIX, handler=partial(requests.on_card, asking=asking)
+    )
+    registry.handlers.add_text(
+        requests.is_command, handler=partial(requests.on_text, asking=asking)
+    )
+    chase = partial(requests.chase, asking=asking)
+    registry.jobs.add(Job("groups.requests", chase, every=timedelta(minutes=1)))
     if cal.quiet_start is not None:
         remind = partial(quiet.remind, cal=cal)
         registry.jobs.add(Job("groups.quiet_reminder", remind, daily_at=cal.quiet_start))

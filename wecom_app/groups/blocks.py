@@ -68,7 +68,7 @@ def joined_outside(session: Session, group_id: int, userids: Iterable[str]) -> s
         .order_by(GroupAudit.id)
     )
     for userid, action in session.execute(query):
-        seen[userid] = action == "drift"  # the latest word wins
+        seen[str(userid)] = action == "drift"  # the latest word wins
     return {u for u, outside in seen.items() if outside}
 
 

@@ -71,6 +71,7 @@ def _apply_one(services: Services, outbox: Outbox, spec: GroupSpec, known: bool)
                 select(ManagedGroup).where(ManagedGroup.chatid == spec.chatid)
             ).one()
             service.define(session, spec, group, services.clock.now())
+            group.approval = group.approval or "config"
         action = "update"
     elif spec.adopt:
         service.adopt(services, spec, actor=ACTOR)

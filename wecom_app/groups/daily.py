@@ -37,7 +37,7 @@ def check_all(
         chatids = list(
             session.scalars(
                 select(ManagedGroup.chatid)
-                .where(ManagedGroup.status != "creating")
+                .where(ManagedGroup.status.not_in(("creating", "archived")))
                 .order_by(ManagedGroup.id)
             )
         )

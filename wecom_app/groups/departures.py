@@ -75,6 +75,25 @@ def remove_departed(
                        delay=delay, merge=True)  # fmt: skip
 
 
+def remove_one(
+    session: Session, group: ManagedGroup, userid: str, reason: str, *, actor: str,
+    now: datetime, cause: str | None = None,
+) -> None:  # fmt: skip
+    """Queue one person's removal from one group (locked by the caller) with its reason, the
+    owner handed on first if it is them; the removal is posted in the group when applied."""
+    removing, owner = _queued(session, [group.id]).get(group.id, (set(), None))
+    if userid in removing:
+        return
+    reasons = {userid: reason}
+    if (owner or group.actual_owner) == userid:
+        successor = _successor(session, group, userid)
+        plan = MembershipPlan(group.chatid, remove=(userid,), owner=successor, old_owner=userid,
+                              reasons=reasons)  # fmt: skip
+    else:
+        plan = MembershipPlan(group.chatid, remove=(userid,), reasons=reasons)
+    queue_plan(session, group, plan, actor=actor, now=now, cause=cause)
+
+
 def coalesce_delay(session: Session, now: datetime, lane: Lane) -> timedelta:
     """How long a removal waits for others to join its call, given the lane's hourly budget."""
     used = session.scalar(
@@ -102,6 +121,7 @@ def _groups_with(session: Session, userid: str) -> list[ManagedGroup]:
     query = (
         select(ManagedGroup)
         .where(or_(ManagedGroup.id.in_(member), ManagedGroup.id.in_(queued_add)))
+        .where(ManagedGroup.status != "archived")
         .order_by(ManagedGroup.id)
         .with_for_update()
     )

@@ -103,7 +103,7 @@ def ask_create(
         "quiet_hours": spec.quiet_hours,
         "members": len(members),
     }
-    request = _file(session, "create", requester, approver, stored, purpose, now, asking)
+    request = file_request(session, "create", requester, approver, stored, purpose, now, asking)
     _card(
         session,
         request,
@@ -158,7 +158,7 @@ def ask_join(
     if open_one is not None:
         raise RequestError(f"您已申请加入群「{group.name}」（申请{open_one.id}），正在等待审批。")
     approver = group_approver(session, group, person, asking.policy)
-    request = _file(
+    request = file_request(
         session,
         "join",
         requester,
@@ -203,7 +203,7 @@ def hold_outside_join(
         return None
     approver = group_approver(session, group, person, policy)
     asking = Asking(policy)
-    request = _file(
+    request = file_request(
         session,
         "join",
         userid,
@@ -238,7 +238,7 @@ def approver_for(session: Session, person: Employee, kind: str, policy: GroupPol
         if found is not None and found.status == EmployeeStatus.ACTIVE:
             return found.userid
     departments = {d.id: d for d in session.scalars(select(Department))}
-    dept_id = person.main_department or (person.departments or [None])[0]
+    dept_id: int | None = person.main_department or next(iter(person.departments or ()), None)
     seen: set[int] = set()
     while dept_id is not None and dept_id in departments and dept_id not in seen:
         seen.add(dept_id)
@@ -295,13 +295,15 @@ def decide(
         raise RequestError(
             f"请写明驳回理由，例如回复“申请{request.id} 驳回 人数过多，请并入部门群”。"
         )
-    request.decided_by, request.decided_at = decider, now
     request.reason = reason or None
     if approve:
+        reply = _approved(session, request, decider, now, asking)  # raises before any change
         request.state = RequestState.APPROVED
-        return _approved(session, request, decider, now, asking)
-    request.state = RequestState.REJECTED
-    return _rejected(session, request, now)
+    else:
+        request.state = RequestState.REJECTED
+        reply = _rejected(session, request, now)
+    request.decided_by, request.decided_at = decider, now
+    return reply
 
 
 def _approved(
@@ -313,7 +315,6 @@ def _approved(
         try:
             group, _ = service.create(session, spec, actor=f"request:{request.id}", now=now)
         except RuleError as exc:  # the org changed since the request: say so, keep it open
-            request.state, request.decided_by, request.decided_at = RequestState.PENDING, None, None
             raise RequestError(f"申请{request.id}已无法按原样建群：{exc}") from None
         group.purpose = str(data.get("purpose") or "")
         group.requested_by, group.approved_by, group.approved_at = request.requester, decider, now
@@ -328,16 +329,16 @@ def _approved(
             now,
         )
         return f"已同意申请{request.id}：群「{group.name}」正在创建。"
-    group = (
+    joined = (
         session.get(ManagedGroup, request.group_id, with_for_update=True)
         if request.group_id
         else None
     )
-    if group is None or group.status == "archived":
+    if joined is None or joined.status == "archived":
         raise RequestError(f"申请{request.id}所申请的群已不再受管")
-    if blocks.block_of(session, group.id, request.requester, now) is not None:
+    if blocks.block_of(session, joined.id, request.requester, now) is not None:
         raise RequestError(f"{_name(session, request.requester)} 仍在禁止入群期内，不能加入")
-    rules = dict(group.rules or {})
+    rules = dict(joined.rules or {})
     users = [str(u) for u in rules.get("users") or ()]
     if request.requester not in users:
         users.append(request.requester)
@@ -346,20 +347,20 @@ def _approved(
     approved = dict(rules.get("approved") or {})
     approved[request.requester] = {"by": decider, "at": now.isoformat(), "request": request.id}
     rules["approved"] = approved
-    group.rules, group.updated_at = rules, now
-    group.reconcile_due_at = group.reconcile_due_at or now
+    joined.rules, joined.updated_at = rules, now
+    joined.reconcile_due_at = joined.reconcile_due_at or now
     who = _name(session, request.requester)
     if request.origin == "outside":
-        return f"已采纳 {who} 为群「{group.name}」的成员。"
+        return f"已采纳 {who} 为群「{joined.name}」的成员。"
     tell(
         session,
         request.requester,
-        f"您加入群「{group.name}」的申请（申请{request.id}）已由 "
+        f"您加入群「{joined.name}」的申请（申请{request.id}）已由 "
         f"{_name(session, decider)} 同意，稍后即被拉入群。",
         f"grq-decided:{request.id}",
         now,
     )
-    return f"已同意 {who} 加入群「{group.name}」。"
+    return f"已同意 {who} 加入群「{joined.name}」。"
 
 
 def _rejected(session: Session, request: GroupRequest, now: datetime) -> str:
@@ -543,7 +544,7 @@ def tell(session: Session, userid: str, text: str, key: str, now: datetime) -> N
     )
 
 
-def _file(
+def file_request(
     session: Session,
     kind: str,
     requester: str,
@@ -556,6 +557,7 @@ def _file(
     group: ManagedGroup | None = None,
     origin: str = "request",
 ) -> GroupRequest:
+    """Store a request with its reminder and time-out, and its card's task_id."""
     policy = asking.policy
     request = GroupRequest(
         kind=kind,

@@ -134,8 +134,11 @@ class OrgView:
         return matches[0]
 
 
-def desired_members(rules: GroupRules, org: OrgView, owners: Iterable[str] = ()) -> dict[str, str]:
-    """Evaluate rules to {userid: reason} for the active employees who belong in the group."""
+def desired_members(
+    rules: GroupRules, org: OrgView, owners: Iterable[str] = (), limit: int | None = MAX_MEMBERS
+) -> dict[str, str]:
+    """Evaluate rules to {userid: reason} for the active employees who belong in the group
+    (`limit`: a group's 2000; None for an audience that is not a group, e.g. a survey's)."""
     reasons: dict[str, str] = {}
 
     def want(userids: Iterable[str], reason: str) -> None:
@@ -176,7 +179,7 @@ def desired_members(rules: GroupRules, org: OrgView, owners: Iterable[str] = ())
         for userid, reason in reasons.items()
         if userid not in excluded and org.people.get(userid, _GONE).active
     }
-    if len(members) > MAX_MEMBERS:
+    if limit is not None and len(members) > limit:
         raise RuleError(f"规则将产生 {len(members)} 名成员，超过企业微信群上限 {MAX_MEMBERS} 人")
     return members
 

@@ -63,6 +63,13 @@ class GroupSpec:
         )
 
 
+def approval_of(actor: str) -> str:
+    """What a group's register entry says authorised it, from who made it: a request's
+    approval ("request:12"), the groups file ("config"), or the channel that made it."""
+    channel = actor.split(":", 1)[0]
+    return channel if channel in ("request", "config", "cli", "api", "console") else channel[:32]
+
+
 def validate(spec: GroupSpec, org: OrgView) -> dict[str, str]:
     """Check a spec against the mirror and return its desired members; raise RuleError."""
     check_name(spec.name)
@@ -89,7 +96,12 @@ def define(
     if group is None:
         group = ManagedGroup(chatid=spec.chatid, created_at=now, version=0, status="active")
         session.add(group)
-    group.name, group.kind, group.rules = check_name(spec.name), spec.kind, spec.rules.to_dict()
+    rules = spec.rules.to_dict()
+    approved = dict((group.rules or {}).get("approved") or {})  # joins approved on request stay
+    if approved:
+        rules["users"] += [u for u in approved if u not in rules["users"]]
+        rules["approved"] = approved
+    group.name, group.kind, group.rules = check_name(spec.name), spec.kind, rules
     group.owner_id, group.backup_owner_id, group.updated_at = owner_id, backup_id, now
     group.quiet_hours = spec.quiet_hours
     session.flush()
@@ -111,6 +123,7 @@ def create(
     spec.chatid = spec.chatid or "wg" + secrets.token_hex(12)
     group = define(session, spec, None, now)
     group.status = "creating"
+    group.approval = approval_of(actor)
     payload = {"name": group.name, "owner": spec.owner, "userlist": sorted(members),
                "chatid": spec.chatid}  # fmt: skip
     key = f"groups:create:{spec.chatid}"
@@ -152,6 +165,7 @@ def adopt(services: Services, spec: GroupSpec, *, actor: str) -> ManagedGroup:
             select(ManagedGroup).where(ManagedGroup.chatid == spec.chatid)
         ).first()
         group = define(session, spec, existing, now)
+        group.approval = group.approval or approval_of(actor)
         if existing is None:
             group.actual_owner, group.actual_name = chat.owner, chat.name
             session.add_all(

@@ -2,8 +2,8 @@
 blocks, and surveys and feedback that keep no identity with the answers.
 
 A survey's answers are stored as counts only (`SurveyTally`): a ballot (`SurveyBallot`) says
-that someone answered, never what, and carries no time, so no stored row ties an answer to a
-person. Free-text feedback (`Feedback`) has no sender column at all.
+that someone was asked and has answered, never what, and carries no time, so no stored row
+ties an answer to a person. Free-text feedback (`Feedback`) has no sender column at all.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wecom_app.models.base import Base, BigId, UTCDateTime
@@ -109,12 +109,14 @@ class Survey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipients: Mapped[int] = mapped_column(Integer, default=0)
+    min_breakdown: Mapped[int] = mapped_column(Integer, default=5)  # smallest group shown
     # department id → how many of the audience are in it, to coarsen small departments
     departments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class SurveyBallot(Base):
-    """That a person has answered a survey (not what, not when): one answer each."""
+    """One recipient of a survey and whether they have answered (not what, not when): each
+    answers once."""
 
     __tablename__ = "survey_ballots"
 
@@ -122,6 +124,7 @@ class SurveyBallot(Base):
         ForeignKey("surveys.id", ondelete="CASCADE"), primary_key=True
     )
     userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class SurveyTally(Base):

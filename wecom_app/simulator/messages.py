@@ -43,6 +43,10 @@ def check_template_card(state: SimState, card: dict[str, Any]) -> str:
         ok = TASK_ID.match(task_id) and len(task_id.encode()) <= MAX_TASK_ID_BYTES
         if not ok or task_id in state.task_ids:
             raise SimError(42014, "taskid has existed or empty or exceed max len")
+    if card_type == "vote_interaction":
+        _check_vote(card)
+    elif card_type == "multiple_interaction":
+        _check_selects(card)
     buttons = card.get("button_list") or []
     if len(buttons) > MAX_BUTTONS or len(card.get("horizontal_content_list") or []) > 6:
         raise SimError(40058, "button_list or horizontal_content_list exceed max size")
@@ -54,6 +58,41 @@ def check_template_card(state: SimState, card: dict[str, Any]) -> str:
             if state.config.app_callback is None:
                 raise SimError(43012, "app need callback url")
     return task_id
+
+
+def _check_vote(card: dict[str, Any]) -> None:
+    """vote_interaction: a checkbox of 1-20 options (mode 0 single, 1 multiple) and a submit
+    button with a key."""
+    box = card.get("checkbox")
+    if not isinstance(box, dict) or not box.get("question_key"):
+        raise SimError(40058, "vote_interaction needs checkbox.question_key")
+    options = box.get("option_list") or []
+    if not 1 <= len(options) <= 20 or not all(o.get("id") and o.get("text") for o in options):
+        raise SimError(40058, "checkbox.option_list must hold 1-20 options with id and text")
+    if int(box.get("mode", 0)) not in (0, 1):
+        raise SimError(40058, "checkbox.mode must be 0 or 1")
+    _check_submit(card)
+
+
+def _check_selects(card: dict[str, Any]) -> None:
+    """multiple_interaction: 1-3 selects of 1-10 options each, and a submit button."""
+    selects = card.get("select_list") or []
+    if not 1 <= len(selects) <= 3:
+        raise SimError(40058, "select_list must hold 1-3 questions")
+    for select in selects:
+        options = select.get("option_list") or []
+        if not select.get("question_key") or not 1 <= len(options) <= 10:
+            raise SimError(40058, "each select needs question_key and 1-10 options")
+    _check_submit(card)
+
+
+def _check_submit(card: dict[str, Any]) -> None:
+    button = card.get("submit_button")
+    key = str((button or {}).get("key") or "")
+    if not isinstance(button, dict) or not button.get("text") or not key:
+        raise SimError(40058, "submit_button needs text and key")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise SimError(42018, "invalid button key")
 
 
 def _check_content(state: SimState, body: dict[str, Any]) -> tuple[str, str]:

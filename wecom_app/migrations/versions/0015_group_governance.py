@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("created_at", wecom_app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("closes_at", wecom_app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("recipients", sa.Integer(), nullable=False),
+        sa.Column("min_breakdown", sa.Integer(), nullable=False),
         sa.Column("departments", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys")),
         sa.UniqueConstraint("task_prefix", name=op.f("uq_surveys_task_prefix")),
@@ -64,6 +65,7 @@ def upgrade() -> None:
             "survey_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("userid", sa.String(length=64), nullable=False),
+        sa.Column("answered", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["survey_id"],
             ["surveys.id"],
