@@ -184,3 +184,16 @@ def add_foreign_chat(state: SimState, chatid: str, name: str, userlist: list[str
         "changes": [],
         "foreign": True,
     }
+
+
+def member_invites(state: SimState, chatid: str, by: str, userids: list[str]) -> list[str]:
+    """A member adds people to an app group chat in the client (WeCom tells the app nothing:
+    no callback exists for chat changes); return who was added."""
+    chat = _chat(state, chatid)
+    if by not in chat["userlist"]:
+        raise SimError(86007, f"{by} is not a member of the chat")
+    adds = [u for u in userids if u not in chat["userlist"] and u in state.org.members]
+    chat["userlist"] = chat["userlist"] + adds
+    chat["changes"].append({"at": state.now().isoformat(), "added": adds, "removed": [],
+                            "name": chat["name"], "owner": chat["owner"], "by": by})  # fmt: skip
+    return adds

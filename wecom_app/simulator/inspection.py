@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from wecom_app.clock import FakeClock
-from wecom_app.simulator.appchat import add_foreign_chat
+from wecom_app.simulator.appchat import add_foreign_chat, member_invites
 from wecom_app.simulator.events import CallbackDriver, CallbackNotConfigured
-from wecom_app.simulator.state import Fault, SimState
+from wecom_app.simulator.state import Fault, SimError, SimState
 
 inspect_blueprint = Blueprint("wecom_sim_inspect", __name__, url_prefix="/_sim")
 # drop: the request is lost before WeCom acts on it; lose_answer: WeCom acts, the answer is lost.
@@ -74,6 +74,19 @@ def add_foreign() -> Response:
             _state(), str(body["chatid"]), str(body.get("name", "")), list(body.get("userlist", []))
         )
     return jsonify({"ok": True})
+
+
+@inspect_blueprint.post("/appchats/<chatid>/invite")
+def invite(chatid: str) -> Response:
+    """A member adds people to an app group chat in the client: {"by", "userids"}."""
+    body = _body()
+    with _state().lock:
+        try:
+            added = member_invites(_state(), chatid, str(body.get("by", "")),
+                                   [str(u) for u in body.get("userids", [])])  # fmt: skip
+        except SimError as exc:
+            return _bad(exc.errmsg, 404 if exc.errcode == 86003 else 400)
+    return jsonify({"added": added})
 
 
 @inspect_blueprint.get("/calls")

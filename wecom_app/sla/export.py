@@ -45,6 +45,11 @@ TASK_COLUMNS = [*PERSON, ("tasks", "任务数"), ("answered", "已回复"), ("on
                 ("responded", "给出回应"), ("resolved", "已解决"),
                 ("resolved_on_time", "按时解决")]  # fmt: skip
 HANDOVER_COLUMNS = [*PERSON, ("handovers", "转交次数"), ("shirking", "推诿次数")]
+CONDUCT_COLUMNS = [
+    ("at", "时间"), ("group", "群"), ("name", "成员"), ("department", "部门"), ("rule", "违反群规"),
+    ("note", "说明"), ("action_label", "处理"), ("count", "次数"), ("penalty", "罚款"),
+    ("recorded_by", "记录人"), ("withdrawn_at", "撤销时间"), ("withdraw_note", "撤销原因"),
+]  # fmt: skip
 SHEETS = [
     ("by_notice", "按通知", GROUP_COLUMNS),
     ("by_department", "按部门", GROUP_COLUMNS),
@@ -52,6 +57,7 @@ SHEETS = [
     ("violations", "违规台账", VIOLATION_COLUMNS),
     ("tasks", "任务", TASK_COLUMNS),
     ("handovers", "转交与推诿", HANDOVER_COLUMNS),
+    ("group_violations", "群内违规", CONDUCT_COLUMNS),
 ]
 FINE_COLUMNS = [("name", "名称"), ("amount", "罚款金额"), ("count", "违规次数")]
 
@@ -122,7 +128,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
         summary.append([title, report["totals"][key]])
     summary.append(["罚款合计", float(report["penalty_total"])])
     for section, title, columns in SHEETS:
-        add_sheet(book, title, columns, report[section], tz)
+        add_sheet(book, title, columns, report.get(section, []), tz)
     for key, title in (("people", "罚款按人员"), ("departments", "罚款按部门")):
         rows = [{"name": n, "amount": float(a), "count": c} for n, a, c in report["fines"][key]]
         add_sheet(book, title, FINE_COLUMNS, rows, tz)

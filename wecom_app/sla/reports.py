@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from wecom_app.groups.conduct import ledger
 from wecom_app.models import (
     Department,
     Employee,
@@ -185,6 +186,13 @@ def overdue_report(
             )  # fmt: skip
     violations.sort(key=lambda v: (v.due_at, v.notice_id, v.department, v.userid))
     people = [g for g in by_person.values() if g.late or g.overdue]
+    conduct_rows = _conduct(session, as_of, since, department_ids, departments)
+    fined = [
+        Fine(c["name"], c["department"], Decimal(c["penalty"]))
+        for c in conduct_rows
+        if not c["withdrawn_at"] and Decimal(c["penalty"]) > 0
+    ]
+    charged: list[Violation | Fine] = [*violations, *fined]
     return {
         "as_of": as_of.isoformat(),
         "since": since.isoformat() if since else None,
@@ -198,8 +206,9 @@ def overdue_report(
         "handovers": sorted(
             people_passing.values(), key=lambda p: (-p["shirking"], -p["handovers"])
         ),
-        "fines": fines(violations),
-        "penalty_total": str(sum((v.penalty for v in violations), Decimal(0))),
+        "group_violations": conduct_rows,
+        "fines": fines(charged),
+        "penalty_total": str(sum((v.penalty for v in charged), Decimal(0))),
     }
 
 
@@ -225,7 +234,33 @@ def _count_task(
         person["resolved_on_time"] += r.resolved_at <= r.resolve_by
 
 
-def fines(violations: Iterable[Violation]) -> dict[str, list[list[Any]]]:
+@dataclass(frozen=True)
+class Fine:
+    """A penalty outside the notice ledger: a breach of a group's rules (groups.conduct)."""
+
+    name: str
+    department: str
+    penalty: Decimal
+
+
+def _conduct(
+    session: Session, as_of: datetime, since: datetime | None,
+    department_ids: Iterable[int] | None, departments: dict[int, str],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The group conduct ledger of the period, each entry with the person's department."""
+    rows = ledger(session, since=since, until=as_of)
+    mains = dict(session.execute(select(Employee.userid, Employee.main_department)).all())
+    wanted = set(department_ids) if department_ids is not None else None
+    found = []
+    for row in rows:
+        main = mains.get(row["userid"])
+        if wanted is not None and main not in wanted:
+            continue
+        found.append({**row, "department": departments.get(main, "") if main else ""})
+    return found
+
+
+def fines(violations: Iterable[Violation | Fine]) -> dict[str, list[list[Any]]]:
     """Penalty totals per person and per department, largest first: [name, 元, violations]."""
     people: dict[str, list[Any]] = {}
     departments: dict[str, list[Any]] = {}
