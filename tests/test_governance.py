@@ -93,7 +93,9 @@ def test_a_group_request_approved_by_card_is_created_announced_and_registered(
     assert "等待 平台研发部-张瑶 审批" in world.texts_to(REQUESTER)[-1]
 
     # someone else's click decides nothing
-    assert world.sim.events.deliver_card_click("luoxinlei", card["task_id"], requests.APPROVE_KEY).ok
+    assert world.sim.events.deliver_card_click(
+        "luoxinlei", card["task_id"], requests.APPROVE_KEY
+    ).ok
     world.settle()
     assert "不由您审批" in world.texts_to("luoxinlei")[-1]
 
@@ -101,7 +103,9 @@ def test_a_group_request_approved_by_card_is_created_announced_and_registered(
     assert world.sim.events.deliver_card_click(LEADER, card["task_id"], requests.APPROVE_KEY).ok
     world.settle()
     with world.db.begin() as session:
-        group = session.scalars(select(ManagedGroup).where(ManagedGroup.name == "支付重构项目群")).one()
+        group = session.scalars(
+            select(ManagedGroup).where(ManagedGroup.name == "支付重构项目群")
+        ).one()
         chatid, approved_at = group.chatid, group.approved_at
     chat = world.chat(chatid)
     assert sorted(chat["userlist"]) == sorted([REQUESTER, "luoxinlei", "sunqiangjie"])
@@ -120,7 +124,9 @@ def test_a_group_request_approved_by_card_is_created_announced_and_registered(
         entry = next(g for g in http.get("/api/v1/groups/register").json()["groups"]
                      if g["chatid"] == chatid)  # fmt: skip
     assert entry["approval_label"] == "申请审批" and entry["approved_by"] == "平台研发部-张瑶"
-    assert entry["requested_by"] == "平台研发部-黄瑶" and entry["purpose"] == "支付系统重构的日常沟通"
+    assert (
+        entry["requested_by"] == "平台研发部-黄瑶" and entry["purpose"] == "支付系统重构的日常沟通"
+    )
     assert entry["members"] == 3 and entry["approved_at"] == approved_at.isoformat()
 
     # a second click (a double tap, a second later) changes nothing
@@ -294,9 +300,7 @@ def test_after_the_window_a_breach_is_a_first_again_and_a_block_ends(world: Worl
                    201)["violation"]  # fmt: skip
     world.settle()
     assert removed["action"] == "removal"
-    assert posts_in(world, "platform")[-1].startswith(
-        "平台研发部-孙强杰：多次在群内发布无关内容，"
-    )
+    assert posts_in(world, "platform")[-1].startswith("平台研发部-孙强杰：多次在群内发布无关内容，")
     world.clock.advance(31 * 86400)  # the direct removal's 30 days are over
     check_all(world.services)
     world.settle()
