@@ -5,15 +5,18 @@ removal with the reason posted and a rejoin blocked, and requests that time out.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from tests.world import World, make_world
+from wecom_app.cli import main
 from wecom_app.clock import BEIJING, FakeClock
 from wecom_app.groups import requests, service
 from wecom_app.groups.daily import check_all
@@ -338,3 +341,40 @@ def test_archiving_stops_managing_a_group_and_says_why(world: World) -> None:
         csv = http.get("/api/v1/groups/register?format=csv")
         assert csv.headers["content-type"].startswith("text/csv")
         assert "项目结束" in csv.text and "群台账" not in csv.text
+
+
+def cli(world: World, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(main, list(args), env=world.worker_env(), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_the_cli_asks_decides_records_and_exports(world: World, tmp_path: Path) -> None:
+    world.clock.set(datetime.now(UTC))  # the CLI runs on the real clock
+    made = json.loads(cli(world, "groups", "request", "--requester", REQUESTER, "--name",
+                          "支付重构项目群", "--kind", "项目群", "--purpose", "支付系统重构",
+                          "--owner", REQUESTER, "--user", "luoxinlei", "--json"))  # fmt: skip
+    assert made["approver"] == LEADER
+    assert f"申请{made['id']}" in cli(world, "groups", "requests", "--state", "pending")
+    refused = cli(world, "groups", "reject", str(made["id"]), "--by", HR, "--reason", "", code=1)
+    assert "请写明驳回理由" in refused
+    assert "正在创建" in cli(world, "groups", "approve", str(made["id"]), "--by", HR)
+    world.clock.set(datetime.now(UTC))
+    world.settle()
+    with world.db.begin() as session:
+        chatid = session.scalars(select(ManagedGroup.chatid)).one()
+    assert "第 1 次" in cli(world, "groups", "violation", chatid, "luoxinlei", "--rule", "广告",
+                             "--by", HR)  # fmt: skip
+    assert "广告" in cli(world, "groups", "violations", "--chatid", chatid)
+    target = tmp_path / "register.xlsx"
+    assert "1 个群" in cli(world, "groups", "register", "--format", "xlsx", "--output", str(target))
+    assert target.read_bytes()[:2] == b"PK"
+    assert "不支持解散群聊" in cli(
+        world, "groups", "archive", chatid, "--by", HR, "--reason", "结束"
+    )
+    survey = json.loads(cli(world, "survey", "create", "--title", "满意度", "--question", "满意吗",
+                            "--option", "满意", "--option", "不满意", "--department", "4",
+                            "--by", HR, "--json"))  # fmt: skip
+    assert survey["recipients"] > 20
+    assert "暂不显示结果" in cli(world, "survey", "results", str(survey["id"]))
+    assert "暂无反馈" in cli(world, "survey", "feedback")

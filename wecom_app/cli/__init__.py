@@ -7,6 +7,7 @@ import click
 from wecom_app.cli import console as console_commands
 from wecom_app.cli import db as db_commands
 from wecom_app.cli import directory as directory_commands
+from wecom_app.cli import governance as governance_commands
 from wecom_app.cli import groups as group_commands
 from wecom_app.cli import notices as notice_commands
 from wecom_app.cli import outbox as outbox_commands
@@ -36,4 +37,5 @@ main.add_command(schedule_commands.schedule)
 main.add_command(directory_commands.sync)
 main.add_command(directory_commands.directory)
 main.add_command(group_commands.groups)
+main.add_command(governance_commands.survey)
 main.add_command(console_commands.console)
