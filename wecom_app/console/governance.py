@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, redirect, request
 from sqlalchemy import func, select
 
 from wecom_app.console import auth, queries, snapshots
+from wecom_app.console.governance_pages import conduct_context
 from wecom_app.console.roles import Viewer
 from wecom_app.directory import naming
 from wecom_app.errors import AppError, ConfigError
@@ -74,8 +75,9 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
                 abort(403)
             detail = group_queries.group_detail(session, chatid)
             audit = group_queries.audit_log(session, chatid=chatid, limit=50)
+            policing = conduct_context(session, viewer, group_id)
         return render("console/group.html", title=detail["name"], nav="groups", group=detail,
-                      audit=audit, plan=None, **_labels())  # fmt: skip
+                      audit=audit, plan=None, **_labels(), **policing)  # fmt: skip
 
     @bp.post("/groups/<chatid>/plan")
     def group_plan(chatid: str) -> Response:
@@ -99,8 +101,10 @@ def add_routes(bp: Blueprint, sla: SlaConfig, render: Any, page: Any, viewer_of:
         with svc.db.read() as session:
             detail = group_queries.group_detail(session, chatid)
             audit = group_queries.audit_log(session, chatid=chatid, limit=50)
+            policing = conduct_context(session, viewer, group_id)
         return render("console/group.html", title=detail["name"], nav="groups", group=detail,
-                      audit=audit, plan=result.plan.to_dict(), **_labels())  # fmt: skip
+                      audit=audit, plan=result.plan.to_dict(), **_labels(),
+                      **policing)  # fmt: skip
 
     # -- 人员 ------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
 from wecom_app import checks
-from wecom_app.console import audit, auth, governance, queries, snapshots
+from wecom_app.console import audit, auth, governance, governance_pages, queries, snapshots
 from wecom_app.console.roles import AdminRule, Viewer
 from wecom_app.models import ManagedGroup, Notice, NoticeStatus, ReceiptState
 from wecom_app.notices import acks, schedules, service
@@ -503,6 +503,7 @@ def blueprint(admins: AdminRule, sla: SlaConfig) -> Blueprint:
         return redirect("/console/schedules", 303)  # type: ignore[return-value]
 
     governance.add_routes(bp, sla, _render, _page, _viewer)
+    governance_pages.add_routes(bp, _render, _page, _viewer)
     audit.add_routes(bp, _render, _page, _viewer)
     return bp
 
