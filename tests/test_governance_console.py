@@ -107,7 +107,7 @@ def test_the_owner_records_a_breach_and_hr_withdraws_it(world: World) -> None:
     assert blocked.status_code == 403
     hr = signed_in(world, HR)
     page = hr.get("/console/groups/platform").get_data(as_text=True)
-    assert "贷款广告" in page and "撤销" in page and "归档本群" in page
+    assert "贷款广告" in page and "确认撤销" in page and "归档本群" in page
     ident = page.split("/console/violations/", 1)[1].split("/", 1)[0]
     token = csrf(hr, "/console/groups/platform")
     resp = hr.post(f"/console/violations/{ident}/withdraw", data={"csrf_token": token,

@@ -80,11 +80,13 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
             if not (viewer.admin or viewer.userid in (found.requester, found.approver)):
                 abort(403)
             item = governance.request_dict(session, found)
+            people = governance.request_members(session, found)
         return render(
             "console/request.html",
             title=f"申请{ident}",
             nav="requests",
             item=item,
+            people=people,
             may_decide=item["state"] == "pending"
             and (viewer.admin or viewer.userid == item["approver"]),
         )

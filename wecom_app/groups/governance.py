@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from wecom_app.errors import AppError
 from wecom_app.groups import conduct, requests
 from wecom_app.groups.conduct import ConductError
-from wecom_app.groups.mirror import group_by_chatid, userids_of
+from wecom_app.groups.mirror import group_by_chatid, org_view, userids_of
 from wecom_app.groups.policy import GroupPolicy
 from wecom_app.groups.requests import Asking, RequestError
+from wecom_app.groups.rules import GroupRules, RuleError, desired_members
 from wecom_app.models import (
     Employee,
     GroupMember,
@@ -139,6 +140,25 @@ def request_dict(session: Session, r: GroupRequest) -> dict[str, Any]:
         "decided_by_name": names.get(r.decided_by or "", r.decided_by),
         "decided_at": r.decided_at.isoformat() if r.decided_at else None,
         "reason": r.reason,
+    }
+
+
+def request_members(session: Session, r: GroupRequest, limit: int = 60) -> dict[str, Any]:
+    """Who a create request's group would hold now (names, up to `limit`), and its owners."""
+    if r.kind != "create":
+        return {"names": [], "total": 0, "owner": None, "backup_owner": None}
+    spec = r.spec
+    owners = [u for u in (spec.get("owner"), spec.get("backup_owner")) if u]
+    try:
+        found = desired_members(GroupRules.from_dict(spec.get("rules")), org_view(session), owners)
+    except RuleError:
+        found = {}
+    names = _names(session, [*sorted(found)[:limit], *owners])
+    return {
+        "names": [names.get(u, u) for u in sorted(found)[:limit]],
+        "total": len(found),
+        "owner": names.get(spec.get("owner") or "", spec.get("owner")),
+        "backup_owner": names.get(spec.get("backup_owner") or "", spec.get("backup_owner")),
     }
 
 

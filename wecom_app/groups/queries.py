@@ -33,6 +33,13 @@ def group_summary(session: Session, group: ManagedGroup, members: int, pending: 
         "last_reconciled_at": _iso(group.last_reconciled_at),
         "drift": group.drift,
         "quiet_hours": group.quiet_hours,
+        "purpose": group.purpose,
+        "approval": group.approval,
+        "requested_by": group.requested_by,
+        "approved_by": group.approved_by,
+        "approved_at": _iso(group.approved_at),
+        "archived_at": _iso(group.archived_at),
+        "archive_reason": group.archive_reason,
     }
 
 
