@@ -27,6 +27,11 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         "命名规范",
         "受管群",
         "离职清退",
+        "建群申请",
+        "群台账",
+        "未经审批入群",
+        "违规警告与清退",
+        "匿名问卷",
         "确认通知",
         "台账",
         "响应时效",
@@ -39,6 +44,10 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         "控制台",
     ):
         assert f"== {section}" in out, f"demo step missing: {section}"
+    assert "经 平台研发部-张瑶 审批建立" in out  # a group request approved by card
+    assert "总经办-陈佳悦：未经审批加入，已移出本群" in out
+    assert "警告：平台研发部-孙强杰 违反群规「广告」" in out and "前不得再入群，已移出本群" in out
+    assert "6/6 人已答" in out and "晚上十点后别再发通知了" in out
     assert "已回应：有疑问" in out  # the second button is a response
     assert "任务《今天下班前修复三楼打印机》罚款 100 元" in out  # a task's fine
     assert "已转交给 平台研发部-罗鑫磊" in out and "罗鑫磊 已解决" in out  # a hand-over, resolved

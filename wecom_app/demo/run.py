@@ -14,7 +14,7 @@ import click
 from wecom_app.demo import processes
 from wecom_app.demo.context import Demo
 
-STEPS = ["foundation", "directory", "groups", "notices", "sla", "checkins", "console"]
+STEPS = ["foundation", "directory", "groups", "governance", "notices", "sla", "checkins", "console"]
 
 
 @click.command()
