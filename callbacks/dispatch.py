@@ -39,9 +39,6 @@ class HandlerContext:
     inbox_id: int | None = None
     received_at: datetime | None = None
     fetched: Any = None
-    # set by a handler whose event must not stay tied to its sender (an anonymous answer):
-    # the inbox then keeps only that it was handled, not the callback's content or sender
-    redact: bool = False
 
     @property
     def cause(self) -> str | None:
@@ -55,10 +52,13 @@ Fetcher = Callable[[WeComApi, Any], Any]
 
 @dataclass(frozen=True)
 class Route:
-    """A handler and, if it needs WeCom's data, the fetcher that gets it first."""
+    """A handler and, if it needs WeCom's data, the fetcher that gets it first; an anonymous
+    route's events (survey answers, anonymous feedback) keep nothing of their sender or content
+    once handled, and their failures are recorded without the content."""
 
     handler: Handler
     fetch: Fetcher | None = None
+    anonymous: bool = False
 
 
 class DuplicateHandler(RuntimeError):
@@ -89,15 +89,17 @@ class HandlerTable:
             raise DuplicateHandler(f"{key} already handled by {getattr(taken, '__name__', taken)}")
         self._routes[key] = Route(handler, fetch)
 
-    def add_card(self, prefix: str, *, handler: Handler) -> None:
+    def add_card(self, prefix: str, *, handler: Handler, anonymous: bool = False) -> None:
         """Send clicks on cards whose task_id starts with `prefix` to `handler`."""
         if any(prefix.startswith(p) or p.startswith(prefix) for p in self._cards):
             raise DuplicateHandler(f"card prefix {prefix!r} overlaps another")
-        self._cards[prefix] = Route(handler)
+        self._cards[prefix] = Route(handler, anonymous=anonymous)
 
-    def add_text(self, matches: Callable[[str], bool], *, handler: Handler) -> None:
+    def add_text(
+        self, matches: Callable[[str], bool], *, handler: Handler, anonymous: bool = False
+    ) -> None:
         """Send texts whose content `matches` to `handler` (checked in the order added)."""
-        self._texts.append((matches, Route(handler)))
+        self._texts.append((matches, Route(handler, anonymous=anonymous)))
 
     def route_for(self, event: Event) -> Route | None:
         """The route of an event, or None for the fallback."""

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from callbacks.dispatch import HandlerContext, HandlerTable
-from callbacks.events import Event, parse_event
+from callbacks.events import Event, TextMessage, parse_event
 from callbacks.xmlparse import parse_xml
 from wecom_app.errors import AppError, CredentialFailing, WeComNetworkError
 from wecom_app.models import InboxEvent, InboxStatus
@@ -112,9 +112,11 @@ class InboxProcessor:
             except Exception as exc:  # the fetcher is part of the handler: count an attempt
                 return self._failed_attempt(item, exc)
             self._wecom_away_until = None
-        return self._handle(item, event, route.handler, fetched)
+        return self._handle(item, event, route.handler, fetched, route.anonymous)
 
-    def _handle(self, item: Claimed, event: Event, handler: Any, fetched: Any) -> str:
+    def _handle(
+        self, item: Claimed, event: Event, handler: Any, fetched: Any, anonymous: bool = False
+    ) -> str:
         """Run the handler in the event's own transaction and mark the event done.
 
         The lease is checked by the statement that marks the event done: a worker whose lease
@@ -131,7 +133,6 @@ class InboxProcessor:
                     fetched=fetched,
                 )
                 handler(ctx, event)
-                redacted = {"raw_xml": REDACTED, "from_user": "", "subject": None}
                 marked = session.execute(
                     update(InboxEvent)
                     .where(
@@ -146,7 +147,7 @@ class InboxProcessor:
                         lease_token=None,
                         available_at=None,
                         error=None,
-                        **(redacted if ctx.redact else {}),
+                        **(_redacted(event, item.id) if anonymous else {}),
                     )
                     .execution_options(synchronize_session=False)
                 )
@@ -157,19 +158,30 @@ class InboxProcessor:
             log.warning("inbox %s: lease lost; another worker handles it", item.id)
             return "lost"
         except Exception as exc:  # the dispatcher is one of the few places that catches broadly
-            return self._failed_attempt(item, exc)
+            return self._failed_attempt(item, exc, event if anonymous else None)
 
-    def _failed_attempt(self, item: Claimed, exc: Exception) -> str:
-        """Count a failed attempt; retry later with backoff, or give up after MAX_ATTEMPTS."""
-        log.exception("handler failed for inbox %s", item.id, exc_info=exc)
+    def _failed_attempt(self, item: Claimed, exc: Exception, anonymous: Event | None = None) -> str:
+        """Count a failed attempt; retry later with backoff, or give up after MAX_ATTEMPTS.
+
+        An anonymous event's failure is recorded by its type only (a database error's text can
+        carry the answer), and once it gives up, the row keeps nothing of the sender either."""
+        if anonymous is None:
+            log.exception("handler failed for inbox %s", item.id, exc_info=exc)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+        else:
+            log.warning("anonymous handler failed for inbox %s: %s", item.id, type(exc).__name__)
+            error = f"{type(exc).__name__}（匿名事件，不记录内容）"
         with self.db.begin() as session:
             row = self._locked(session, item)
             if row is None:
                 return "lost"
             row.attempts += 1
-            row.error = f"{type(exc).__name__}: {exc}"[:2000]
+            row.error = error
             if row.attempts >= MAX_ATTEMPTS:
                 self._close(row, InboxStatus.FAILED, row.error)
+                if anonymous is not None:
+                    for key, value in _redacted(anonymous, row.id).items():
+                        setattr(row, key, value)
                 return InboxStatus.FAILED
             row.lease_token = None
             row.available_at = self.clock.now() + timedelta(seconds=2**row.attempts)
@@ -211,6 +223,16 @@ class InboxProcessor:
         if row is None:
             log.warning("inbox %s: lease lost; another worker handles it", item.id)
         return row
+
+
+def _redacted(event: Event, inbox_id: int) -> dict[str, Any]:
+    """What an anonymous event's row keeps: that it was handled. A text's key (its MsgId, which
+    names nobody) stays so that WeCom's retries are still recognised; a card click's key names
+    the clicker, and a retry of one is harmless (one answer per person), so it goes too."""
+    keep: dict[str, Any] = {"raw_xml": REDACTED, "from_user": "", "subject": None}
+    if not isinstance(event, TextMessage):
+        keep.update(dedupe_key=f"redacted:{inbox_id}", create_time=0)
+    return keep
 
 
 class _LeaseLost(Exception):

@@ -378,3 +378,36 @@ def test_the_cli_asks_decides_records_and_exports(world: World, tmp_path: Path) 
     assert survey["recipients"] > 20
     assert "暂不显示结果" in cli(world, "survey", "results", str(survey["id"]))
     assert "暂无反馈" in cli(world, "survey", "feedback")
+
+
+def test_groups_declared_in_the_file_are_registered_as_such(world: World) -> None:
+    from wecom_app.groups.config import apply_config
+
+    example = Path(__file__).resolve().parent.parent / "config" / "groups.example.yaml"
+    done = apply_config(world.services, world.outbox, example)
+    world.settle()
+    with world.api as http:
+        rows = http.get("/api/v1/groups/register").json()["groups"]
+    assert len(rows) == len(done) and {r["approval_label"] for r in rows} == {
+        "配置文件声明（未经申请）"
+    }
+    apply_config(world.services, world.outbox, example)  # applying again keeps that
+    with world.api as http:
+        again = http.get("/api/v1/groups/register").json()["groups"]
+    assert [r["approval"] for r in again] == ["config"] * len(rows)
+
+
+def test_hr_s_report_file_has_a_sheet_for_group_violations(world: World) -> None:
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    make_group(world)
+    post(world, "/api/v1/groups/platform/violations",
+         {"userid": "luoxinlei", "rule": "刷屏", "note": "", "by": LEADER}, 201)  # fmt: skip
+    with world.api as http:
+        sheet = http.get("/api/v1/reports/overdue?from=2026-01-01&format=xlsx")
+    book = load_workbook(BytesIO(sheet.content), read_only=True)
+    rows = list(book["群内违规"].iter_rows(values_only=True))
+    assert rows[0][:5] == ("时间", "群", "成员", "部门", "违反群规")
+    assert rows[1][1:5] == ("平台研发部工作群", "平台研发部-罗鑫磊", "平台研发部", "刷屏")

@@ -112,7 +112,7 @@ def test_csv_and_xlsx_exports(db: Database, scenario: tuple[int, int]) -> None:
     }
     book = openpyxl.load_workbook(io.BytesIO(export.to_xlsx(data)))
     assert book.sheetnames == ["汇总", "按通知", "按部门", "按人员", "违规台账", "任务", "转交与推诿",
-                               "罚款按人员", "罚款按部门"]  # fmt: skip
+                               "群内违规", "罚款按人员", "罚款按部门"]  # fmt: skip
     ledger = list(book["违规台账"].iter_rows(values_only=True))
     assert ledger[0][0] == "姓名" and len(ledger) == 3
     carol = next(r for r in ledger if r[1] == "carol")

@@ -178,3 +178,21 @@ def test_feedback_is_kept_without_its_sender_and_acknowledged(world: World) -> N
         assert {f["day"] for f in listed} == {"2026-03-30"}
         csv = http.get("/api/v1/feedback?format=csv")
         assert "食堂中午排队太久" in csv.text
+
+
+def test_a_survey_closes_at_its_time(world: World) -> None:
+    survey = make_survey(world, closes_at="2026-03-30T12:00:00+08:00")
+    vote(world, "huangyao", [("q1", ["o1"])])
+    world.clock.advance(3 * 3600)
+    vote(world, "luoxinlei", [("q1", ["o1"])])
+    world.settle()
+    with world.sim.state.lock:
+        replaced = {u["userids"][0]: u["replace_name"] for u in world.sim.state.card_updates}
+    assert replaced == {"huangyao": "已匿名提交", "luoxinlei": "问卷已结束"}
+    assert results(world, survey["id"])["answered"] == 1
+    with world.api as http:
+        late = http.post("/api/v1/surveys", json={"title": "t", "by": "zhenglinwei",
+                         "closes_at": "2026-03-01T00:00:00+08:00",
+                         "questions": [{"title": "q", "options": ["a", "b"]}],
+                         "audience": {"departments": [4]}})  # fmt: skip
+    assert late.status_code == 409 and "须晚于现在" in late.json()["error"]

@@ -378,7 +378,7 @@ def survey_list(as_json: bool) -> None:
     from wecom_app.surveys import service
 
     with services_from_env() as services, services.db.read() as session:
-        rows = service.listing(session)
+        rows = service.listing(session, services.clock.now())
     if as_json:
         echo_json(rows)
         return
@@ -400,7 +400,7 @@ def survey_results(survey_id: int, as_json: bool) -> None:
     from wecom_app.surveys import service
 
     with services_from_env() as services, services.db.read() as session:
-        found = service.results(session, survey_id)
+        found = service.results(session, survey_id, services.clock.now())
     if as_json:
         echo_json(found)
         return

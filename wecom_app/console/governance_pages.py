@@ -52,6 +52,8 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
                     rules = {
                         "departments": _departments(form.get("departments", "")),
                         "users": _people(session, form.get("users", "")),
+                        "tags": _departments(form.get("tags", "")),
+                        "include_leaders": form.get("include_leaders") == "1",
                     }
                     owner = _person(session, form.get("owner", "").strip()) or viewer.userid
                     backup = _person(session, form.get("backup_owner", "").strip())
@@ -151,6 +153,12 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
         viewer: Viewer = viewer_of()
         _may_police(viewer, chatid)
         form = request.form
+        if not viewer.admin:  # an owner polices the members, not the owners or themselves
+            with services().db.read() as session:
+                protected = governance.owners(session, chatid) | {viewer.userid}
+            if form.get("userid", "") in protected:
+                why = "群主和备用群主（以及您本人）的违规由管理员或人事记录。"
+                return page("无法记录", why, 403, (f"/console/groups/{chatid}", "返回群"))
         rule = (form.get("rule_other") or form.get("rule") or "").strip()[:64]
         try:
             if form.get("action") == "remove":
@@ -247,7 +255,7 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
             abort(403)
         with services().db.read() as session:
             try:
-                found = surveys.results(session, ident)
+                found = surveys.results(session, ident, services().clock.now())
             except surveys.SurveyError:
                 abort(404)
         fmt = request.args.get("format", "")
@@ -324,7 +332,7 @@ def _requests_page(
 
 def _surveys_page(render: Any, form: Any, error: str | None, status: int = 200) -> Response:
     with services().db.read() as session:
-        listed = surveys.listing(session)
+        listed = surveys.listing(session, services().clock.now())
         feedback = surveys.feedback_list(session)[:200]
         groups = [
             (g.chatid, g.name)
@@ -344,6 +352,7 @@ def _surveys_page(render: Any, form: Any, error: str | None, status: int = 200) 
         groups=groups,
         form=form,
         error=error,
+        min_breakdown=GroupPolicy.from_settings(services().settings).min_breakdown,
     )
 
 
@@ -357,7 +366,7 @@ def _may_police(viewer: Viewer, chatid: str) -> None:
 
 
 def _departments(text: str) -> list[int | str]:
-    """Departments typed as ids or names, separated by commas or spaces."""
+    """Departments (or tags) typed as ids or names, separated by commas or spaces."""
     return [int(p) if p.isdigit() else p for p in SPLIT.split(text.strip()) if p]
 
 

@@ -173,6 +173,7 @@ def _compute(
         "penalty_total": report["penalty_total"],
         "violation_count": len(report["violations"]),
         "violations": report["violations"][:PAGE_ROWS],
+        "group_violations": report["group_violations"][:PAGE_ROWS],
         "fines_people": fines["people"][:PAGE_ROWS],
         "fines_departments": fines["departments"][:CHART_ROWS],
     }

@@ -35,7 +35,9 @@ def block_of(session: Session, group_id: int, userid: str, now: datetime) -> Gro
         GroupBlock.lifted_at.is_(None),
         or_(GroupBlock.until.is_(None), GroupBlock.until > now),
     )
-    return session.scalars(query.order_by(GroupBlock.id.desc()).limit(1)).first()
+    blocks = list(session.scalars(query))
+    # the block that lasts longest says when they may come back (no end: until lifted)
+    return max(blocks, key=lambda b: (b.until is None, b.until or b.since), default=None)
 
 
 def held_for_decision(session: Session, group_id: int) -> list[str]:
@@ -76,11 +78,10 @@ def desired_for(
     session: Session, group: ManagedGroup, org: OrgView, now: datetime | None = None
 ) -> dict[str, str]:
     """The group's desired members with reasons (owner and backup owner included), less anyone
-    blocked from rejoining it, plus anyone an outside join holds for the owner's decision."""
+    blocked from rejoining it (an outside join held for the owner's decision is kept by the
+    plan while it is pending, never added)."""
     owners = userids_of(session, [group.owner_id, group.backup_owner_id])
     desired = desired_members(GroupRules.from_dict(group.rules), org, [o for o in owners if o])
-    for userid in held_for_decision(session, group.id):
-        desired.setdefault(userid, "群外加入，待群主审批")
     for userid in blocked(session, group.id, now):
         desired.pop(userid, None)
     return desired

@@ -87,14 +87,14 @@ def record(
     name = person.display_name if person is not None else userid
     because = f"违反群规「{rule}」" + (f"（{violation.note}）" if violation.note else "")
     if action == WARNING:
-        days = int(policy.window.total_seconds() // 86400)
-        text = f"警告：{name} {because}，第 {count} 次。{days} 天内再次违反将被移出本群。"
+        nxt = "将被移出本群" if conduct.step(count + 1) == REMOVAL else "将再次警告"
+        text = f"警告：{name} {because}，第 {count} 次。{_span(policy.window)}内再次违反{nxt}。"
         post(session, group, text, f"conduct:warn:{violation.id}", now, cal)
         tell(
             session,
             userid,
             f"您在群「{group.name}」{because}，已被警告（第 {count} 次）。"
-            f"{days} 天内再次违反将被移出该群。",
+            f"{_span(policy.window)}内再次违反{nxt.replace('本群', '该群')}。",
             f"conduct:warn-told:{violation.id}",
             now,
         )
@@ -156,12 +156,17 @@ def withdraw(
             GroupBlock.violation_id == violation.id, GroupBlock.lifted_at.is_(None)
         )
     ).all()
+    group = session.get(ManagedGroup, violation.group_id) if lifted else None
     for block in lifted:
         block.lifted_at = now
-    if lifted:  # the rules may want them back now
-        group = session.get(ManagedGroup, violation.group_id)
-        if group is not None:
-            group.reconcile_due_at = group.reconcile_due_at or now
+        if block.approved is not None and group is not None:  # their approval stands again
+            rules = dict(group.rules or {})
+            rules["users"] = [*(u for u in rules.get("users") or () if u != block.userid),
+                              block.userid]  # fmt: skip
+            rules["approved"] = {**(rules.get("approved") or {}), block.userid: block.approved}
+            group.rules = rules
+    if group is not None:  # the rules may want them back now
+        group.reconcile_due_at = group.reconcile_due_at or now
     return violation
 
 
@@ -262,6 +267,13 @@ def _remove(
     by: str,
     now: datetime,
 ) -> None:
+    rules = dict(group.rules or {})
+    approved = dict(rules.get("approved") or {})
+    was = approved.pop(userid, None)
+    if was is not None:  # a member by approval must ask again, unless the entry is withdrawn
+        rules["users"] = [u for u in rules.get("users") or () if u != userid]
+        rules["approved"] = approved
+        group.rules = rules
     session.add(
         GroupBlock(
             group_id=group.id,
@@ -270,13 +282,9 @@ def _remove(
             since=now,
             until=until,
             violation_id=violation_id,
+            approved=was,
         )
     )
-    rules = dict(group.rules or {})
-    if userid in (rules.get("users") or ()):  # an approved member must ask again afterwards
-        rules["users"] = [u for u in rules["users"] if u != userid]
-        rules.get("approved", {}).pop(userid, None)
-        group.rules = rules
     departures.remove_one(
         session,
         group,
@@ -299,6 +307,12 @@ def _member(session: Session, group: ManagedGroup, userid: str) -> Employee | No
     if inside is None:
         raise ConductError(f"{userid} 不在群「{group.name}」中")
     return session.scalars(select(Employee).where(Employee.userid == userid)).first()
+
+
+def _span(window: Any) -> str:
+    """A window as people say it: 90 天, 12 小时."""
+    hours = int(window.total_seconds() // 3600)
+    return f"{hours // 24} 天" if hours >= 24 and hours % 24 == 0 else f"{max(hours, 1)} 小时"
 
 
 def _until(at: datetime) -> str:

@@ -40,7 +40,7 @@ def flag_affected(session: Any, clock: Clock, event: EmployeeChanged) -> None:
     now = clock.now()
     for group in groups:
         try:
-            wanted = event.userid in desired_for(session, group, org)
+            wanted = event.userid in desired_for(session, group, org, now)
         except RuleError:  # a rule that no longer resolves: the daily check reports it
             continue
         if wanted != (group.id in inside):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from wecom_app.clock import BEIJING
 from wecom_app.errors import AppError
 from wecom_app.groups import conduct, requests
 from wecom_app.groups.conduct import ConductError
@@ -177,8 +178,9 @@ def register(session: Session, *, archived: bool = True) -> list[dict[str, Any]]
         if g.status == "archived" and not archived:
             continue
         owner, backup = userids_of(session, [g.owner_id, g.backup_owner_id])
-        names = _names(session, [owner, backup, g.requested_by, g.approved_by])
         rules = g.rules or {}
+        named = [*(rules.get("users") or ()), *(rules.get("exclude") or ())]
+        names = _names(session, [owner, backup, g.requested_by, g.approved_by, *named])
         rows.append(
             {
                 "chatid": g.chatid,
@@ -192,7 +194,7 @@ def register(session: Session, *, archived: bool = True) -> list[dict[str, Any]]
                 "approved_at": g.approved_at.isoformat() if g.approved_at else None,
                 "approval": g.approval,
                 "approval_label": APPROVALS.get(g.approval, g.approval),
-                "rules": rules_text(rules),
+                "rules": rules_text(rules, names),
                 "members": counts.get(g.id, 0),
                 "status": g.status,
                 "status_label": GROUP_STATES.get(g.status, g.status),
@@ -224,8 +226,9 @@ REGISTER_COLUMNS = [
 ]
 
 
-def rules_text(rules: dict[str, Any]) -> str:
-    """A group's rules in one line people read."""
+def rules_text(rules: dict[str, Any], names: dict[str, str] | None = None) -> str:
+    """A group's rules in one line people read (people by their 部门+姓名 when known)."""
+    names = names or {}
     parts = []
     for d in rules.get("departments") or ():
         ref = d.get("id") if isinstance(d, dict) else d
@@ -235,11 +238,11 @@ def rules_text(rules: dict[str, Any]) -> str:
     approved = rules.get("approved") or {}
     plain = [u for u in rules.get("users") or () if u not in approved]
     if plain:
-        parts.append("成员 " + "、".join(plain))
+        parts.append("成员 " + "、".join(names.get(u, u) for u in plain))
     if approved:
-        parts.append("经审批加入 " + "、".join(approved))
+        parts.append("经审批加入 " + "、".join(names.get(u, u) for u in approved))
     if rules.get("exclude"):
-        parts.append("排除 " + "、".join(rules["exclude"]))
+        parts.append("排除 " + "、".join(names.get(u, u) for u in rules["exclude"]))
     if rules.get("include_leaders"):
         parts.append("含部门负责人")
     return "；".join(parts) or "—"
@@ -254,7 +257,8 @@ def archive(services: Services, chatid: str, by: str, reason: str) -> dict[str, 
     with services.db.begin() as session:
         group = group_by_chatid(session, chatid, lock=True)
         if group.status == "archived":
-            raise GovernanceError(f"群「{group.name}」已于 {group.archived_at:%Y-%m-%d} 归档")
+            when = group.archived_at.astimezone(BEIJING) if group.archived_at else None
+            raise GovernanceError(f"群「{group.name}」已于 {when:%Y-%m-%d} 归档")
         group.status, group.archived_at, group.archived_by = "archived", now, by
         group.archive_reason, group.reconcile_due_at = reason, None
         conduct.post(
@@ -273,6 +277,13 @@ def archive(services: Services, chatid: str, by: str, reason: str) -> dict[str, 
 
 
 # -- conduct --------------------------------------------------------------------------------
+
+
+def owners(session: Session, chatid: str) -> set[str]:
+    """A group's owner and backup owner (configured) and the owner WeCom reports."""
+    group = group_by_chatid(session, chatid)
+    found = userids_of(session, [group.owner_id, group.backup_owner_id])
+    return {u for u in [*found, group.actual_owner] if u}
 
 
 def record_violation(

@@ -7,6 +7,7 @@ never queue the same change twice.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,8 @@ from wecom_app.models import Employee, EmployeeHistory, EmployeeStatus, GroupMem
 from wecom_app.models.groups import AuditOutcome
 from wecom_app.services import Services
 from wecom_app.wecom.types import AppChat
+
+log = logging.getLogger(__name__)
 
 MAX_TRIES = 3
 
@@ -52,6 +55,10 @@ def plan_group(
     pending = pending_changes(session, group.id)
     leaving = {r.userid for r in pending if r.action == "remove" and r.userid}
     desired = desired_for(session, group, org, now)
+    for userid in blocks.held_for_decision(session, group.id):  # kept while the owner decides
+        person = org.people.get(userid)
+        if userid in chat.userlist and person is not None and person.active:
+            desired.setdefault(userid, "群外加入，待群主审批")
     barred = blocks.blocked(session, group.id, now)
     strangers = [u for u in chat.userlist if u not in desired]
     uninvited = blocks.joined_outside(session, group.id, strangers)
@@ -226,12 +233,19 @@ def _holder(services: Services) -> Any:
         return None
     from wecom_app.groups import requests
 
+    asking = requests.Asking(policy, services.settings.public_url)
+
     def hold(session: Session, group: ManagedGroup, joined: list[str], org: OrgView,
              now: datetime) -> None:  # fmt: skip
         desired = desired_for(session, group, org, now)
         barred = blocks.blocked(session, group.id, now)
         for userid in joined:
-            if userid not in desired and userid not in barred and userid in org.people:
-                requests.hold_outside_join(session, group, userid, now, policy)
+            person = org.people.get(userid)
+            if userid in desired or userid in barred or person is None or not person.active:
+                continue
+            try:  # the approver is found before anything is written
+                requests.hold_outside_join(session, group, userid, now, asking)
+            except requests.RequestError as exc:  # nobody to ask: removed, as without hold
+                log.warning("outside join of %s to %s not held: %s", userid, group.chatid, exc)
 
     return hold

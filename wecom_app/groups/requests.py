@@ -145,8 +145,10 @@ def ask_join(
         raise RequestError(f"群「{group.name}」{state}，不能申请加入")
     block = blocks.block_of(session, group.id, requester, now)
     if block is not None:
-        until = f"{block.until.astimezone(BEIJING):%Y-%m-%d %H:%M} 前" if block.until else ""
-        raise RequestError(f"您因「{block.reason}」{until}不能再加入群「{group.name}」。")
+        until = f"{block.until.astimezone(BEIJING):%Y-%m-%d %H:%M} 前" if block.until else "目前"
+        raise RequestError(
+            f"您已被移出群「{group.name}」，{until}不能再申请加入。原因：{block.reason}"
+        )
     inside = session.scalar(
         select(GroupMember.userid).where(
             GroupMember.group_id == group.id, GroupMember.userid == requester
@@ -193,7 +195,7 @@ def ask_join(
 
 
 def hold_outside_join(
-    session: Session, group: ManagedGroup, userid: str, now: datetime, policy: GroupPolicy
+    session: Session, group: ManagedGroup, userid: str, now: datetime, asking: Asking
 ) -> GroupRequest | None:
     """Someone was added outside the app: ask the owner whether to adopt them (policy `hold`)."""
     if _pending_join(session, group.id, userid) is not None:
@@ -201,8 +203,7 @@ def hold_outside_join(
     person = session.scalars(select(Employee).where(Employee.userid == userid)).first()
     if person is None:
         return None
-    approver = group_approver(session, group, person, policy)
-    asking = Asking(policy)
+    approver = group_approver(session, group, person, asking.policy)
     request = file_request(
         session,
         "join",
@@ -234,6 +235,8 @@ def approver_for(session: Session, person: Employee, kind: str, policy: GroupPol
     """Who approves a new group: the policy's approver for its kind, else the requester's
     department leader, walking up the tree (a leader asking goes to the leader above)."""
     for userid in policy.approvers.get(kind, ()):
+        if userid == person.userid:  # nobody approves their own request
+            continue
         found = _employee(session, userid)
         if found is not None and found.status == EmployeeStatus.ACTIVE:
             return found.userid
@@ -295,12 +298,11 @@ def decide(
         raise RequestError(
             f"请写明驳回理由，例如回复“申请{request.id} 驳回 人数过多，请并入部门群”。"
         )
-    request.reason = reason or None
     if approve:
         reply = _approved(session, request, decider, now, asking)  # raises before any change
-        request.state = RequestState.APPROVED
+        request.state, request.reason = RequestState.APPROVED, reason or None
     else:
-        request.state = RequestState.REJECTED
+        request.state, request.reason = RequestState.REJECTED, reason
         reply = _rejected(session, request, now)
     request.decided_by, request.decided_at = decider, now
     return reply

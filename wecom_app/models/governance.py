@@ -90,6 +90,8 @@ class GroupBlock(Base):
     until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     violation_id: Mapped[int | None] = mapped_column(BigId)
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # they were a member by approval (入群申请); lifting the block makes them one again
+    approved: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Survey(Base):
@@ -125,6 +127,7 @@ class SurveyBallot(Base):
     )
     userid: Mapped[str] = mapped_column(String(64), primary_key=True)
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    bucket: Mapped[int] = mapped_column(BigId, default=0)  # their department bucket (tallies)
 
 
 class SurveyTally(Base):

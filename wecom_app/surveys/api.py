@@ -43,7 +43,7 @@ def blueprint(policy: GroupPolicy) -> Blueprint:
     @bp.get("/surveys")
     def listing() -> Any:
         with transaction() as session:
-            return jsonify(surveys=service.listing(session))
+            return jsonify(surveys=service.listing(session, services().clock.now()))
 
     @bp.get("/surveys/<int:ident>")
     def results(ident: int) -> Any:
@@ -52,7 +52,7 @@ def blueprint(policy: GroupPolicy) -> Blueprint:
         fmt = _format()
         try:
             with transaction() as session:
-                found = service.results(session, ident)
+                found = service.results(session, ident, services().clock.now())
         except service.SurveyError as exc:
             raise ApiError(str(exc), 404) from None
         if fmt in ("csv", "xlsx"):

@@ -23,7 +23,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from callbacks.dispatch import HandlerContext
@@ -39,15 +39,18 @@ from wecom_app.models import (
     Feedback,
     GroupMember,
     ManagedGroup,
+    OutboxMessage,
     Survey,
     SurveyBallot,
     SurveyTally,
 )
 from wecom_app.notices import pacing
-from wecom_app.outbox import enqueue
+from wecom_app.outbox import Outcome, enqueue
 
 log = logging.getLogger(__name__)
 
+ANONYMOUS_REPLY = "anonymous_reply"  # message_send whose row forgets its recipient when done
+ANONYMOUS_CARD_UPDATE = "anonymous_card_update"  # the same for update_template_card
 CARD_PREFIX = "srv"  # task_id: srv<hex>-<batch>
 SUBMIT_KEY = "srv_submit"
 BATCH = 1000  # message/send takes up to 1000 userids
@@ -121,7 +124,7 @@ def create(
     userids = _audience(session, audience)
     if not userids:
         raise SurveyError("问卷对象中没有在职员工")
-    closes_at = data.get("closes_at")
+    closes_at = _closes_at(data.get("closes_at"), now)
     survey = Survey(
         title=title[:128],
         description=str(data.get("description") or "")[:500],
@@ -133,12 +136,26 @@ def create(
         status="open",
         recipients=len(userids),
         min_breakdown=policy.min_breakdown,
-        closes_at=closes_at if isinstance(closes_at, datetime) else None,
+        closes_at=closes_at,
         departments=_subtree_counts(session, userids),
     )
     session.add(survey)
     session.flush()
-    session.add_all(SurveyBallot(survey_id=survey.id, userid=u) for u in userids)
+    counts = {int(k): v for k, v in survey.departments.items()}
+    buckets = _buckets(session, userids, counts, _min_breakdown(survey))
+    pacing.insert_rows(session, SurveyBallot, [
+        {"survey_id": survey.id, "userid": u, "answered": False, "bucket": buckets[u]}
+        for u in userids
+    ])  # fmt: skip
+    keys = [(RESPONDENTS, RESPONDENTS)] + [
+        (q["key"], o["id"]) for q in questions for o in q["options"]
+    ]
+    # every tally exists from the start: answering only adds, and no row's creation tells
+    # which option someone chose first
+    pacing.insert_rows(session, SurveyTally, [
+        {"survey_id": survey.id, "question": q, "option": o, "bucket": b, "count": 0}
+        for b in sorted(set(buckets.values())) for q, o in keys
+    ])  # fmt: skip
     history = pacing.history(session, userids, now)
     batch = 0
     for at, people in pacing.plan(userids, history, now).items():
@@ -157,6 +174,23 @@ def create(
                 not_before=at if at > now else None,
             )
     return survey
+
+
+def _closes_at(value: Any, now: datetime) -> datetime | None:
+    """When answers stop: an ISO 8601 time with its offset, in the future (None: when closed)."""
+    if value in (None, ""):
+        return None
+    try:
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise SurveyError(
+            f"closes_at 须为带时区的时间，如 2026-04-10T18:00:00+08:00：{value}"
+        ) from None
+    if at.tzinfo is None:
+        raise SurveyError("closes_at 须带时区，如 +08:00")
+    if at <= now:
+        raise SurveyError("closes_at 须晚于现在")
+    return at
 
 
 def card(survey: Survey, task: str) -> dict[str, Any]:
@@ -203,19 +237,18 @@ def close(session: Session, survey_id: int) -> Survey:
 
 
 def on_card(ctx: HandlerContext, event: TemplateCardEvent) -> None:
-    """A submitted survey card: count the choices in the answerer's bucket, mark that they
-    answered, and keep nothing else of the click (the inbox row is emptied)."""
-    ctx.redact = True
+    """A submitted survey card: count the choices in the answerer's bucket and mark that they
+    answered (the route is anonymous: the inbox keeps nothing else of the click)."""
     session, now = ctx.session, ctx.clock.now()
     prefix = event.task_id.rsplit("-", 1)[0]
     survey = session.scalars(select(Survey).where(Survey.task_prefix == prefix)).first()
     if survey is None:
         return
-    replace = _answer(session, survey, event, now)
+    replace = _answer(session, survey, event, ctx.received_at or now)
     if replace and event.response_code:
         enqueue(
             session,
-            "update_template_card",
+            ANONYMOUS_CARD_UPDATE,
             {
                 "userids": [event.from_user],
                 "response_code": event.response_code,
@@ -223,25 +256,24 @@ def on_card(ctx: HandlerContext, event: TemplateCardEvent) -> None:
             },
             f"survey-card:{event.response_code}",
             now=now,
-            ref=("survey", str(survey.id)),
         )
 
 
-def _answer(session: Session, survey: Survey, event: TemplateCardEvent, now: datetime) -> str:
-    if survey.status != "open" or (survey.closes_at is not None and survey.closes_at <= now):
+def _answer(session: Session, survey: Survey, event: TemplateCardEvent, at: datetime) -> str:
+    """Count one submission, as of when it reached the app; return the card's new button."""
+    if survey.status != "open" or (survey.closes_at is not None and survey.closes_at <= at):
         return "问卷已结束"
     valid = {q["key"]: {o["id"] for o in q["options"]} for q in survey.questions}
     multiple = {q["key"]: q["multiple"] for q in survey.questions}
-    chosen: dict[str, list[str]] = {}
+    chosen: set[tuple[str, str]] = set()
     for item in event.selected_items:
         options = [o for o in item.option_ids if o in valid.get(item.question_key, ())]
         if not multiple.get(item.question_key, False):
             options = options[:1]
-        if options:
-            chosen[item.question_key] = sorted(set(options))
+        chosen.update((item.question_key, o) for o in options)
     if not chosen:
         return ""  # nothing chosen: the card stays as it is, they may submit again
-    marked = session.execute(
+    bucket = session.scalar(
         update(SurveyBallot)
         .where(
             SurveyBallot.survey_id == survey.id,
@@ -249,71 +281,48 @@ def _answer(session: Session, survey: Survey, event: TemplateCardEvent, now: dat
             SurveyBallot.answered.is_(False),
         )
         .values(answered=True)
+        .returning(SurveyBallot.bucket)
         .execution_options(synchronize_session=False)
     )
-    if marked.rowcount != 1:  # type: ignore[attr-defined]
+    if bucket is None:
         return "您已提交过"
-    bucket = _bucket(session, survey, event.from_user)
-    _count(session, survey.id, RESPONDENTS, RESPONDENTS, bucket)
-    for question, options in chosen.items():
-        for option in options:
-            _count(session, survey.id, question, option, bucket)
+    # Every tally row of the bucket is rewritten, the chosen ones plus one: no row's version
+    # (PostgreSQL's xmin) tells which options this transaction chose.
+    hit = or_(
+        and_(SurveyTally.question == RESPONDENTS, SurveyTally.option == RESPONDENTS),
+        *(and_(SurveyTally.question == q, SurveyTally.option == o) for q, o in sorted(chosen)),
+    )
+    session.execute(
+        update(SurveyTally)
+        .where(SurveyTally.survey_id == survey.id, SurveyTally.bucket == bucket)
+        .values(count=SurveyTally.count + case((hit, 1), else_=0))
+        .execution_options(synchronize_session=False)
+    )
     return "已匿名提交"
 
 
-def _count(session: Session, survey_id: int, question: str, option: str, bucket: int) -> None:
-    """Add one to a tally, creating it on first use (the unique key settles races)."""
-    bumped = session.execute(
-        update(SurveyTally)
-        .where(
-            SurveyTally.survey_id == survey_id,
-            SurveyTally.question == question,
-            SurveyTally.option == option,
-            SurveyTally.bucket == bucket,
-        )
-        .values(count=SurveyTally.count + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if bumped.rowcount == 0:  # type: ignore[attr-defined]
-        pacing.insert_rows(
-            session,
-            SurveyTally,
-            [
-                {
-                    "survey_id": survey_id,
-                    "question": question,
-                    "option": option,
-                    "bucket": bucket,
-                    "count": 0,
-                }
-            ],
-        )
-        session.execute(
-            update(SurveyTally)
-            .where(
-                SurveyTally.survey_id == survey_id,
-                SurveyTally.question == question,
-                SurveyTally.option == option,
-                SurveyTally.bucket == bucket,
-            )
-            .values(count=SurveyTally.count + 1)
-            .execution_options(synchronize_session=False)
-        )
-
-
-def _bucket(session: Session, survey: Survey, userid: str) -> int:
-    """The answerer's department, or the nearest one above with enough people asked."""
-    main = session.scalar(select(Employee.main_department).where(Employee.userid == userid))
-    counts = {int(k): int(v) for k, v in (survey.departments or {}).items()}
+def _buckets(
+    session: Session, userids: list[str], counts: dict[int, int], minimum: int
+) -> dict[str, int]:
+    """Each recipient's bucket: their main department, or the nearest one above it with at
+    least `minimum` people asked (0, the company, when none has)."""
     parents = dict(session.execute(select(Department.id, Department.parent_id)).all())
-    seen: set[int] = set()
-    dept = main
-    while dept is not None and dept not in seen:
-        seen.add(dept)
-        if counts.get(dept, 0) >= _min_breakdown(survey):
-            return dept
-        dept = parents.get(dept)
-    return COMPANY
+    mains = dict(session.execute(select(Employee.userid, Employee.main_department)).all())
+    found = {}
+    for userid in userids:
+        dept, seen, bucket = mains.get(userid), set(), COMPANY
+        while dept is not None and dept not in seen:
+            seen.add(dept)
+            if counts.get(dept, 0) >= minimum:
+                bucket = dept
+                break
+            dept = parents.get(dept)
+        found[userid] = bucket
+    return found
+
+
+def _past(survey: Survey, now: datetime | None) -> bool:
+    return survey.closes_at is not None and now is not None and survey.closes_at <= now
 
 
 def _min_breakdown(survey: Survey) -> int:
@@ -323,7 +332,7 @@ def _min_breakdown(survey: Survey) -> int:
 # -- results --------------------------------------------------------------------------------
 
 
-def results(session: Session, survey_id: int) -> dict[str, Any]:
+def results(session: Session, survey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Totals and the department breakdown, each withheld below the minimum of people."""
     survey = session.get(Survey, survey_id)
     if survey is None:
@@ -355,7 +364,8 @@ def results(session: Session, survey_id: int) -> dict[str, Any]:
     for counts in tallies.values():
         for k, v in counts.items():
             totals[k] += v
-    breakdown, withheld = [], 0
+    breakdown: list[dict[str, Any]] = []
+    withheld = 0
     for bucket, counts in sorted(tallies.items()):
         if bucket == COMPANY:
             withheld += respondents.get(bucket, 0)
@@ -371,10 +381,17 @@ def results(session: Session, survey_id: int) -> dict[str, Any]:
                 "questions": table(counts),
             }
         )
+    # Totals minus the departments shown give the rest's answers: the rest must be at least
+    # `minimum` people too, so the smallest departments shown join it until it is.
+    breakdown.sort(key=lambda b: (b["respondents"], b["department_id"]))
+    while breakdown and 0 < withheld < minimum:
+        withheld += breakdown.pop(0)["respondents"]
+    breakdown.sort(key=lambda b: b["department_id"])
     return {
         "id": survey.id,
         "title": survey.title,
-        "status": survey.status,
+        "status": "closed" if _past(survey, now) else survey.status,
+        "closes_at": survey.closes_at.isoformat() if survey.closes_at else None,
         "created_at": survey.created_at.isoformat(),
         "created_by": survey.created_by,
         "recipients": survey.recipients,
@@ -387,7 +404,7 @@ def results(session: Session, survey_id: int) -> dict[str, Any]:
     }
 
 
-def listing(session: Session) -> list[dict[str, Any]]:
+def listing(session: Session, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every survey, newest first, with how many answered."""
     counts: dict[int, int] = defaultdict(int)
     for survey_id in session.scalars(
@@ -398,7 +415,7 @@ def listing(session: Session) -> list[dict[str, Any]]:
         {
             "id": s.id,
             "title": s.title,
-            "status": s.status,
+            "status": "closed" if _past(s, now) else s.status,
             "created_at": s.created_at.isoformat(),
             "recipients": s.recipients,
             "answered": counts.get(s.id, 0),
@@ -420,8 +437,9 @@ def feedback_text(text: str, keywords: tuple[str, ...]) -> str | None:
 
 
 def on_feedback(ctx: HandlerContext, event: TextMessage, *, policy: GroupPolicy) -> None:
-    """Keep the feedback without its sender; tell the sender it arrived."""
-    ctx.redact = True
+    """Keep the feedback without its sender; tell the sender it arrived (the route is
+    anonymous: the inbox keeps nothing of the text, and the reply's row forgets whom it went
+    to once sent; no per-member pacing row is written for it)."""
     session, now = ctx.session, ctx.clock.now()
     body = feedback_text(event.content, policy.feedback_keywords) or ""
     if not body:
@@ -433,13 +451,17 @@ def on_feedback(ctx: HandlerContext, event: TextMessage, *, policy: GroupPolicy)
         reply = "已匿名收到您的反馈：系统不记录发送人，人事行政部只能看到内容和日期。谢谢！"
     enqueue(
         session,
-        "message_send",
+        ANONYMOUS_REPLY,
         {"msg": {"msgtype": "text", "text": {"content": reply}}, "touser": [event.from_user]},
         f"feedback-reply:{event.dedupe_key}",
         now=now,
-        ref=("feedback", ""),
-        not_before=pacing.slot_for(session, event.from_user, now, "reply"),
     )
+
+
+def forget_recipient(session: Session, msg: OutboxMessage, outcome: Outcome) -> None:
+    """Once an anonymous reply or card update is done with, its row keeps no recipient."""
+    msg.payload = {"forgotten": True}
+    msg.result = None
 
 
 def feedback_list(session: Session, since: str | None = None) -> list[dict[str, Any]]:

@@ -66,6 +66,7 @@ def upgrade() -> None:
         ),
         sa.Column("userid", sa.String(length=64), nullable=False),
         sa.Column("answered", sa.Boolean(), nullable=False),
+        sa.Column("bucket", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.ForeignKeyConstraint(
             ["survey_id"],
             ["surveys.id"],
@@ -115,6 +116,7 @@ def upgrade() -> None:
             "violation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.Column("lifted_at", wecom_app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("approved", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["group_id"],
             ["managed_groups.id"],
