@@ -273,7 +273,10 @@ def test_a_warning_then_a_removal_with_the_reason_and_a_rejoin_blocked(world: Wo
     assert offender not in world.chat("platform")["userlist"]
     assert world.sim.events.deliver_text(offender, "入群 平台研发部工作群 我会注意").ok
     world.settle()
-    assert "不能再加入群「平台研发部工作群」" in world.texts_to(offender)[-1]
+    assert world.texts_to(offender)[-1] == (
+        "您已被移出群「平台研发部工作群」，2026-02-11 10:00 前不能再申请加入。"
+        "原因：第 2 次违反群规「广告」（再次发布广告）"
+    )
 
     # the ledger and HR's report carry both; withdrawing the second lifts the block
     with world.api as http:
@@ -411,3 +414,52 @@ def test_hr_s_report_file_has_a_sheet_for_group_violations(world: World) -> None
     rows = list(book["群内违规"].iter_rows(values_only=True))
     assert rows[0][:5] == ("时间", "群", "成员", "部门", "违反群规")
     assert rows[1][1:5] == ("平台研发部工作群", "平台研发部-罗鑫磊", "平台研发部", "刷屏")
+
+
+def test_withdrawing_a_removal_brings_an_approved_member_back(world: World) -> None:
+    make_group(world)
+    outsider = "liuxuanmin"
+    assert world.sim.events.deliver_text(outsider, "入群 platform 周会纪要").ok
+    world.settle()
+    card = cards_to(world, LEADER)[-1]
+    assert world.sim.events.deliver_card_click(LEADER, card["task_id"], requests.APPROVE_KEY).ok
+    follow(world)
+    assert outsider in world.chat("platform")["userlist"]
+    removed = post(world, "/api/v1/groups/platform/remove",
+                   {"userid": outsider, "reason": "泄露会议内容", "by": HR}, 201)["violation"]  # fmt: skip
+    follow(world)
+    assert outsider not in world.chat("platform")["userlist"]
+    post(world, f"/api/v1/groups/violations/{removed['id']}/withdraw", {"by": HR, "note": "误会"})
+    follow(world)
+    assert outsider in world.chat("platform")["userlist"]
+    with world.db.begin() as session:
+        group = session.scalars(select(ManagedGroup).where(ManagedGroup.chatid == "platform")).one()
+        assert group.rules["approved"][outsider]["by"] == LEADER
+
+
+def test_a_named_approver_never_approves_their_own_request(
+    database_url: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "requests:\n  approvers:\n    项目群: [huangyao, zhaoming]\n", encoding="utf-8"
+    )
+    with make_world(database_url, clock=FakeClock(at(5, 9, 30)), mirror=True,
+                    group_policy_file=str(policy)) as world:  # fmt: skip
+        assert ask_for_group(world)["approver"] == "zhaoming"  # huangyao asks: the next one
+
+
+def test_a_held_newcomer_who_leaves_is_not_added_back(database_url: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("member_check:\n  outside_joins: hold\n", encoding="utf-8")
+    with make_world(database_url, clock=FakeClock(at(5, 9, 30)), mirror=True,
+                    group_policy_file=str(policy)) as world:  # fmt: skip
+        make_group(world)
+        world.sim_post("/_sim/appchats/platform/invite", {"by": LEADER, "userids": ["guolimin"]})
+        check_all(world.services)
+        world.settle()
+        with world.sim.state.lock:  # they leave in the client while the owner has not decided
+            world.sim.state.chats["platform"]["userlist"].remove("guolimin")
+        check_all(world.services)
+        follow(world)
+        assert "guolimin" not in world.chat("platform")["userlist"]

@@ -147,3 +147,18 @@ def test_hr_sends_a_survey_and_reads_feedback(world: World) -> None:
     assert "会议太多" in listing and "满意度" in listing
     assert "会议太多" in hr.get("/console/feedback?format=csv").get_data(as_text=True)
     assert signed_in(world, LEADER).get("/console/surveys").status_code == 403
+
+
+def test_an_owner_cannot_police_the_owners_or_themselves(world: World) -> None:
+    spec = GroupSpec(name="平台研发部工作群", owner=LEADER, backup_owner="luoxinlei",
+                     chatid="platform", rules=GroupRules.from_dict({"departments": [4]}))  # fmt: skip
+    service.create_now(world.services, world.outbox, spec, actor="test")
+    world.settle()
+    backup = signed_in(world, "luoxinlei")
+    token = csrf(backup, "/console/groups/platform")
+    for target in (LEADER, "luoxinlei"):
+        resp = backup.post("/console/groups/platform/violations", data={"csrf_token": token,
+                           "userid": target, "rule": "广告", "action": "remove",
+                           "note": "x"})  # fmt: skip
+        assert resp.status_code == 403 and "由管理员或人事记录" in resp.get_data(as_text=True)
+    assert LEADER in world.chat("platform")["userlist"]

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, select, text
 from callbacks.processing import REDACTED
 from tests.world import World, make_world
 from wecom_app.clock import BEIJING, FakeClock
-from wecom_app.models import Feedback, InboxEvent, SurveyBallot, SurveyTally
+from wecom_app.models import Feedback, InboxEvent, MemberSend, SurveyBallot, SurveyTally
 from wecom_app.surveys.service import SUBMIT_KEY
 
 PLATFORM = ["zhangyao", "luoxinlei", "sunqiangjie", "huangyao", "zhunan", "liangbobo"]  # dept 4
@@ -98,18 +98,22 @@ def test_answers_are_counted_once_kept_without_identity_and_small_groups_withhel
     assert found["answered"] == 9 and found["recipients"] > 30
     counts = {o["text"]: o["count"] for o in found["totals"][0]["options"]}
     assert counts == {"满意": 3, "一般": 2, "不满意": 4}
-    assert [b["department"] for b in found["breakdown"]] == ["平台研发部"]
-    assert found["breakdown"][0]["respondents"] == 7
-    assert found["withheld_respondents"] == 2
+    # 移动研发部's two answers are withheld; showing 平台研发部 would give them away (totals
+    # minus 平台研发部), so it is pooled with them
+    assert found["breakdown"] == [] and found["withheld_respondents"] == 9
     with world.sim.state.lock:
         replaced = {u["userids"][0]: u["replace_name"] for u in world.sim.state.card_updates}
     assert replaced["luoxinlei"] == "您已提交过" and replaced["tanglintao"] == "已匿名提交"
 
     with world.db.begin() as session:
         # the only rows naming people say that they answered, not what
-        assert {c.key for c in inspect(SurveyBallot).columns} == {"survey_id", "userid", "answered"}
+        assert {c.key for c in inspect(SurveyBallot).columns} == {
+            "survey_id", "userid", "answered", "bucket"}  # fmt: skip
         assert {c.key for c in inspect(SurveyTally).columns} == {
             "id", "survey_id", "question", "option", "bucket", "count"}  # fmt: skip
+        # every tally existed before the first answer: their ids say nothing of who chose first
+        tallies = session.scalars(select(SurveyTally).order_by(SurveyTally.id)).all()
+        assert len(tallies) == 4 * len({t.bucket for t in tallies})
         answered = session.scalars(select(SurveyBallot.userid).where(SurveyBallot.answered)).all()
         assert sorted(answered) == sorted([*PLATFORM, *MOBILE, "zhengchao"])
         # and the clicks themselves are gone from the inbox
@@ -117,11 +121,14 @@ def test_answers_are_counted_once_kept_without_identity_and_small_groups_withhel
             select(InboxEvent).where(InboxEvent.event == "template_card_event")
         ).all()
         assert len(clicks) == 10
-        assert all(c.raw_xml == REDACTED and c.from_user == "" for c in clicks)
-        dump = "\n".join(str(row) for row in session.execute(text(
-            "SELECT payload FROM outbox_messages WHERE kind = 'update_template_card'"
-        )))  # fmt: skip
-        assert "o1" not in dump and "o3" not in dump
+        assert all(c.raw_xml == REDACTED and c.from_user == "" and c.create_time == 0
+                   and c.dedupe_key == f"redacted:{c.id}" for c in clicks)  # fmt: skip
+        # the card updates were sent, then forgot whom they went to
+        updates = session.execute(text(
+            "SELECT status, payload FROM outbox_messages WHERE kind = 'anonymous_card_update'"
+        )).all()  # fmt: skip
+        assert len(updates) == 10 and all(status == "done" for status, _ in updates)
+        assert all("luoxinlei" not in str(payload) for _, payload in updates)
 
 
 def test_a_two_question_survey_goes_as_a_multiple_choice_card(world: World) -> None:
@@ -138,6 +145,8 @@ def test_a_two_question_survey_goes_as_a_multiple_choice_card(world: World) -> N
     first, second = found["totals"]
     assert {o["text"]: o["count"] for o in first["options"]}["合适"] == 5
     assert {o["text"]: o["count"] for o in second["options"]} == {"从不": 5, "偶尔": 0, "经常": 0}
+    assert [(b["department"], b["respondents"]) for b in found["breakdown"]] == [("平台研发部", 5)]
+    assert found["withheld_respondents"] == 0
     with world.api as http:
         sheet = http.get(f"/api/v1/surveys/{survey['id']}?format=xlsx")
     assert sheet.status_code == 200 and sheet.content[:2] == b"PK"
@@ -173,6 +182,15 @@ def test_feedback_is_kept_without_its_sender_and_acknowledged(world: World) -> N
             "SELECT count(*) FROM outbox_messages WHERE CAST(payload AS TEXT) LIKE '%食堂%'"
         )).scalar()  # fmt: skip
         assert leaked == 0
+        # the replies went out, then forgot whom they went to; no pacing row names the sender
+        replies = session.execute(text(
+            "SELECT status, payload FROM outbox_messages WHERE kind = 'anonymous_reply'"
+        )).all()  # fmt: skip
+        assert len(replies) == 3 and all(st == "done" and "huangyao" not in str(p)
+                                         for st, p in replies)  # fmt: skip
+        assert (
+            session.scalars(select(MemberSend).where(MemberSend.userid == "huangyao")).all() == []
+        )
     with world.api as http:
         listed = http.get("/api/v1/feedback").json()["feedback"]
         assert {f["day"] for f in listed} == {"2026-03-30"}
@@ -196,3 +214,23 @@ def test_a_survey_closes_at_its_time(world: World) -> None:
                          "questions": [{"title": "q", "options": ["a", "b"]}],
                          "audience": {"departments": [4]}})  # fmt: skip
     assert late.status_code == 409 and "须晚于现在" in late.json()["error"]
+
+
+def test_an_anonymous_event_that_fails_keeps_nothing_of_its_content(database_url: str) -> None:
+    def boom(ctx: Any, event: Any) -> None:
+        raise ValueError(f"secret choice {event.selected_items}")
+
+    start = datetime(2026, 3, 30, 10, 0, tzinfo=BEIJING).astimezone(UTC)
+    with make_world(database_url, clock=FakeClock(start), mirror=True,
+                    customize=lambda r: r.handlers.add_card("zzz", handler=boom,
+                                                            anonymous=True)) as world:  # fmt: skip
+        assert world.sim.events.deliver_card_click("huangyao", "zzz1", SUBMIT_KEY,
+                                                   card_type="vote_interaction",
+                                                   selected=[("q1", ["o2"])]).ok  # fmt: skip
+        for _ in range(8):
+            world.clock.advance(120)
+            world.process()
+        with world.db.begin() as session:
+            row = session.scalars(select(InboxEvent)).one()
+        assert row.status == "failed" and row.error == "ValueError（匿名事件，不记录内容）"
+        assert (row.raw_xml, row.from_user, row.dedupe_key) == (REDACTED, "", f"redacted:{row.id}")

@@ -100,8 +100,7 @@ def record(
         )
         return violation
     until = now + conduct.block
-    reason = f"第 {count} 次{because}，{_until(until)}前不得再入群"
-    _remove(session, group, userid, reason, violation.id, until, by, now)
+    _remove(session, group, userid, f"第 {count} 次{because}", violation.id, until, by, now)
     return violation
 
 
@@ -134,8 +133,7 @@ def remove(
     session.add(violation)
     session.flush()
     until = now + policy.removal_block
-    text = f"{reason}，{_until(until)}前不得再入群"
-    _remove(session, group, userid, text, violation.id, until, by, now)
+    _remove(session, group, userid, reason, violation.id, until, by, now)
     return violation
 
 
@@ -261,12 +259,14 @@ def _remove(
     session: Session,
     group: ManagedGroup,
     userid: str,
-    reason: str,
+    cause: str,
     violation_id: int,
     until: datetime,
     by: str,
     now: datetime,
 ) -> None:
+    """Block them until `until` for `cause`, and queue the removal, posted with both."""
+    reason = f"{cause}，{_until(until)}前不得再入群"
     rules = dict(group.rules or {})
     approved = dict(rules.get("approved") or {})
     was = approved.pop(userid, None)
@@ -278,7 +278,7 @@ def _remove(
         GroupBlock(
             group_id=group.id,
             userid=userid,
-            reason=reason,
+            reason=cause,
             since=now,
             until=until,
             violation_id=violation_id,
