@@ -306,14 +306,7 @@ def _requests_page(
         waiting = [r for r in mine if r["approver"] == viewer.userid and r["state"] == "pending"]
         asked = [r for r in mine if r["requester"] == viewer.userid]
         everyone = governance.list_requests(session, limit=100) if viewer.admin else []
-        groups = [
-            (g.chatid, g.name)
-            for g in session.scalars(
-                select(ManagedGroup)
-                .where(ManagedGroup.status == "active")
-                .order_by(ManagedGroup.name)
-            )
-        ]
+        groups = _active_groups(session)
     return render(
         "console/requests.html",
         status,
@@ -334,14 +327,7 @@ def _surveys_page(render: Any, form: Any, error: str | None, status: int = 200) 
     with services().db.read() as session:
         listed = surveys.listing(session, services().clock.now())
         feedback = surveys.feedback_list(session)[:200]
-        groups = [
-            (g.chatid, g.name)
-            for g in session.scalars(
-                select(ManagedGroup)
-                .where(ManagedGroup.status == "active")
-                .order_by(ManagedGroup.name)
-            )
-        ]
+        groups = _active_groups(session)
     return render(
         "console/surveys.html",
         status,
@@ -354,6 +340,12 @@ def _surveys_page(render: Any, form: Any, error: str | None, status: int = 200) 
         error=error,
         min_breakdown=GroupPolicy.from_settings(services().settings).min_breakdown,
     )
+
+
+def _active_groups(session: Any) -> list[tuple[str, str]]:
+    """The managed groups one may ask to join or survey: (chatid, name), by name."""
+    query = select(ManagedGroup).where(ManagedGroup.status == "active").order_by(ManagedGroup.name)
+    return [(g.chatid, g.name) for g in session.scalars(query)]
 
 
 def _may_police(viewer: Viewer, chatid: str) -> None:

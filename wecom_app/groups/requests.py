@@ -535,15 +535,7 @@ def chase(ctx: JobContext, *, asking: Asking) -> dict[str, Any]:
 
 def tell(session: Session, userid: str, text: str, key: str, now: datetime) -> None:
     """A text from the app to one member, paced like every message to them."""
-    enqueue(
-        session,
-        "message_send",
-        {"msg": {"msgtype": "text", "text": {"content": text}}, "touser": [userid]},
-        key,
-        now=now,
-        ref=("group_request_text", userid),
-        not_before=pacing.slot_for(session, userid, now, "reply"),
-    )
+    pacing.tell(session, userid, text, key, now, ("group_request_text", userid))
 
 
 def file_request(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from wecom_app.jobs import JobContext
 from wecom_app.models import MemberSend
+from wecom_app.outbox import enqueue
 
 # A little below WeCom's numbers: retries after an outage can bunch planned sends together.
 RULES: tuple[tuple[timedelta, int], ...] = (
@@ -119,3 +120,19 @@ def prune_job(ctx: JobContext) -> dict[str, Any]:
     """Drop ledger rows that no limit window can see any more."""
     with ctx.services.db.begin() as session:
         return {"pruned": prune(session, ctx.services.clock.now())}
+
+
+def tell(
+    session: Session, userid: str, text: str, key: str, now: datetime,
+    ref: tuple[str, str] | None = None,
+) -> None:  # fmt: skip
+    """A text from the app to one member (queued once per key), paced like every send to them."""
+    enqueue(
+        session,
+        "message_send",
+        {"msg": {"msgtype": "text", "text": {"content": text}}, "touser": [userid]},
+        key,
+        now=now,
+        ref=ref,
+        not_before=slot_for(session, userid, now, "reply"),
+    )

@@ -35,7 +35,6 @@ from wecom_app.notices.acks import (
     tell_sender,
 )
 from wecom_app.notices.link import ack_url
-from wecom_app.outbox import enqueue
 from wecom_app.sla.policy import PolicyBook
 
 DEFAULT_ACK_WORDS = (
@@ -344,12 +343,4 @@ def send_reply(
     ref: tuple[str, str] | None = None,
 ) -> None:  # fmt: skip
     """Answer a member's message to the app with a text, paced like every send to them."""
-    enqueue(
-        session,
-        "message_send",
-        {"msg": {"msgtype": "text", "text": {"content": reply}}, "touser": [userid]},
-        key,
-        now=now,
-        ref=ref,
-        not_before=pacing.slot_for(session, userid, now, "reply"),
-    )
+    pacing.tell(session, userid, reply, key, now, ref)
