@@ -309,7 +309,9 @@ def test_a_group_is_asked_for_approved_registered_and_policed(
     survey.get_by_label("选项（每行一个，2 至 20 个）").fill("满意\n一般\n不满意")
     survey.get_by_label("或发给部门（部门 ID 或名称，含下级；逗号分隔）").fill("平台研发部")
     survey.get_by_role("button", name="发出问卷").click()
-    hr.wait_for_selector("text=为保护匿名，暂不显示结果")
+    hr.wait_for_selector("text=问卷进行中")
+    hr.get_by_role("button", name="结束问卷并查看结果").click()
+    hr.wait_for_selector("text=为保护匿名，不显示结果")
     shots(hr, "governance-survey")
     assert browser.errors == [], browser.errors
 

@@ -379,7 +379,9 @@ def test_the_cli_asks_decides_records_and_exports(world: World, tmp_path: Path) 
                             "--option", "满意", "--option", "不满意", "--department", "4",
                             "--by", HR, "--json"))  # fmt: skip
     assert survey["recipients"] > 20
-    assert "暂不显示结果" in cli(world, "survey", "results", str(survey["id"]))
+    assert "问卷进行中" in cli(world, "survey", "results", str(survey["id"]))
+    assert "已结束" in cli(world, "survey", "close", str(survey["id"]))
+    assert "不显示结果" in cli(world, "survey", "results", str(survey["id"]))
     assert "暂无反馈" in cli(world, "survey", "feedback")
 
 

@@ -140,7 +140,11 @@ def test_hr_sends_a_survey_and_reads_feedback(world: World) -> None:
                    "question": "满意吗", "options": "满意\n一般\n不满意", "departments": "平台研发部"})  # fmt: skip
     assert resp.status_code == 303
     results = hr.get(resp.headers["Location"]).get_data(as_text=True)
-    assert "为保护匿名，暂不显示结果" in results
+    assert "问卷进行中" in results
+    ident = resp.headers["Location"].rsplit("/", 1)[1]
+    closed = hr.post(f"/console/surveys/{ident}/close", data={"csrf_token": token})
+    assert closed.status_code == 303
+    assert "为保护匿名，不显示结果" in hr.get(f"/console/surveys/{ident}").get_data(as_text=True)
     assert world.sim.events.deliver_text("huangyao", "匿名反馈：会议太多").ok
     world.settle()
     listing = hr.get("/console/surveys").get_data(as_text=True)

@@ -60,8 +60,10 @@ def vote(world: World, userid: str, choices: list[tuple[str, list[str]]]) -> Non
     assert delivered.ok
 
 
-def results(world: World, ident: int) -> dict[str, Any]:
+def results(world: World, ident: int, close: bool = True) -> dict[str, Any]:
     with world.api as http:
+        if close:
+            assert http.post(f"/api/v1/surveys/{ident}/close").status_code == 200
         return dict(http.get(f"/api/v1/surveys/{ident}").json())
 
 
@@ -77,8 +79,8 @@ def test_answers_are_counted_once_kept_without_identity_and_small_groups_withhel
     for n, userid in enumerate(PLATFORM[:4]):  # four answers: below five, nothing is shown
         vote(world, userid, [("q1", ["o1" if n % 2 == 0 else "o3"])])
     world.settle()
-    early = results(world, survey["id"])
-    assert early["answered"] == 4 and early["totals"] is None and early["totals_withheld"]
+    early = results(world, survey["id"], close=False)  # while it runs, only the count shows
+    assert early["answered"] == 4 and early["running"] and early["totals"] is None
 
     for userid in PLATFORM[4:]:
         vote(world, userid, [("q1", ["o2"])])
@@ -207,7 +209,8 @@ def test_a_survey_closes_at_its_time(world: World) -> None:
     with world.sim.state.lock:
         replaced = {u["userids"][0]: u["replace_name"] for u in world.sim.state.card_updates}
     assert replaced == {"huangyao": "已匿名提交", "luoxinlei": "问卷已结束"}
-    assert results(world, survey["id"])["answered"] == 1
+    over = results(world, survey["id"], close=False)
+    assert over["answered"] == 1 and not over["running"] and over["status"] == "closed"
     with world.api as http:
         late = http.post("/api/v1/surveys", json={"title": "t", "by": "zhenglinwei",
                          "closes_at": "2026-03-01T00:00:00+08:00",

@@ -405,8 +405,11 @@ def survey_results(survey_id: int, as_json: bool) -> None:
         echo_json(found)
         return
     click.echo(f"{found['title']}：{found['answered']}/{found['recipients']} 人已答")
+    if found["running"]:
+        click.echo("问卷进行中：结束后（到截止时间，或 wecom-app survey close）显示结果。")
+        return
     if found["totals"] is None:
-        click.echo(f"回答不足 {found['min_breakdown']} 人，暂不显示结果。")
+        click.echo(f"回答不足 {found['min_breakdown']} 人，为保护匿名，不显示结果。")
         return
     for q in found["totals"]:
         click.echo(q["title"])

@@ -268,6 +268,19 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
             return response
         return render("console/survey.html", title=found["title"], nav="surveys", survey=found)
 
+    @bp.post("/surveys/<int:ident>/close")
+    def survey_close(ident: int) -> Response:
+        viewer: Viewer = viewer_of()
+        if not viewer.admin:
+            abort(403)
+        try:
+            with services().db.begin() as session:
+                surveys.close(session, ident)
+                auth.record(session, viewer, "survey_close", f"survey:{ident}", {})
+        except surveys.SurveyError:
+            abort(404)
+        return redirect(f"/console/surveys/{ident}", 303)  # type: ignore[return-value]
+
     @bp.get("/feedback")
     def feedback() -> Response:
         viewer: Viewer = viewer_of()

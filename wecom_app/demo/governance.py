@@ -111,6 +111,9 @@ def run(demo: Demo) -> None:
     demo.settle()
     demo.say("六人提交；数据库只记“谁已答”，不记“谁选了什么”，回调原文处理后即清空")
     demo.cli(f"survey results {sent['id']}")
+    demo.say("结果在问卷结束后才显示：回答实时变化时，前后比对能推断出个人的选择")
+    demo.cli(f"survey close {sent['id']}")
+    demo.cli(f"survey results {sent['id']}")
     demo.cli("survey feedback")
 
 

@@ -333,7 +333,8 @@ def _min_breakdown(survey: Survey) -> int:
 
 
 def results(session: Session, survey_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """Totals and the department breakdown, each withheld below the minimum of people."""
+    """Totals and the department breakdown once the survey is over, each withheld below the
+    minimum of people; while it runs, only how many have answered."""
     survey = session.get(Survey, survey_id)
     if survey is None:
         raise SurveyError(f"没有问卷 {survey_id}")
@@ -359,7 +360,10 @@ def results(session: Session, survey_id: int, now: datetime | None = None) -> di
             for q in survey.questions
         ]
 
-    shown = answered >= minimum
+    running = survey.status == "open" and not _past(survey, now)
+    # While answers come in, every new one moves the counts: watching them would tell who
+    # chose what. Results are shown once the survey is over, and only from `minimum` answers.
+    shown = answered >= minimum and not running
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for counts in tallies.values():
         for k, v in counts.items():
@@ -399,6 +403,7 @@ def results(session: Session, survey_id: int, now: datetime | None = None) -> di
         "min_breakdown": minimum,
         "totals": table(totals) if shown else None,
         "totals_withheld": not shown,
+        "running": running,
         "breakdown": breakdown if shown else [],
         "withheld_respondents": withheld if shown else answered,
     }
