@@ -87,7 +87,8 @@ def insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> Non
     if conn.dialect.name != "postgresql":
         conn.execute(table.insert(), rows)
         return
-    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
+    serial = table.autoincrement_column  # the one column the database numbers, if any
+    columns = [c for c in table.columns if c is not serial]
     defaults = {
         c.name: c.default.arg if c.default is not None and c.default.is_scalar else None
         for c in columns
