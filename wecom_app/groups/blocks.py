@@ -75,13 +75,14 @@ def joined_outside(session: Session, group_id: int, userids: Iterable[str]) -> s
 
 
 def desired_for(
-    session: Session, group: ManagedGroup, org: OrgView, now: datetime | None = None
-) -> dict[str, str]:
+    session: Session, group: ManagedGroup, org: OrgView, now: datetime | None = None,
+    barred: dict[str, str] | None = None,
+) -> dict[str, str]:  # fmt: skip
     """The group's desired members with reasons (owner and backup owner included), less anyone
     blocked from rejoining it (an outside join held for the owner's decision is kept by the
-    plan while it is pending, never added)."""
+    plan while it is pending, never added). `barred`: the blocks, when the caller has them."""
     owners = userids_of(session, [group.owner_id, group.backup_owner_id])
     desired = desired_members(GroupRules.from_dict(group.rules), org, [o for o in owners if o])
-    for userid in blocked(session, group.id, now):
+    for userid in blocked(session, group.id, now) if barred is None else barred:
         desired.pop(userid, None)
     return desired

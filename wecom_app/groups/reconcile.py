@@ -54,12 +54,12 @@ def plan_group(
     """The plan for one group given WeCom's view of it, net of changes already queued."""
     pending = pending_changes(session, group.id)
     leaving = {r.userid for r in pending if r.action == "remove" and r.userid}
-    desired = desired_for(session, group, org, now)
+    barred = blocks.blocked(session, group.id, now)
+    desired = desired_for(session, group, org, now, barred)
     for userid in blocks.held_for_decision(session, group.id):  # kept while the owner decides
         person = org.people.get(userid)
         if userid in chat.userlist and person is not None and person.active:
             desired.setdefault(userid, "群外加入，待群主审批")
-    barred = blocks.blocked(session, group.id, now)
     strangers = [u for u in chat.userlist if u not in desired]
     uninvited = blocks.joined_outside(session, group.id, strangers)
     # The snapshot may predate a departure: only add people who are active right now.
@@ -237,8 +237,8 @@ def _holder(services: Services) -> Any:
 
     def hold(session: Session, group: ManagedGroup, joined: list[str], org: OrgView,
              now: datetime) -> None:  # fmt: skip
-        desired = desired_for(session, group, org, now)
         barred = blocks.blocked(session, group.id, now)
+        desired = desired_for(session, group, org, now, barred)
         for userid in joined:
             person = org.people.get(userid)
             if userid in desired or userid in barred or person is None or not person.active:
