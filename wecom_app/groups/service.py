@@ -44,6 +44,7 @@ class GroupSpec:
     chatid: str | None = None
     adopt: bool = False  # the chat exists (created by this app earlier): manage it
     quiet_hours: bool = False  # a reminder at 22:00 and no posts of the app's own till 07:30
+    purpose: str = ""  # what the group is for, shown in the register (群台账)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GroupSpec:
@@ -60,6 +61,7 @@ class GroupSpec:
             chatid=str(data["chatid"]) if data.get("chatid") else None,
             adopt=bool(data.get("adopt", False)),
             quiet_hours=bool(data.get("quiet_hours", False)),
+            purpose=str(data.get("purpose") or ""),
         )
 
 
@@ -104,6 +106,7 @@ def define(
     group.name, group.kind, group.rules = check_name(spec.name), spec.kind, rules
     group.owner_id, group.backup_owner_id, group.updated_at = owner_id, backup_id, now
     group.quiet_hours = spec.quiet_hours
+    group.purpose = spec.purpose or group.purpose or ""
     session.flush()
     return group
 
