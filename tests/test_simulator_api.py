@@ -180,3 +180,21 @@ def test_the_simulator_stops_at_once_even_with_a_connection_open() -> None:
         sim.stop()
         took = time.perf_counter() - started
     assert took < 0.1, f"stop took {took * 1000:.0f} ms"
+
+
+def test_the_index_lists_every_inspection_and_delivery_endpoint(server: SimulatorServer) -> None:
+    from pathlib import Path
+
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        page = http.get("/_sim/")
+        listed = http.get("/_sim/?format=json").json()
+    assert page.status_code == 200 and "企业微信模拟器" in page.text
+    paths = {e["path"] for e in listed["endpoints"]}
+    assert {"/_sim/messages", "/_sim/faults", "/_sim/deliver/<event>",
+            "/_sim/appchats/<chatid>/invite"} <= paths  # fmt: skip
+    assert all(e["doc"] for e in listed["endpoints"]), "every endpoint says what it does"
+    assert "card_click" in listed["deliver_events"] and "delete_user" in listed["deliver_events"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The WeCom simulator", 1)[1].split("\n## ", 1)[0]
+    missing = [p for p in paths if p.split("<", 1)[0].rstrip("/") not in section]
+    assert not missing, f"README's simulator section does not name {missing}"

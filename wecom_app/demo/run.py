@@ -101,7 +101,9 @@ def _where_to_look(demo: Demo, work: Path, env: dict[str, str], keep_running: bo
     demo.section("在哪里看 / where to look")
     demo.say(f"database     {env['DATABASE_URL']}")
     demo.say(f"logs         {work / 'app.log'}, {work / 'simulator.log'}")
-    demo.say(f"simulator    {demo.sim_url}/_sim/messages  /_sim/appchats  /_sim/calls")
+    demo.say(
+        f"simulator    {demo.sim_url}/_sim/  (every endpoint: /_sim/messages, /_sim/appchats, ...)"
+    )
     demo.say(
         f"JSON API     curl -H 'Authorization: Bearer {env['WECOM_APP_API_TOKEN']}' "
         f"{demo.app_url}/api/v1/..."

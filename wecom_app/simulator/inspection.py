@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from markupsafe import escape
 
 from wecom_app.clock import FakeClock
 from wecom_app.simulator.appchat import add_foreign_chat, member_invites
@@ -34,6 +35,43 @@ def _bad(reason: str, status: int = 400) -> Response:
     response = jsonify({"error": reason})
     response.status_code = status
     return response
+
+
+@inspect_blueprint.get("/")
+def index() -> Response:
+    """This page: every inspection and delivery endpoint, with what it does (JSON on request)."""
+    rules = sorted(
+        (
+            r
+            for r in current_app.url_map.iter_rules()
+            if r.endpoint.startswith(f"{inspect_blueprint.name}.")
+        ),
+        key=lambda r: r.rule,
+    )
+    endpoints = []
+    for rule in rules:
+        doc = (current_app.view_functions[rule.endpoint].__doc__ or "").strip()
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        endpoints.append({"path": rule.rule, "methods": methods, "doc": " ".join(doc.split())})
+    events = ["text", "location", "card_click", "verify", *APP_EVENTS, *CONTACT_EVENTS]
+    if request.accept_mimetypes.best == "application/json" or request.args.get("format") == "json":
+        return jsonify({"endpoints": endpoints, "deliver_events": events})
+    rows = "".join(
+        f"<tr><td>{' '.join(e['methods'])}</td><td><code>{escape(e['path'])}</code></td>"
+        f"<td>{escape(e['doc'])}</td></tr>"
+        for e in endpoints
+    )
+    body = (
+        "<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>WeCom simulator</title>"
+        "<h1>企业微信模拟器 / WeCom simulator</h1>"
+        "<p>The WeCom API is served under <code>/cgi-bin/</code>, OAuth at "
+        "<code>/connect/oauth2/authorize</code>, web login at <code>/wwlogin/sso/login</code>."
+        " Inspection and delivery:</p>"
+        "<table border='1' cellpadding='4'><tr><th>method</th><th>path</th><th>what</th></tr>"
+        f"{rows}"
+        f"</table><p>POST /_sim/deliver/&lt;event&gt; events: {escape(', '.join(events))}</p>"
+    )
+    return Response(body, 200, content_type="text/html; charset=utf-8")
 
 
 @inspect_blueprint.get("/messages")
