@@ -86,3 +86,49 @@ def test_healthz_fails_while_the_schema_is_behind(database_url: str) -> None:
             s.execute(text("DELETE FROM alembic_version"))
         body = client.get("/healthz").get_json()
         assert body["database"] == "behind" and "wecom-app db upgrade" in body["reason"]
+
+
+def test_serve_runs_gunicorn_with_the_packaged_settings_from_anywhere(tmp_path: Path) -> None:
+    """`wecom-app serve` needs no checkout: run from an empty folder, it checks the settings
+    and the schema, starts gunicorn with wecom_app/web/gunicorn_conf.py, answers /healthz,
+    and stops on SIGTERM."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    db = tmp_path / "app.db"
+    env = {**os.environ, **SETTINGS, "DATABASE_URL": f"sqlite:///{db}",
+           "WECOM_APP_SPOOL_DIR": str(tmp_path / "spool")}  # fmt: skip
+    env.pop("WECOM_APP_CONFIG", None)
+    exe = Path(sys.executable).parent / "wecom-app"  # the installed command, not the checkout
+    behind = subprocess.run([str(exe), "serve", "--check"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert behind.returncode == 1 and "wecom-app db upgrade" in behind.stderr
+    subprocess.run([str(exe), "db", "upgrade"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(exe), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200, answer
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, out
+    assert "Using worker: gthread" in out and "Booting worker" in out  # the packaged settings

@@ -27,6 +27,7 @@ def main() -> None:
 
 main.add_command(db_commands.db)
 main.add_command(worker_commands.worker)
+main.add_command(worker_commands.serve)
 main.add_command(worker_commands.inbox)
 main.add_command(outbox_commands.outbox)
 main.add_command(simulator_command.simulator)
