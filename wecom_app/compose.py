@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callbacks import handlers as callback_handlers
-from wecom_app import console, directory, groups, notices, performers, sla, surveys
+from wecom_app import backup, console, directory, groups, notices, performers, sla, surveys
 from wecom_app.clock import Clock, SystemClock
 from wecom_app.db import Database
 from wecom_app.registry import Registry
@@ -41,6 +41,7 @@ FEATURES: tuple[Feature, ...] = (
     notices.register,
     sla.register,
     console.register,
+    backup.register,
 )
 
 

@@ -109,6 +109,10 @@ class Settings(_FromEverywhere):
     departure_notice: str | None = Field(None, validation_alias=_key("WECOM_DEPARTURE_NOTICE"))
     notice_ack_words: str | None = Field(None, validation_alias=_key("WECOM_NOTICE_ACK_WORDS"))
     spool_dir: str = Field("instance/spool", validation_alias=_key("WECOM_APP_SPOOL_DIR"))
+    # processed callbacks are deleted after this many days (0: kept); the ledger is always kept
+    inbox_retention_days: int = Field(
+        30, ge=0, le=3650, validation_alias=_key("WECOM_APP_INBOX_RETENTION_DAYS")
+    )
 
     @field_validator("callback_aes_key", "contacts_aes_key")
     @classmethod
