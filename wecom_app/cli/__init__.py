@@ -26,6 +26,7 @@ def main() -> None:
 
 
 main.add_command(db_commands.db)
+main.add_command(db_commands.api_token)
 main.add_command(worker_commands.worker)
 main.add_command(worker_commands.serve)
 main.add_command(worker_commands.inbox)

@@ -1,4 +1,4 @@
-"""`wecom-app db ...`: migrations, backups and restores."""
+"""`wecom-app db ...`: migrations, backups and restores; `wecom-app api-token ...`."""
 
 from __future__ import annotations
 
@@ -90,3 +90,68 @@ def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+@click.group("api-token")
+def api_token() -> None:
+    """Named tokens for the JSON API: add, list, revoke (effective at once, no restart).
+
+    Example: wecom-app api-token add hr-reports --read-only
+    """
+
+
+@api_token.command("add")
+@click.argument("name")
+@click.option("--read-only", is_flag=True, help="Only GET requests (reports, lists).")
+@friendly_errors
+def token_add(name: str, read_only: bool) -> None:
+    """Make a token named NAME and print it, once: it is stored only as a digest.
+
+    Example: wecom-app api-token add oa-integration
+    """
+    from wecom_app.cli.common import services_from_env
+    from wecom_app.web import tokens
+
+    with services_from_env() as services, services.db.begin() as session:
+        token = tokens.add(session, name, "read" if read_only else "write", services.clock.now())
+    click.echo(token)
+    kind = "只读" if read_only else "读写"
+    click.echo(f"令牌 {name}（{kind}）已生效；它只显示这一次，请妥善保存。", err=True)
+
+
+@api_token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def token_list(as_json: bool) -> None:
+    """List the named tokens (never the tokens themselves).
+
+    Example: wecom-app api-token list
+    """
+    from wecom_app.cli.common import beijing_time, echo_json, services_from_env
+    from wecom_app.web import tokens
+
+    with services_from_env() as services, services.db.read() as session:
+        rows = tokens.listed(session)
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo("settings\twrite\tWECOM_APP_API_TOKEN")
+    for row in rows:
+        state = f"已吊销 {beijing_time(row['revoked_at'])}" if row["revoked_at"] else "有效"
+        click.echo(f"{row['name']}\t{row['access']}\t{beijing_time(row['created_at'])}\t{state}")
+
+
+@api_token.command("revoke")
+@click.argument("name")
+@friendly_errors
+def token_revoke(name: str) -> None:
+    """Stop the token named NAME working, at once.
+
+    Example: wecom-app api-token revoke oa-integration
+    """
+    from wecom_app.cli.common import services_from_env
+    from wecom_app.web import tokens
+
+    with services_from_env() as services, services.db.begin() as session:
+        tokens.revoke(session, name, services.clock.now())
+    click.echo(f"令牌 {name} 已吊销。")

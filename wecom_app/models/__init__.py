@@ -38,9 +38,11 @@ from wecom_app.models.notices import (
     ScheduleStatus,
 )
 from wecom_app.models.outbox import Hold, OutboxMessage, OutboxStatus
+from wecom_app.models.tokens import ApiToken
 
 __all__ = [
     "AckChannel",
+    "ApiToken",
     "AuditOutcome",
     "Base",
     "CheckIn",

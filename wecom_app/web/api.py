@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from wecom_app import checks
 from wecom_app.checks import InputError
+from wecom_app.web import tokens
 from wecom_app.web.context import services
 
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
@@ -30,15 +31,29 @@ class ApiError(Exception):
         self.status = status
 
 
+READING = frozenset({"GET", "HEAD"})
+
+
 def require_token() -> Response | None:
-    """Refuse requests without the configured bearer token (compared in constant time)."""
-    expected = services().settings.secret("api_token")
+    """Refuse requests without a valid bearer token: WECOM_APP_API_TOKEN (compared in constant
+    time) or a named token (see web.tokens); a read-only token may only read."""
     header = request.headers.get("Authorization", "")
     given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    expected = services().settings.secret("api_token")
+    if given and hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    found = None
+    if given.startswith(tokens.PREFIX) and len(given) < 200:
+        with services().db.read() as session:
+            found = tokens.find(session, given)
+    if found is None:
         response = jsonify(error="缺少或错误的访问令牌（Authorization: Bearer 令牌）")
         response.status_code = 401
         response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    if found.access != "write" and request.method not in READING:
+        response = jsonify(error=f"令牌 {found.name} 只读，不能修改")
+        response.status_code = 403
         return response
     return None
 
