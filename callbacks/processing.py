@@ -28,6 +28,7 @@ from callbacks.dispatch import HandlerContext, HandlerTable
 from callbacks.events import Event, TextMessage, parse_event
 from callbacks.xmlparse import parse_xml
 from wecom_app.errors import AppError, CredentialFailing, WeComNetworkError
+from wecom_app.logs import working_on
 from wecom_app.models import InboxEvent, InboxStatus
 from wecom_app.services import Services
 
@@ -89,7 +90,12 @@ class InboxProcessor:
         return len(batch)
 
     def process(self, item: Claimed) -> str:
-        """Fetch, handle and record one event; return what became of it."""
+        """Fetch, handle and record one event; return what became of it (its log lines carry
+        the id "inbox-<id>")."""
+        with working_on(f"inbox-{item.id}"):
+            return self._process(item)
+
+    def _process(self, item: Claimed) -> str:
         try:
             event = parse_event(item.channel, parse_xml(item.raw_xml.encode("utf-8")))
         except AppError as exc:  # stored, but it will never parse: nothing to retry

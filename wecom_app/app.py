@@ -55,6 +55,7 @@ def create_app(
     )
     app.extensions[COMPOSITION] = composition
     context.bind(app, services)
+    _request_ids(app)
 
     spool = Spool(Path(services.settings.spool_dir))
     inbox = Inbox(services.db, spool)
@@ -89,3 +90,28 @@ def composition_of(app: Flask) -> Composition:
     found = app.extensions[COMPOSITION]
     assert isinstance(found, Composition)
     return found
+
+
+def _request_ids(app: Flask) -> None:
+    """Every request's log lines carry its id (the caller's X-Request-ID, else a new one), and
+    the answer says which it was."""
+    from flask import g, request
+
+    from wecom_app import logs
+
+    @app.before_request
+    def _take_id() -> None:
+        g.request_id = logs.accept_id(request.headers.get("X-Request-ID"))
+        g.request_id_token = logs.set_id(g.request_id)
+
+    @app.after_request
+    def _give_id(response: Any) -> Any:
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+        return response
+
+    @app.teardown_request
+    def _drop_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            logs.reset_id(token)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callbacks import handlers as callback_handlers
-from wecom_app import backup, console, directory, groups, notices, performers, sla, surveys
+from wecom_app import backup, console, directory, groups, logs, notices, performers, sla, surveys
 from wecom_app.clock import Clock, SystemClock
 from wecom_app.db import Database
 from wecom_app.registry import Registry
@@ -134,7 +134,5 @@ def _transaction_guard(db: Database, strict: bool) -> RequestHook:
 
 
 def _apply_log_level(settings: Settings) -> None:
-    """Use the configured level for the app's own loggers."""
-    level = settings.log_level.upper()
-    for name in ("wecom_app", "callbacks"):
-        logging.getLogger(name).setLevel(level)
+    """Use the configured level and format in this process (see wecom_app.logs)."""
+    logs.configure(settings.log_level, settings.log_format)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from wecom_app.clock import BEIJING
 from wecom_app.db import Database
+from wecom_app.logs import working_on
 from wecom_app.models import JobRun
 from wecom_app.services import Services
 
@@ -160,7 +161,13 @@ def taken_slots(db: Database, pairs: list[tuple[str, str]], now: datetime) -> se
 
 
 def run_claimed(ctx: JobContext, jb: Job, run_id: int) -> str:
-    """Run one claimed job, renewing its lease, and record how it ended; return the status."""
+    """Run one claimed job, renewing its lease, and record how it ended; return the status
+    (its log lines carry the id "job-<name>-<run>")."""
+    with working_on(f"job-{jb.name}-{run_id}"):
+        return _run_claimed(ctx, jb, run_id)
+
+
+def _run_claimed(ctx: JobContext, jb: Job, run_id: int) -> str:
     db, clock = ctx.services.db, ctx.services.clock
     status, summary, error = "done", None, None
     beat = threading.Event()

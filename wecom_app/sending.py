@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from wecom_app import holds
+from wecom_app.logs import working_on
 from wecom_app.models import Hold, OutboxMessage, OutboxStatus
 from wecom_app.outbox import (
     MAX_ATTEMPTS,
@@ -297,10 +298,11 @@ class Outbox:
             msg.last_error = f"结果处理失败：{type(exc).__name__}: {exc}"[:2000]
 
     def run(self, claimed: Claimed) -> Outcome:
-        """Perform and record one claimed row."""
-        outcome = self.perform(claimed)
-        self.record(claimed, outcome)
-        return outcome
+        """Perform and record one claimed row (its log lines carry the id "outbox-<id>")."""
+        with working_on(f"outbox-{claimed.id}"):
+            outcome = self.perform(claimed)
+            self.record(claimed, outcome)
+            return outcome
 
     def drain(self, limit: int = 50) -> int:
         """Claim and run due writes one at a time, up to `limit`; return how many were run."""

@@ -100,6 +100,7 @@ class Settings(_FromEverywhere):
         None, validation_alias=_key("WECOM_APP_SESSION_SECRET"), min_length=32
     )
     log_level: str = Field("INFO", validation_alias=_key("WECOM_APP_LOG_LEVEL"))
+    log_format: str = Field("text", validation_alias=_key("WECOM_APP_LOG_FORMAT"))
     sla_calendar_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_CALENDAR"))
     sla_policy_file: str | None = Field(None, validation_alias=_key("WECOM_APP_SLA_POLICY"))
     group_policy_file: str | None = Field(None, validation_alias=_key("WECOM_APP_GROUP_POLICY"))
@@ -113,6 +114,20 @@ class Settings(_FromEverywhere):
     inbox_retention_days: int = Field(
         30, ge=0, le=3650, validation_alias=_key("WECOM_APP_INBOX_RETENTION_DAYS")
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_known(cls, value: str) -> str:
+        if value.strip().upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("须为 DEBUG、INFO、WARNING、ERROR 或 CRITICAL")
+        return value.strip().upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format_known(cls, value: str) -> str:
+        if value.strip().lower() not in ("text", "json"):
+            raise ValueError("须为 text 或 json")
+        return value.strip().lower()
 
     @field_validator("callback_aes_key", "contacts_aes_key")
     @classmethod

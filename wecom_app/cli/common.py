@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,20 +24,21 @@ def load_composition() -> Composition:
     from wecom_app.clock import SystemClock
     from wecom_app.settings import load_settings
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return compose(load_settings(), clock=SystemClock())
+    return compose(load_settings(), clock=SystemClock())  # the log format and level too
 
 
 @contextmanager
 def composition_from_env() -> Iterator[Composition]:
-    """The composition for one command, closed when the command ends."""
-    composition = load_composition()
-    try:
-        yield composition
-    finally:
-        composition.close()
+    """The composition for one command, closed when the command ends; its log lines carry
+    one id for the command."""
+    from wecom_app import logs
+
+    with logs.working_on(logs.new_id("cli-")):
+        composition = load_composition()
+        try:
+            yield composition
+        finally:
+            composition.close()
 
 
 @contextmanager
