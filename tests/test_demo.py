@@ -56,3 +56,42 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert "以 郑琳伟（人事）登录后打开 报表：HTTP 200" in out
     assert "/console/" in out.rsplit("在哪里看", 1)[1]  # the console's address at the end
     assert (workdir / "wecom-app.db").exists()
+
+
+def test_keep_running_leaves_a_worker_and_the_settings_for_the_cli(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    workdir = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DATABASE_URL"))}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "wecom_app.demo.run", "--workdir", str(workdir), "--only",
+         "foundation", "--keep-running"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    seen = []
+    try:
+        assert demo.stdout is not None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            seen.append(line)
+            if "Ctrl-C stops them" in line or not line:
+                break
+        out = "".join(seen)
+        assert "Ctrl-C stops them" in out and "worker" in out, out[-3000:]
+        assert f"cd {workdir} && wecom-app groups list" in out
+        settings = (workdir / ".env").read_text(encoding="utf-8")
+        assert "DATABASE_URL=sqlite:///" in settings and "WECOM_APP_API_TOKEN=" in settings
+        stats = subprocess.run([str(Path(sys.executable).parent / "wecom-app"), "inbox", "stats"],
+                               cwd=workdir, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert stats.returncode == 0 and "done" in stats.stdout, stats.stdout + stats.stderr
+        for _ in range(50):  # the worker started and writes its log
+            if (workdir / "worker.log").exists():
+                break
+            time.sleep(0.1)
+        assert (workdir / "worker.log").exists()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.communicate(timeout=60)  # reads the rest and closes the pipe

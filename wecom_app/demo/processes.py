@@ -83,6 +83,20 @@ def start_app(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[byt
     return _spawn(cmd, {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}, log)
 
 
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Run `wecom-app worker` against the demo's database and simulator."""
+    return _spawn([sys.executable, "-m", "wecom_app.cli", "worker"], env, log)
+
+
+def write_settings(env: dict[str, str], path: Path) -> None:
+    """The demo's settings as a .env file: every wecom-app command run in its folder reads it
+    (and a shell can `set -a; . .env; set +a`)."""
+    lines = ["# the settings scripts/demo used; wecom-app commands run in this folder read them"]
+    lines += [f"{key}={value}" for key, value in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
 def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start a child process with the demo environment, its output going to a log file."""
     handle = log.open("wb")

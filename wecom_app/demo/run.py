@@ -39,10 +39,12 @@ def main(workdir: str, keep_running: bool, only: tuple[str, ...]) -> None:
     click.echo(click.style("wecom-app demo", bold=True) + f" (files in {work})")
     upgrade_database(env["DATABASE_URL"])
     click.echo(f"   database migrated: {env['DATABASE_URL']}")
+    processes.write_settings(env, work / ".env")  # commands run in `work` use this demo
     sim = processes.start_simulator(env, sim_port, app_port, work / "simulator.log")
     app = processes.start_app(env, app_port, work / "app.log")
     started = time.monotonic()
     demo: Demo | None = None
+    worker = None
     try:
         processes.wait_until_up(
             f"http://127.0.0.1:{sim_port}/_sim/clock", sim, work / "simulator.log"
@@ -58,9 +60,15 @@ def main(workdir: str, keep_running: bool, only: tuple[str, ...]) -> None:
         _where_to_look(demo, work, env, keep_running)
         click.echo(click.style(f"\ndemo finished in {time.monotonic() - started:.1f} s", bold=True))
         if keep_running:
-            click.echo("simulator and app keep running; Ctrl-C stops them")
+            worker = processes.start_worker(env, work / "worker.log")
+            click.echo(
+                f"simulator, app and worker keep running (worker log {work / 'worker.log'});"
+                " Ctrl-C stops them"
+            )
             app.wait()
     finally:
+        if worker is not None:
+            processes.stop(worker)
         if demo is not None:
             demo.composition.close()
         processes.stop(app)
@@ -100,6 +108,8 @@ def _where_to_look(demo: Demo, work: Path, env: dict[str, str], keep_running: bo
 
     demo.section("在哪里看 / where to look")
     demo.say(f"database     {env['DATABASE_URL']}")
+    demo.say(f"settings     {work / '.env'}  (every setting the demo used)")
+    demo.say(f"CLI          cd {work} && wecom-app groups list   (commands there use the demo)")
     demo.say(f"logs         {work / 'app.log'}, {work / 'simulator.log'}")
     demo.say(
         f"simulator    {demo.sim_url}/_sim/  (every endpoint: /_sim/messages, /_sim/appchats, ...)"
