@@ -4,13 +4,14 @@ retention of processed callbacks (the ledger kept)."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text
 
 from tests.test_deployment import SETTINGS
 from tests.world import World, make_world
@@ -19,6 +20,7 @@ from wecom_app.cli import main
 from wecom_app.db import Database
 from wecom_app.jobs import JobContext
 from wecom_app.models import Feedback, InboxEvent, InboxStatus
+from wecom_app.outbox import enqueue
 
 
 def cli(url: str, *args: str, code: int = 0) -> str:
@@ -45,9 +47,17 @@ def test_a_backup_restores_what_it_held(database_url: str, tmp_path: Path) -> No
                              Feedback(text="会议太多", day="2026-03-31")])  # fmt: skip
     finally:
         database.dispose()
+    database = Database(database_url)
+    try:
+        with database.begin() as session:  # a write the worker had not sent yet
+            enqueue(session, "message_send", {"msg": {}, "touser": ["u"]}, "pending-1",
+                    now=datetime.now(UTC))  # fmt: skip
+    finally:
+        database.dispose()
     target = tmp_path / "backups" / "wecom-app.dump"
     assert "已备份" in cli(database_url, "db", "backup", str(target))
     assert target.stat().st_size > 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # personal data: the owner's only
     assert "已存在" in cli(database_url, "db", "backup", str(target), code=1)  # never overwritten
 
     database = Database(database_url)
@@ -55,13 +65,21 @@ def test_a_backup_restores_what_it_held(database_url: str, tmp_path: Path) -> No
         with database.begin() as session:  # what happens after the backup is lost on restore
             session.query(Feedback).delete()
             session.add(Feedback(text="备份之后的反馈", day="2026-04-01"))
+            session.execute(text("CREATE TABLE later_release (id integer)"))  # a newer table
     finally:
         database.dispose()
     refused = cli(database_url, "db", "restore", str(target), code=1)
     assert "--replace" in refused and feedback(database_url) == ["备份之后的反馈"]
-    assert "已从" in cli(database_url, "db", "restore", str(target), "--replace")
+    restored = cli(database_url, "db", "restore", str(target), "--replace")
+    assert "已从" in restored and "1 条尚未发出的企业微信写入" in restored
     assert feedback(database_url) == ["会议太多", "食堂排队太久"]
-    assert "注意" not in cli(database_url, "db", "restore", str(target), "--replace")
+    database = Database(database_url)
+    try:
+        with database.read() as session:
+            assert "later_release" not in inspect(session.connection()).get_table_names()
+    finally:
+        database.dispose()
+    assert "schema" not in cli(database_url, "db", "restore", str(target), "--replace")
 
 
 def test_a_restore_into_an_empty_database_works_and_bad_files_are_refused(

@@ -11,6 +11,7 @@ from pydantic import AliasChoices
 from wecom_app.settings import Settings, load_settings
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
+ROOT = CONFIG.parent
 
 
 def _keys() -> list[str]:
@@ -83,3 +84,17 @@ def test_a_web_worker_sets_the_loaded_app_aside_from_the_garbage_collector():
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
+
+
+def test_reading_the_gunicorn_settings_loads_none_of_the_app() -> None:
+    """gunicorn's master reads them; had it loaded the app, workers a reload starts would keep
+    the old code."""
+    import subprocess
+    import sys
+
+    probe = ("import runpy, sys; runpy.run_path(sys.argv[1]); "
+             "print(sorted(m for m in sys.modules if m.startswith('wecom_app')))")  # fmt: skip
+    for path in (CONFIG / "gunicorn.conf.py", ROOT / "wecom_app" / "web" / "gunicorn_conf.py"):
+        out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                             text=True, check=True, cwd=ROOT).stdout  # fmt: skip
+        assert out.strip() == "[]", (path, out)

@@ -84,3 +84,16 @@ def test_the_mirror_check_lists_every_group_it_refuses(world: World, tmp_path: P
                                 env=world.worker_env())  # fmt: skip
     assert result.exit_code == 1 and "群配置有 2 处错误" in result.output
     assert "a1：未知部门：999" in result.output
+
+
+def test_numbers_are_read_as_text_and_a_list_for_a_chatid_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "groups.yaml"
+    path.write_text("groups:\n  - {chatid: 12345, name: 甲, owner: 10086}\n"
+                    "  - {chatid: [a], name: 乙, owner: zhaoming}\n", encoding="utf-8")  # fmt: skip
+    with pytest.raises(GroupsFileError) as caught:
+        load_specs(path)
+    assert [p.removeprefix(f"{path}:") for p in caught.value.problems] == [
+        "3: groups.1.chatid: 只能由字母和数字组成，至多 32 位"]  # fmt: skip
+    path.write_text("groups:\n  - {chatid: 12345, name: 甲, owner: 10086}\n", encoding="utf-8")
+    (spec,) = load_specs(path)
+    assert (spec.chatid, spec.owner) == ("12345", "10086")

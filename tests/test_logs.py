@@ -61,7 +61,6 @@ def test_a_web_request_takes_or_makes_its_id_and_logs_with_it(
     assert given.headers["X-Request-ID"] == "lb-7f3a"
     made = client.get("/healthz", headers={"X-Request-ID": "bad id; drop"})
     assert made.headers["X-Request-ID"].startswith("req-")
-    logs.configure("INFO", "json")  # the handler writes where this test reads
     capfd.readouterr()
     client.post("/wecom/callback?msg_signature=x&timestamp=1&nonce=n", data=b"<xml/>",
                 headers={"X-Request-ID": "lb-9"})  # fmt: skip

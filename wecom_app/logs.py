@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("text", "json")
@@ -71,6 +72,22 @@ class _WithId(logging.Filter):
         return True
 
 
+class _StandardError(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (a test or a command may have
+    replaced it since the handler was made)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC, ISO 8601), level, logger, request id, message."""
 
@@ -100,13 +117,13 @@ def configure(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StandardError()
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(_WithId())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
     root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)  # other libraries' warnings and our INFO get through
+    # other libraries' lines as loud as ours at most (INFO at the most talkative)
+    root.setLevel(max(logging.INFO, logging.getLevelName(level)))
     for name in APP_LOGGERS:
         logging.getLogger(name).setLevel(level)
     for name in QUIET:

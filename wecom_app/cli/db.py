@@ -53,7 +53,7 @@ def backup(path: Path) -> None:
 
     url = load_database_url()
     size = write_backup(url, path)
-    click.echo(f"已备份 {_redact(url)} 到 {path}（{size / 1024 / 1024:.1f} MB）")
+    click.echo(f"已备份 {_where(url)} 到 {path}（{size / 1024 / 1024:.1f} MB）")
 
 
 @db.command()
@@ -73,16 +73,29 @@ def restore(path: Path, replace: bool) -> None:
     from wecom_app.settings import load_database_url
 
     url = load_database_url()
-    read_backup(url, path, replace=replace)
+    pending = read_backup(url, path, replace=replace)
     database = Database(url)
     try:
         with database.read() as session:
             behind = schema_behind(session)
     finally:
         database.dispose()
-    click.echo(f"已从 {path} 恢复 {_redact(url)}")
+    click.echo(f"已从 {path} 恢复 {_where(url)}")
     if behind is not None:
         click.echo(f"注意：{behind}")
+    if pending:
+        click.echo(
+            f"注意：备份中有 {pending} 条尚未发出的企业微信写入，worker 启动后会发送；"
+            "如不应再发，先用 wecom-app outbox list --status pending 查看。"
+        )
+
+
+def _where(url: str) -> str:
+    """A database as the operator should read it: an absolute SQLite path, or the URL."""
+    from wecom_app.backup import sqlite_path
+
+    path = sqlite_path(url)
+    return str(path.resolve()) if path is not None else _redact(url)
 
 
 def _redact(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from wecom_app.cli.common import composition_from_env, echo_json, friendly_errors, services_from_env
@@ -124,8 +126,17 @@ def inbox_stats(as_json: bool) -> None:
             )
 
 
-GUNICORN_CONFIG = "python:wecom_app.web.gunicorn_conf"
 APP = "wecom_app:create_app()"
+
+
+def gunicorn_config() -> str:
+    """The packaged gunicorn settings, found without importing the package: gunicorn's master
+    must not load the app, or workers started by a reload (HUP) would keep the old code."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("wecom_app")
+    assert spec is not None and spec.submodule_search_locations
+    return str(Path(next(iter(spec.submodule_search_locations))) / "web" / "gunicorn_conf.py")
 
 
 @click.command()
@@ -168,5 +179,5 @@ def serve(binds: tuple[str, ...], workers: int | None, check: bool) -> None:
         env["GUNICORN_BIND"] = ",".join(binds)
     if workers is not None:
         env["WEB_CONCURRENCY"] = str(workers)
-    argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, APP]
+    argv = [sys.executable, "-m", "gunicorn", "-c", gunicorn_config(), APP]
     os.execvpe(sys.executable, argv, env)  # gunicorn takes over the process: signals, exit code

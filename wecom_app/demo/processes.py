@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import socket
 import string
 import subprocess
@@ -92,9 +93,10 @@ def write_settings(env: dict[str, str], path: Path) -> None:
     """The demo's settings as a .env file: every wecom-app command run in its folder reads it
     (and a shell can `set -a; . .env; set +a`)."""
     lines = ["# the settings scripts/demo used; wecom-app commands run in this folder read them"]
-    lines += [f"{key}={value}" for key, value in sorted(env.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    lines += [f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())]
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)  # secrets: owner only
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -75,6 +75,8 @@ def load_specs(path: str | Path) -> list[GroupSpec]:
         before = len(found)
         _check_group(item, where, problem)
         chatid = item.get("chatid")
+        if not isinstance(chatid, str):
+            chatid = None  # a wrong type is reported by _check_group
         if chatid and chatid in seen:
             problem((*where, "chatid"), f"与第 {seen[chatid] + 1} 个群的 chatid 重复")
         elif chatid:
@@ -90,6 +92,10 @@ def _check_group(item: dict[str, Any], where: tuple[str | int, ...], problem: An
     for key in item:
         if key not in GROUP_KEYS:
             problem((*where, str(key)), f"未知的键（可用：{', '.join(sorted(GROUP_KEYS))}）")
+    for key in ("name", "owner", "backup_owner", "chatid", "kind", "purpose"):
+        value = item.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            item[key] = str(value)  # YAML reads 10086 (an employee number) as a number
     for key in ("name", "owner"):
         if not isinstance(item.get(key), str) or not item.get(key):
             problem((*where, key), "必填，须为文字")

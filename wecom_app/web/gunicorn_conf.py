@@ -1,8 +1,10 @@
 """Gunicorn settings for wecom-app; every value can be overridden from the environment.
 
 Packaged, so that an installed wecom-app needs no checkout: `wecom-app serve` runs gunicorn
-with it (`-c python:wecom_app.web.gunicorn_conf`), and config/gunicorn.conf.py, for
-`gunicorn -c config/gunicorn.conf.py "wecom_app:create_app()"`, reads it from here.
+with this file, and config/gunicorn.conf.py, for
+`gunicorn -c config/gunicorn.conf.py "wecom_app:create_app()"`, reads it from here. It imports
+nothing of the app: gunicorn's master never loads it, so a reload (HUP) starts workers with
+the code on disk.
 
 Environment (all optional):
   GUNICORN_BIND             address(es) to listen on, comma-separated   [0.0.0.0:8000]
