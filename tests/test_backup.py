@@ -27,7 +27,9 @@ def cli(url: str, *args: str, code: int = 0) -> str:
     env = {**os.environ, **SETTINGS, "DATABASE_URL": url}
     result = CliRunner().invoke(main, list(args), env=env)
     assert result.exit_code == code, result.output
-    return result.output
+    return (
+        result.stdout if result.exit_code == 0 else result.output
+    )  # JSON on stdout; logs on stderr
 
 
 def feedback(url: str) -> list[str]:

@@ -130,7 +130,7 @@ def test_a_week_of_morning_check_ins(world: World) -> None:
     out = runner.invoke(main, ["report", "checkins", "--from", "2025-12-29", "--to", "2026-01-04",
                                "--json"], env=world.worker_env())  # fmt: skip
     assert out.exit_code == 0, out.output
-    assert len(json.loads(out.output)["rows"]) == len(data["rows"])
+    assert len(json.loads(out.stdout)["rows"]) == len(data["rows"])
 
 
 def test_a_location_message_is_parsed_and_checked() -> None:

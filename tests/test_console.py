@@ -422,7 +422,9 @@ def test_the_console_cli_lists_and_ends_sessions_and_prints_actions(sqlite_url: 
         def run(*args: str) -> str:
             result = CliRunner().invoke(main, list(args), env=world.worker_env())
             assert result.exit_code == 0, result.output
-            return result.output
+            return (
+                result.stdout if result.exit_code == 0 else result.output
+            )  # JSON on stdout; logs on stderr
 
         listed = json.loads(run("console", "sessions", "--json"))["sessions"]
         assert [s["userid"] for s in listed] == [LEADER] and listed[0]["via"] == "web"

@@ -349,7 +349,9 @@ def test_archiving_stops_managing_a_group_and_says_why(world: World) -> None:
 def cli(world: World, *args: str, code: int = 0) -> str:
     result = CliRunner().invoke(main, list(args), env=world.worker_env(), catch_exceptions=False)
     assert result.exit_code == code, result.output
-    return result.output
+    return (
+        result.stdout if result.exit_code == 0 else result.output
+    )  # JSON on stdout; logs on stderr
 
 
 def test_the_cli_asks_decides_records_and_exports(world: World, tmp_path: Path) -> None:

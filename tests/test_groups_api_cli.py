@@ -32,7 +32,9 @@ def env(database_url: str) -> Iterator[GroupEnv]:
 def run(env: GroupEnv, *args: str) -> str:
     result = CliRunner().invoke(main, list(args), env=env.worker_env(), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return (
+        result.stdout if result.exit_code == 0 else result.output
+    )  # JSON on stdout; logs on stderr
 
 
 def test_api_lists_groups_members_and_audit(env: GroupEnv) -> None:

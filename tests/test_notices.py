@@ -421,7 +421,7 @@ def test_cli_send_status_resend_list(
     def cli(*args: str) -> Any:
         result = runner.invoke(main, ["notice", *args, "--json"])
         assert result.exit_code == 0, result.output
-        return json.loads(result.output)
+        return json.loads(result.stdout)
 
     preview = cli("send", "--title", "预览", "--department", "4", "--dry-run")
     assert preview["dry_run"] and preview["recipients"] == len(active_in(stack, {4}))

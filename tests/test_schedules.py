@@ -170,7 +170,9 @@ def test_the_schedule_cli(world: World, tmp_path: Any) -> None:
     def run(*args: str, code: int = 0) -> str:
         result = CliRunner().invoke(main, list(args), env=world.worker_env())
         assert result.exit_code == code, result.output
-        return result.output
+        return (
+            result.stdout if result.exit_code == 0 else result.output
+        )  # JSON on stdout; logs on stderr
 
     notice = tmp_path / "notice.json"
     notice.write_text(json.dumps(CHECK_IN, ensure_ascii=False), encoding="utf-8")

@@ -150,8 +150,8 @@ def test_cli_report_overdue(db: Database, scenario: tuple[int, int], tmp_path: P
     args = ["report", "overdue", "--as-of", "2026-01-06T11:10"]
     result = runner.invoke(main, [*args, "--json"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["totals"]["late"] == 1
-    text = runner.invoke(main, args, env=env, catch_exceptions=False).output
+    assert json.loads(result.stdout)["totals"]["late"] == 1
+    text = runner.invoke(main, args, env=env, catch_exceptions=False).stdout
     assert "超时未确认 1" in text and "人力资源部" in text
     out_csv, out_xlsx = tmp_path / "v.csv", tmp_path / "v.xlsx"
     result = runner.invoke(main, [*args, "--csv", str(out_csv), "--xlsx", str(out_xlsx)], env=env)
@@ -167,7 +167,7 @@ def test_cli_due_at_helper() -> None:
         main, ["sla", "due-at", "--sent", "2026-01-09 21:50", "--minutes", "30", "--json"], env={}
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["due_at"] == "2026-01-12T07:50:00+08:00"
     assert data["reminders"] == ["2026-01-12T07:35:00+08:00", "2026-01-12T07:50:00+08:00"]
 

@@ -225,7 +225,9 @@ def test_the_handover_cli_and_the_policy_keys(world: World) -> None:
     def run(*args: str, exit_code: int = 0) -> str:
         result = CliRunner().invoke(main, list(args), env=world.worker_env())
         assert result.exit_code == exit_code, result.output
-        return result.output
+        return (
+            result.stdout if result.exit_code == 0 else result.output
+        )  # JSON on stdout; logs on stderr
 
     out = run(
         "notice", "handover", code, "--from", ENGINEER, "--to", "luoxinlei", "--reason", "他熟悉"
