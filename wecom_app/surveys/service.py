@@ -125,6 +125,11 @@ def create(
     if not userids:
         raise SurveyError("问卷对象中没有在职员工")
     closes_at = _closes_at(data.get("closes_at"), now)
+    chains = _chains(session, userids)
+    counts: dict[int, int] = defaultdict(int)
+    for chain in chains.values():
+        for dept in chain:
+            counts[dept] += 1
     survey = Survey(
         title=title[:128],
         description=str(data.get("description") or "")[:500],
@@ -137,12 +142,15 @@ def create(
         recipients=len(userids),
         min_breakdown=policy.min_breakdown,
         closes_at=closes_at,
-        departments=_subtree_counts(session, userids),
+        departments={str(k): v for k, v in counts.items()},
     )
     session.add(survey)
     session.flush()
-    counts = {int(k): v for k, v in survey.departments.items()}
-    buckets = _buckets(session, userids, counts, _min_breakdown(survey))
+    minimum = _min_breakdown(survey)
+    # each recipient's bucket: the nearest department, from theirs up, with enough people asked
+    buckets = {
+        u: next((d for d in chain if counts[d] >= minimum), COMPANY) for u, chain in chains.items()
+    }
     pacing.insert_rows(session, SurveyBallot, [
         {"survey_id": survey.id, "userid": u, "answered": False, "bucket": buckets[u]}
         for u in userids
@@ -299,26 +307,6 @@ def _answer(session: Session, survey: Survey, event: TemplateCardEvent, at: date
         .execution_options(synchronize_session=False)
     )
     return "已匿名提交"
-
-
-def _buckets(
-    session: Session, userids: list[str], counts: dict[int, int], minimum: int
-) -> dict[str, int]:
-    """Each recipient's bucket: their main department, or the nearest one above it with at
-    least `minimum` people asked (0, the company, when none has)."""
-    parents = dict(session.execute(select(Department.id, Department.parent_id)).all())
-    mains = dict(session.execute(select(Employee.userid, Employee.main_department)).all())
-    found = {}
-    for userid in userids:
-        dept, seen, bucket = mains.get(userid), set(), COMPANY
-        while dept is not None and dept not in seen:
-            seen.add(dept)
-            if counts.get(dept, 0) >= minimum:
-                bucket = dept
-                break
-            dept = parents.get(dept)
-        found[userid] = bucket
-    return found
 
 
 def _past(survey: Survey, now: datetime | None) -> bool:
@@ -498,18 +486,17 @@ def _audience(session: Session, audience: dict[str, Any]) -> list[str]:
         raise SurveyError(str(exc)) from None
 
 
-def _subtree_counts(session: Session, userids: list[str]) -> dict[str, int]:
-    """How many of the audience sit in each department and below it."""
+def _chains(session: Session, userids: list[str]) -> dict[str, list[int]]:
+    """Each recipient's main department and every department above it, nearest first (the
+    mirror read once)."""
     parents = dict(session.execute(select(Department.id, Department.parent_id)).all())
-    counts: dict[int, int] = defaultdict(int)
     wanted = set(userids)
+    chains: dict[str, list[int]] = {u: [] for u in userids}
     for userid, main in session.execute(select(Employee.userid, Employee.main_department)):
-        if userid not in wanted or main is None:
+        if userid not in wanted:
             continue
         dept: int | None = main
-        seen: set[int] = set()
-        while dept is not None and dept not in seen:
-            seen.add(dept)
-            counts[dept] += 1
+        while dept is not None and dept not in chains[userid]:
+            chains[userid].append(dept)
             dept = parents.get(dept)
-    return {str(k): v for k, v in counts.items()}
+    return chains
