@@ -20,9 +20,10 @@ from wecom_app.groups.policy import BUILTIN_RULES, GroupPolicy
 from wecom_app.groups.rules import RuleError
 from wecom_app.groups.service import KINDS
 from wecom_app.models import Employee, EmployeeStatus, GroupRequest, ManagedGroup
-from wecom_app.sla import export
 from wecom_app.surveys import service as surveys
+from wecom_app.surveys.api import FEEDBACK_COLUMNS, RESULT_COLUMNS, result_rows
 from wecom_app.web.context import services
+from wecom_app.web.files import table_download
 
 SPLIT = re.compile(r"[\s,，、;；]+")
 
@@ -120,10 +121,7 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
         if fmt in ("csv", "xlsx"):
             with services().db.begin() as session:
                 auth.record(session, viewer, "export", "register", {"format": fmt})
-            data, kind = export.table_file("群台账", REGISTER_COLUMNS, rows, fmt)
-            response = Response(data, content_type=kind)
-            response.headers["Content-Disposition"] = f'attachment; filename="group-register.{fmt}"'
-            return response
+            return table_download("group-register", "群台账", REGISTER_COLUMNS, rows, fmt)
         return render("console/register.html", title="群台账", nav="groups", rows=rows)
 
     @bp.post("/groups/<chatid>/archive")
@@ -260,12 +258,8 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
                 abort(404)
         fmt = request.args.get("format", "")
         if fmt in ("csv", "xlsx"):
-            from wecom_app.surveys.api import RESULT_COLUMNS, result_rows
-
-            data, kind = export.table_file("问卷结果", RESULT_COLUMNS, result_rows(found), fmt)
-            response = Response(data, content_type=kind)
-            response.headers["Content-Disposition"] = f'attachment; filename="survey-{ident}.{fmt}"'
-            return response
+            rows = result_rows(found)
+            return table_download(f"survey-{ident}", "问卷结果", RESULT_COLUMNS, rows, fmt)
         return render("console/survey.html", title=found["title"], nav="surveys", survey=found)
 
     @bp.post("/surveys/<int:ident>/close")
@@ -292,12 +286,7 @@ def add_routes(bp: Blueprint, render: Any, page: Any, viewer_of: Any) -> None:
         if fmt in ("csv", "xlsx"):
             with services().db.begin() as session:
                 auth.record(session, viewer, "export", "feedback", {"format": fmt})
-            data, kind = export.table_file(
-                "匿名反馈", [("day", "日期"), ("text", "反馈内容")], rows, fmt
-            )
-            response = Response(data, content_type=kind)
-            response.headers["Content-Disposition"] = f'attachment; filename="feedback.{fmt}"'
-            return response
+            return table_download("feedback", "匿名反馈", FEEDBACK_COLUMNS, rows, fmt)
         return _surveys_page(render, {}, None)
 
 

@@ -18,6 +18,7 @@ from wecom_app.models import GroupRequest
 from wecom_app.web.api import ApiError, arg_bool, arg_int, arg_text, transaction
 from wecom_app.web.api import body as request_body
 from wecom_app.web.context import services
+from wecom_app.web.files import table_download
 
 bp = Blueprint("groups", __name__)
 
@@ -130,18 +131,8 @@ def group_register() -> Any:
     with transaction() as session:
         rows = governance.register(session, archived=arg_bool("archived", True))
     if fmt in ("csv", "xlsx"):
-        return register_file(rows, fmt)
+        return table_download("group-register", "群台账", governance.REGISTER_COLUMNS, rows, fmt)
     return jsonify(groups=rows)
-
-
-def register_file(rows: list[dict[str, Any]], fmt: str) -> Response:
-    """The register as a CSV or XLSX download."""
-    from wecom_app.sla import export
-
-    data, kind = export.table_file("群台账", governance.REGISTER_COLUMNS, rows, fmt)
-    response = Response(data, content_type=kind)
-    response.headers["Content-Disposition"] = f'attachment; filename="group-register.{fmt}"'
-    return response
 
 
 @bp.post("/groups/<chatid>/archive")

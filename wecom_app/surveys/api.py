@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, jsonify
 
 from wecom_app import checks
 from wecom_app.checks import InputError
@@ -14,6 +14,7 @@ from wecom_app.surveys import service
 from wecom_app.web.api import ApiError, arg_text, transaction
 from wecom_app.web.api import body as request_body
 from wecom_app.web.context import services
+from wecom_app.web.files import table_download
 
 RESULT_COLUMNS = [("department", "部门"), ("question", "问题"), ("option", "选项"),
                   ("count", "人数")]  # fmt: skip
@@ -56,7 +57,9 @@ def blueprint(policy: GroupPolicy) -> Blueprint:
         except service.SurveyError as exc:
             raise ApiError(str(exc), 404) from None
         if fmt in ("csv", "xlsx"):
-            return download(f"survey-{ident}", "问卷结果", RESULT_COLUMNS, result_rows(found), fmt)
+            return table_download(
+                f"survey-{ident}", "问卷结果", RESULT_COLUMNS, result_rows(found), fmt
+            )
         return jsonify(found)
 
     @bp.post("/surveys/<int:ident>/close")
@@ -81,7 +84,7 @@ def blueprint(policy: GroupPolicy) -> Blueprint:
         with transaction() as session:
             rows = service.feedback_list(session, since)
         if fmt in ("csv", "xlsx"):
-            return download("feedback", "匿名反馈", FEEDBACK_COLUMNS, rows, fmt)
+            return table_download("feedback", "匿名反馈", FEEDBACK_COLUMNS, rows, fmt)
         return jsonify(feedback=rows)
 
     return bp
@@ -105,15 +108,3 @@ def result_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append({"department": department, "question": q["title"],
                              "option": o["text"], "count": o["count"]})  # fmt: skip
     return rows
-
-
-def download(
-    name: str, title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]], fmt: str
-) -> Response:
-    """A table as a CSV or XLSX download."""
-    from wecom_app.sla import export
-
-    data, kind = export.table_file(title, columns, rows, fmt)
-    response = Response(data, content_type=kind)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
-    return response
