@@ -57,8 +57,17 @@ def _who(data: dict[str, Any], field: str = "by") -> str:
     return checks.text(data.get(field), field, 64, required=True)
 
 
-def _refused(exc: Exception) -> ApiError:
-    return ApiError(str(exc), 409)
+def _answer(status: int) -> Any:
+    def handle(exc: Exception) -> tuple[Response, int]:
+        return jsonify(error=str(exc)), status
+
+    return handle
+
+
+# a governance action refused says why (409); a group that is not managed is 404
+for _refusal in governance.ERRORS:
+    bp.register_error_handler(_refusal, _answer(409))
+bp.register_error_handler(GroupNotFound, _answer(404))
 
 
 @bp.post("/group-requests")
@@ -82,8 +91,8 @@ def file_request() -> Any:
             found = governance.request_join(services(), requester, chatid, reason)
         else:
             raise InputError("kind", "须为 create（建群）或 join（入群）")
-    except (*governance.ERRORS, RuleError) as exc:
-        raise _refused(exc) from None
+    except RuleError as exc:  # the request as asked cannot be built
+        raise ApiError(str(exc), 409) from None
     return jsonify(request=found), 201
 
 
@@ -115,10 +124,7 @@ def decide_request(ident: int, decision: str) -> Any:
     data = request_body()
     by = _who(data)
     reason = checks.text(data.get("reason"), "reason", 500)
-    try:
-        done = governance.decide(services(), ident, by, decision == "approve", reason, admin=True)
-    except governance.ERRORS as exc:
-        raise _refused(exc) from None
+    done = governance.decide(services(), ident, by, decision == "approve", reason, admin=True)
     return jsonify(done)
 
 
@@ -140,13 +146,8 @@ def archive_group(chatid: str) -> Any:
     """Stop managing a group: {"by", "reason"}."""
     checks.text(chatid, "chatid", 64)
     data = request_body()
-    try:
-        done = governance.archive(services(), chatid, _who(data),
-                                  checks.text(data.get("reason"), "reason", 500))  # fmt: skip
-    except GroupNotFound as exc:
-        raise ApiError(str(exc), 404) from None
-    except governance.ERRORS as exc:
-        raise _refused(exc) from None
+    done = governance.archive(services(), chatid, _who(data),
+                              checks.text(data.get("reason"), "reason", 500))  # fmt: skip
     return jsonify(done)
 
 
@@ -158,12 +159,7 @@ def record_violation(chatid: str) -> Any:
     userid = _who(data, "userid")
     rule = checks.text(data.get("rule"), "rule", 64, required=True)
     note = checks.text(data.get("note"), "note", 500)
-    try:
-        done = governance.record_violation(services(), chatid, userid, rule, note, _who(data))
-    except GroupNotFound as exc:
-        raise ApiError(str(exc), 404) from None
-    except governance.ERRORS as exc:
-        raise _refused(exc) from None
+    done = governance.record_violation(services(), chatid, userid, rule, note, _who(data))
     return jsonify(violation=done), 201
 
 
@@ -174,12 +170,7 @@ def remove_member(chatid: str) -> Any:
     data = request_body()
     userid = _who(data, "userid")
     reason = checks.text(data.get("reason"), "reason", 500)
-    try:
-        done = governance.remove_member(services(), chatid, userid, reason, _who(data))
-    except GroupNotFound as exc:
-        raise ApiError(str(exc), 404) from None
-    except governance.ERRORS as exc:
-        raise _refused(exc) from None
+    done = governance.remove_member(services(), chatid, userid, reason, _who(data))
     return jsonify(violation=done), 201
 
 
@@ -188,12 +179,7 @@ def adopt_member(chatid: str) -> Any:
     """Keep someone added outside the app as an approved member: {"userid", "by"}."""
     checks.text(chatid, "chatid", 64)
     data = request_body()
-    try:
-        done = governance.adopt_member(services(), chatid, _who(data, "userid"), _who(data))
-    except GroupNotFound as exc:
-        raise ApiError(str(exc), 404) from None
-    except governance.ERRORS as exc:
-        raise _refused(exc) from None
+    done = governance.adopt_member(services(), chatid, _who(data, "userid"), _who(data))
     return jsonify(done)
 
 
@@ -205,10 +191,7 @@ def list_violations() -> Any:
         group_id = None
         chatid = arg_text("chatid")
         if chatid:
-            try:
-                group_id = group_by_chatid(session, chatid).id
-            except GroupNotFound as exc:
-                raise ApiError(str(exc), 404) from None
+            group_id = group_by_chatid(session, chatid).id
         rows = conduct.ledger(session, since=since, group_id=group_id, userid=arg_text("userid"))
         return jsonify(violations=rows)
 
@@ -217,11 +200,8 @@ def list_violations() -> Any:
 def withdraw_violation(ident: int) -> Any:
     """Withdraw a wrong entry: {"by", "note"} (kept in history)."""
     data = request_body()
-    try:
-        done = governance.withdraw(services(), ident, _who(data),
-                                   checks.text(data.get("note"), "note", 500))  # fmt: skip
-    except governance.ERRORS as exc:
-        raise _refused(exc) from None
+    done = governance.withdraw(services(), ident, _who(data),
+                               checks.text(data.get("note"), "note", 500))  # fmt: skip
     return jsonify(violation=done)
 
 
