@@ -16,7 +16,7 @@ from wecom_app.clock import BEIJING
 from wecom_app.errors import AppError
 from wecom_app.groups import conduct, requests
 from wecom_app.groups.conduct import ConductError
-from wecom_app.groups.mirror import group_by_chatid, org_view, userids_of
+from wecom_app.groups.mirror import display_names, group_by_chatid, org_view, userids_of
 from wecom_app.groups.policy import GroupPolicy
 from wecom_app.groups.requests import Asking, RequestError
 from wecom_app.groups.rules import GroupRules, RuleError, desired_members
@@ -375,10 +375,7 @@ def _violation(session: Session, v: GroupViolation, group: ManagedGroup) -> dict
 
 def _names(session: Session, userids: list[str | None]) -> dict[str, str]:
     wanted = [u for u in userids if u]
-    if not wanted:
-        return {}
-    query = select(Employee.userid, Employee.display_name).where(Employee.userid.in_(wanted))
-    return {u: n for u, n in session.execute(query).all()}
+    return display_names(session, wanted) if wanted else {}
 
 
 def _calendar(services: Services) -> Any:

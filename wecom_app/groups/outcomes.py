@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from wecom_app.groups import quiet
 from wecom_app.groups.ledger import REF, queue_update
+from wecom_app.groups.mirror import display_names
 from wecom_app.groups.notice import DepartureNotice
 from wecom_app.groups.plan import Update
 from wecom_app.models import Employee, GroupAudit, GroupMember, ManagedGroup, OutboxMessage
@@ -229,12 +230,7 @@ def record_create(session: Session, msg: OutboxMessage, outcome: Outcome) -> Non
 
 def _announce_creation(session: Session, group: ManagedGroup, msg_id: int, now: datetime) -> None:
     """A group made on request says in itself who asked for it, who approved it, and why."""
-    names = {
-        e.userid: e.display_name
-        for e in session.scalars(
-            select(Employee).where(Employee.userid.in_([group.requested_by, group.approved_by]))
-        )
-    }
+    names = display_names(session, [u for u in (group.requested_by, group.approved_by) if u])
     text = (f"本群由 {names.get(group.requested_by or '', group.requested_by)} 申请，"
             f"经 {names.get(group.approved_by or '', group.approved_by)} 审批建立，"
             f"已报人事行政部备案。\n用途：{group.purpose or '—'}")  # fmt: skip
